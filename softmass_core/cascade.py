@@ -1,0 +1,271 @@
+"""The DLM system: DLM-1 (benign vs malignant), then DLM-2 when benign.
+
+For each available image of a case (grayscale B-mode and/or CDFI) DLM-1 gives
+P(malignant).  The case score fuses the images by the weight set's rule
+(``mean`` of the available images by default; ``max``; or one image kind
+only).  If the fused score is below DLM-1's operating threshold the case is
+benign and DLM-2's five one-vs-rest sub-models (SM-1 lipoma .. SM-5
+calcifying epithelioma) score it, fused the same way; the highest-scoring
+sub-model names the subtype.  ``run_all=True`` runs every model whatever
+DLM-1 says (cohort ROC curves of DLM-2 need every score).
+
+The result records every stage: per-image and fused probabilities, the
+threshold, which models ran, the diagnosis and why the cascade stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
+from softmass_core.models import stage_index, tail_forward, trunk_forward
+from softmass_core.roi import Prepared, Roi, prepare
+from softmass_core.weights import FUSION_RULES, WeightSet
+
+
+@dataclass(frozen=True)
+class CaseImages:
+    """A case: RGB uint8 arrays (H, W, 3) and their ROIs in image pixels."""
+
+    gray: np.ndarray | None = None
+    cdfi: np.ndarray | None = None
+    gray_roi: Roi | None = None
+    cdfi_roi: Roi | None = None
+
+    def available(self) -> list[tuple[str, np.ndarray, Roi | None]]:
+        out = []
+        if self.gray is not None:
+            out.append(("gray", self.gray, self.gray_roi))
+        if self.cdfi is not None:
+            out.append(("cdfi", self.cdfi, self.cdfi_roi))
+        return out
+
+
+def fuse(per_image: dict[str, float], rule: str) -> float:
+    """Fuse per-image probabilities ``{modality: p}`` into one case score."""
+    if not per_image:
+        raise SoftmassError("No image to fuse: give a grayscale and/or a CDFI image.")
+    if rule == "mean":
+        return float(np.mean(list(per_image.values())))
+    if rule == "max":
+        return float(max(per_image.values()))
+    if rule in MODALITIES:
+        if rule not in per_image:
+            raise SoftmassError(
+                f"The fusion rule '{rule}' uses the {rule} image only, and this case has none. "
+                "Add that image or choose the 'mean' rule."
+            )
+        return float(per_image[rule])
+    raise SoftmassError(f"Unknown fusion rule {rule!r}; use one of {FUSION_RULES}.")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The cascade's verdict for one case."""
+
+    p_malignant: float
+    malignant: bool
+    sub_scores: dict[str, float] | None
+    diagnosis: str
+    reason: str
+
+
+@dataclass
+class CascadeResult:
+    """Everything the cascade did for one case."""
+
+    weight_set_id: str
+    weight_set_version: str
+    fusion_rule: str
+    threshold: float
+    per_image: dict[str, dict[str, float]]
+    p_malignant: float
+    malignant: bool
+    sub_scores: dict[str, float] | None
+    diagnosis: str
+    models_run: list[str]
+    stopped_because: str
+    rois: dict[str, Roi] = field(default_factory=dict)
+    prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
+    features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def per_image_p_malignant(self) -> dict[str, float]:
+        return {m: probs[DLM1] for m, probs in self.per_image.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no arrays)."""
+        return {
+            "weight_set": {
+                "id": self.weight_set_id,
+                "version": self.weight_set_version,
+            },
+            "diagnosis": self.diagnosis,
+            "p_malignant": self.p_malignant,
+            "malignant": self.malignant,
+            "threshold": self.threshold,
+            "fusion_rule": self.fusion_rule,
+            "per_image": {m: dict(p) for m, p in self.per_image.items()},
+            "per_image_p_malignant": self.per_image_p_malignant(),
+            "sub_scores": dict(self.sub_scores) if self.sub_scores is not None else None,
+            "models_run": list(self.models_run),
+            "stopped_because": self.stopped_because,
+            "rois": {m: r.as_string() for m, r in self.rois.items()},
+        }
+
+
+class Cascade:
+    """Runs a :class:`WeightSet` on cases.  Thread-safe for inference."""
+
+    def __init__(
+        self,
+        weight_set: WeightSet,
+        *,
+        fusion_rule: str | None = None,
+        threshold: float | None = None,
+    ):
+        self.weight_set = weight_set
+        self.fusion_rule = fusion_rule or weight_set.manifest.fusion_rule
+        if self.fusion_rule not in FUSION_RULES:
+            raise SoftmassError(f"Unknown fusion rule {self.fusion_rule!r}; use one of {FUSION_RULES}.")
+        dlm1 = weight_set.entry(DLM1)
+        self.threshold = dlm1.threshold if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise SoftmassError(f"Threshold must be in [0, 1], got {self.threshold}.")
+
+    # ------------------------------------------------------------------ tensors
+
+    def prepare(self, case: CaseImages) -> dict[str, Prepared]:
+        """Crop each available image to its ROI and resize as the manifest says."""
+        items = case.available()
+        if not items:
+            raise SoftmassError("A case needs a grayscale B-mode image, a CDFI image or both.")
+        spec = self.weight_set.input_spec
+        return {m: prepare(rgb, roi, spec) for m, rgb, roi in items}
+
+    def probabilities(
+        self, model_id: str, batch: torch.Tensor, *, keep_features: bool = False
+    ) -> tuple[np.ndarray, torch.Tensor | None]:
+        """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
+
+        With ``keep_features`` also returns the input of the Grad-CAM target
+        stage, so a later CAM reuses the forward pass instead of repeating it.
+        """
+        entry = self.weight_set.entry(model_id)
+        model = self.weight_set.model(model_id)
+        with torch.no_grad():
+            if keep_features:
+                index = stage_index(model, entry.gradcam_target_layer)
+                feats = trunk_forward(model, batch, index)
+                logits = tail_forward(model, feats, index)
+            else:
+                feats = None
+                logits = model(batch)
+            probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index]
+        return probs.numpy().astype(np.float64), feats
+
+    # ------------------------------------------------------------------ cases
+
+    def run(self, case: CaseImages, *, run_all: bool = False, keep_features: bool = False) -> CascadeResult:
+        """Run the cascade on one case."""
+        return self.run_prepared(self.prepare(case), run_all=run_all, keep_features=keep_features)
+
+    def run_prepared(
+        self,
+        prepared: dict[str, Prepared],
+        *,
+        run_all: bool = False,
+        keep_features: bool = False,
+    ) -> CascadeResult:
+        """Run the cascade on already prepared images ``{modality: Prepared}``."""
+        modalities = [m for m in MODALITIES if m in prepared]
+        batch = torch.from_numpy(np.stack([prepared[m].array for m in modalities]))
+        per_image: dict[str, dict[str, float]] = {m: {} for m in modalities}
+        features: dict[str, torch.Tensor] = {}
+
+        def score(model_id: str) -> None:
+            probs, feats = self.probabilities(model_id, batch, keep_features=keep_features)
+            if feats is not None:
+                features[model_id] = feats
+            for i, m in enumerate(modalities):
+                per_image[m][model_id] = float(probs[i])
+
+        score(DLM1)
+        models_run = [DLM1]
+        p = fuse({m: per_image[m][DLM1] for m in modalities}, self.fusion_rule)
+        if self.weight_set.has_dlm2 and (run_all or p < self.threshold):
+            for sm_id in SUBMODEL_IDS:
+                score(sm_id)
+                models_run.append(sm_id)
+        decision = self.decide(per_image)
+        return CascadeResult(
+            weight_set_id=self.weight_set.id,
+            weight_set_version=self.weight_set.version,
+            fusion_rule=self.fusion_rule,
+            threshold=self.threshold,
+            per_image=per_image,
+            p_malignant=decision.p_malignant,
+            malignant=decision.malignant,
+            sub_scores=decision.sub_scores,
+            diagnosis=decision.diagnosis,
+            models_run=models_run,
+            stopped_because=decision.reason,
+            rois={m: prepared[m].roi for m in modalities},
+            prepared=dict(prepared),
+            features=features,
+        )
+
+    def decide(self, per_image: dict[str, dict[str, float]]) -> Decision:
+        """The cascade's decision from per-image probabilities ``{modality: {model_id: p}}``.
+
+        Sub-model scores are used when present for every image; a benign case
+        without them (a DLM-1-only weight set) is diagnosed ``benign``.
+        """
+        p = fuse({m: probs[DLM1] for m, probs in per_image.items()}, self.fusion_rule)
+        malignant = p >= self.threshold
+        have_subs = bool(per_image) and all(all(sm in probs for sm in SUBMODEL_IDS) for probs in per_image.values())
+        sub_scores = (
+            {
+                st: fuse({m: probs[sm] for m, probs in per_image.items()}, self.fusion_rule)
+                for sm, st in SUBMODEL_IDS.items()
+            }
+            if have_subs
+            else None
+        )
+        if malignant:
+            diagnosis = MALIGNANT
+            reason = f"DLM-1 P(malignant) {p:.3f} >= threshold {self.threshold:.3f}: malignant, so DLM-2 was not needed"
+            if sub_scores is not None:
+                reason += " (its scores are shown for reference only)"
+        elif sub_scores is not None:
+            diagnosis = max(sub_scores, key=sub_scores.__getitem__)
+            reason = (
+                f"DLM-1 P(malignant) {p:.3f} < threshold {self.threshold:.3f}: benign; DLM-2's highest "
+                f"sub-model score ({sub_scores[diagnosis]:.3f}) names the subtype"
+            )
+        else:
+            diagnosis = BENIGN
+            reason = (
+                f"DLM-1 P(malignant) {p:.3f} < threshold {self.threshold:.3f}: benign; this weight set has "
+                "DLM-1 only, so no subtype is given"
+            )
+        return Decision(
+            p_malignant=p,
+            malignant=bool(malignant),
+            sub_scores=sub_scores,
+            diagnosis=diagnosis,
+            reason=reason,
+        )
+
+    def diagnosing_model(self, result: CascadeResult) -> str | None:
+        """The sub-model id that named the subtype (None when DLM-2 did not decide)."""
+        if result.malignant or result.sub_scores is None:
+            return None
+        for sm_id, subtype in SUBMODEL_IDS.items():
+            if subtype == result.diagnosis:
+                return sm_id
+        return None

@@ -1,0 +1,301 @@
+"""Command line: ``python -m softmass_core <command> ...``.
+
+Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
+``metrics`` (diagnostic metrics of a predictions CSV), ``bench`` (speed),
+``phantom`` (simulated cohorts), ``baseline`` (histogram baseline), ``train``
+(a weight set from a cohort CSV).  Bad input prints one line on stderr and
+exits with status 2; there are no tracebacks for expected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from softmass_core.errors import SoftmassError
+
+EXIT_BAD_INPUT = 2
+
+# Commands whose parser and handler live in their own module:
+# module.add_arguments(parser) and module.run_cli(args) -> int.
+_MODULE_COMMANDS = {
+    "phantom": ("softmass_core.phantom", "generate simulated cohorts (gray + CDFI, three hospitals)"),
+    "baseline": ("softmass_core.baseline", "histogram + logistic-regression baseline on a cohort CSV"),
+    "train": ("softmass_core.train", "train a weight set (DLM-1 and optionally DLM-2) from a cohort CSV"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def _clean(obj: Any) -> Any:
+    """NaN -> None so the JSON is standard."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False))
+
+
+def _progress_bar(desc: str):
+    """A tqdm-backed ``progress(done, total)`` callback writing to stderr."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="case", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from softmass_core.cascade import Cascade, CaseImages
+    from softmass_core.images import load_image
+    from softmass_core.roi import parse_roi
+    from softmass_core.weights import WeightSet
+
+    if not args.gray and not args.cdfi:
+        raise SoftmassError("Give --gray IMG and/or --cdfi IMG.")
+    ws = WeightSet.load(args.weights)
+    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
+    gray = load_image(args.gray).rgb if args.gray else None
+    cdfi = load_image(args.cdfi).rgb if args.cdfi else None
+    case = CaseImages(gray=gray, cdfi=cdfi, gray_roi=parse_roi(args.gray_roi), cdfi_roi=parse_roi(args.cdfi_roi))
+    result = cascade.run(case, run_all=args.all)
+    out = result.to_dict()
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"weight set   {ws.id} {ws.version}")
+    for m, p in out["per_image_p_malignant"].items():
+        print(f"P(malignant) {m:<5} {p:.3f}")
+    print(f"P(malignant) fused {out['p_malignant']:.3f} ({out['fusion_rule']}), threshold {out['threshold']:.3f}")
+    if out["sub_scores"]:
+        for subtype, s in out["sub_scores"].items():
+            print(f"  {subtype:<24} {s:.3f}")
+    print(f"diagnosis    {out['diagnosis']}")
+    print(f"path         {out['stopped_because']}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from softmass_core.cascade import Cascade
+    from softmass_core.cohort import read_cohort
+    from softmass_core.evaluate import evaluate
+    from softmass_core.weights import WeightSet
+
+    ws = WeightSet.load(args.weights)
+    cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
+    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
+    progress = None if args.quiet else _progress_bar("evaluate")
+    ev = evaluate(cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed)
+    if args.out:
+        files = ev.write(args.out)
+        print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
+    if args.json:
+        print_json({"cohorts": ev.metrics})
+        return 0
+    table = ev.metrics_table()
+    for cohort_name, df in table.groupby("cohort", sort=False):
+        print(f"\n== {cohort_name} ==")
+        for task, dt in df.groupby("task", sort=False):
+            n, npos = int(dt["n"].iloc[0]), int(dt["n_positive"].iloc[0])
+            parts = []
+            for _, r in dt.iterrows():
+                if r["value"] is None or (isinstance(r["value"], float) and math.isnan(r["value"])):
+                    parts.append(f"{r['metric']} n/a")
+                else:
+                    parts.append(f"{r['metric']} {r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+            print(f"{task:<24} n={n} pos={npos}: " + "; ".join(parts))
+    return 0
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from softmass_core.metrics import binary_metrics, delong_test
+
+    try:
+        df = pd.read_csv(args.predictions)
+    except FileNotFoundError:
+        raise SoftmassError(f"{args.predictions} does not exist.") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise SoftmassError(f"{args.predictions} is not a readable CSV ({exc}).") from None
+    cols = [args.label_col, args.score_col] + ([args.compare_col] if args.compare_col else [])
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise SoftmassError(f"{args.predictions}: no column(s) {missing}; it has {list(df.columns)}.")
+    labels = df[args.label_col].to_numpy()
+    scores = pd.to_numeric(df[args.score_col], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(scores).any():
+        bad = int(np.flatnonzero(np.isnan(scores))[0]) + 2
+        raise SoftmassError(f"{args.predictions}: column {args.score_col!r} has a non-number at line {bad}.")
+    out = binary_metrics(labels, scores, threshold=args.threshold, n_boot=args.n_boot, seed=args.seed)
+    if args.compare_col:
+        other = pd.to_numeric(df[args.compare_col], errors="coerce").to_numpy(dtype=float)
+        if np.isnan(other).any():
+            raise SoftmassError(f"{args.predictions}: column {args.compare_col!r} has non-numbers.")
+        cmp = delong_test(labels, scores, other)
+        out["comparison"] = {
+            k: cmp[k] for k in ("auc_difference", "ci_low", "ci_high", "z", "p_value", "method") if k in cmp
+        }
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"n={out['n']} positives={out['n_positive']} threshold={out['threshold']}")
+    print("counts " + " ".join(f"{k}={v}" for k, v in out["counts"].items()))
+    for name, est in out["metrics"].items():
+        if est["value"] is None:
+            print(f"{name:<12} n/a")
+        else:
+            print(f"{name:<12} {est['value']:.3f} [{est['ci_low']:.3f}, {est['ci_high']:.3f}] ({est['method']})")
+    if "comparison" in out:
+        c = out["comparison"]
+        print(
+            f"AUC difference {c['auc_difference']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}], "
+            f"z={c['z']:.2f}, p={c['p_value']:.4f} ({c['method']})"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from softmass_core.bench import format_table, run_bench
+
+    res = run_bench(
+        weights=args.weights,
+        arch=args.arch,
+        repeats=args.repeats,
+        eval_images=args.eval_images,
+        phantom_cases=args.phantom_cases,
+    )
+    if args.json:
+        print_json(res)
+    else:
+        print(format_table(res))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m softmass_core", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("predict", help="run the DLM cascade on one case")
+    p.add_argument("--weights", required=True, help="weight-set folder (holds manifest.json)")
+    p.add_argument("--gray", help="grayscale B-mode image (PNG, JPEG, BMP, TIFF, DICOM)")
+    p.add_argument("--gray-roi", help="x0,y0,x1,y1 in image pixels (default: whole image)")
+    p.add_argument("--cdfi", help="colour Doppler image")
+    p.add_argument("--cdfi-roi", help="x0,y0,x1,y1 in image pixels (default: whole image)")
+    p.add_argument("--fusion", choices=("mean", "max", "gray", "cdfi"), help="override the manifest's fusion rule")
+    p.add_argument("--threshold", type=float, help="override DLM-1's operating threshold")
+    p.add_argument("--all", action="store_true", help="run every model whatever DLM-1 says")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("evaluate", help="evaluate a weight set on a cohort CSV")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--cohort", required=True, help="cohort CSV (see README)")
+    p.add_argument("--cohorts", help="comma-separated cohort names to keep (default: all)")
+    p.add_argument("--out", help="folder for predictions.csv, metrics.json, metrics.csv")
+    p.add_argument("--fusion", choices=("mean", "max", "gray", "cdfi"))
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("metrics", help="diagnostic metrics with 95%% CIs from a predictions CSV")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--label-col", default="label", help="0/1 labels (1 = positive)")
+    p.add_argument("--score-col", default="score")
+    p.add_argument("--compare-col", help="second score column: paired DeLong test against --score-col")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_metrics)
+
+    p = sub.add_parser("bench", help="speed benchmarks on this machine")
+    p.add_argument("--weights", help="weight set to time (default: a fresh model of --arch with random weights)")
+    p.add_argument("--arch", default="convnext_atto", help="timm ConvNeXt name when --weights is not given")
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--eval-images", type=int, default=64)
+    p.add_argument(
+        "--phantom-cases", type=int, default=12, help="cases per hospital for the generator timing (0 = skip)"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
+
+    for name, (module_name, help_text) in _MODULE_COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if not hasattr(module, "add_arguments"):
+            continue
+        p = sub.add_parser(name, help=help_text)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run_cli)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SoftmassError as exc:
+        # One line, whatever the message holds (cohort errors list several rows).
+        text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"error: {text}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

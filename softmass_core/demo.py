@@ -1,0 +1,162 @@
+"""Demo data for the dashboard: a fixed set of simulated cases and a cached cohort.
+
+:func:`demo_cases` gives twelve simulated cases (two per class: malignant and
+the five benign subtypes), generated deterministically by
+:func:`softmass_core.phantom.generate_case` for hospital 1 and kept in memory
+for the life of the process.  :func:`ensure_demo_cohort` generates the
+simulated hospitals' cohorts once into a cache folder and reuses them.
+
+Images are RGB ``uint8`` arrays ``(H, W, 3)``; ROIs are original-image
+pixels (see :mod:`softmass_core.roi`).  Nothing here is a real patient.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmass_core.cascade import CaseImages
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import MALIGNANT, SUBTYPES
+from softmass_core.roi import Roi, parse_roi
+
+#: Seed of every demo case and of the demo cohort.
+DEMO_SEED = 2023
+#: Classes of the demo cases, in the order they are listed.
+DEMO_LABELS: tuple[str, ...] = (MALIGNANT, *SUBTYPES)
+#: Cases per class.
+CASES_PER_LABEL = 2
+#: The simulated hospital the demo cases come from.
+DEMO_HOSPITAL = 1
+
+_COHORT_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One simulated case: ``gray`` and ``cdfi`` are ``(H, W, 3)`` uint8, ROIs in image pixels."""
+
+    case_id: str
+    label: str
+    hospital: int
+    gray: np.ndarray
+    cdfi: np.ndarray
+    gray_roi: Roi
+    cdfi_roi: Roi
+    age: int
+    sex: str
+
+    def to_case_images(self) -> CaseImages:
+        """The case as the cascade takes it (both images with their ROIs)."""
+        return CaseImages(gray=self.gray, cdfi=self.cdfi, gray_roi=self.gray_roi, cdfi_roi=self.cdfi_roi)
+
+
+def _as_rgb(image: Any) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, 3|4)`` image -> read-only ``(H, W, 3)`` uint8."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise SoftmassError(f"A simulated image has shape {arr.shape}; expected (H, W) or (H, W, 3).")
+    arr = np.ascontiguousarray(arr)
+    arr.flags.writeable = False  # shared by every session: nobody may draw on it
+    return arr
+
+
+def _as_roi(value: Any) -> Roi:
+    roi = parse_roi(value)
+    if roi is None:
+        raise SoftmassError("A simulated case came without a ROI; regenerate the phantom.")
+    return roi
+
+
+def _case_seed(label_index: int, k: int) -> int:
+    """Seed of the ``k``-th (1-based) demo case of the ``label_index``-th class."""
+    return DEMO_SEED * 1000 + 10 * label_index + k
+
+
+@functools.lru_cache(maxsize=1)
+def _generate_demo_cases() -> tuple[DemoCase, ...]:
+    from softmass_core import phantom  # lazy: the simulator is only needed here
+
+    out = []
+    for i, label in enumerate(DEMO_LABELS):
+        for k in range(1, CASES_PER_LABEL + 1):
+            pc = phantom.generate_case(label, hospital=DEMO_HOSPITAL, seed=_case_seed(i, k))
+            out.append(
+                DemoCase(
+                    case_id=f"demo-{label}-{k}",
+                    label=label,
+                    hospital=DEMO_HOSPITAL,
+                    gray=_as_rgb(pc.gray),
+                    cdfi=_as_rgb(pc.cdfi),
+                    gray_roi=_as_roi(pc.gray_roi),
+                    cdfi_roi=_as_roi(pc.cdfi_roi),
+                    age=int(pc.age),
+                    sex=str(pc.sex),
+                )
+            )
+    return tuple(out)
+
+
+def demo_cases() -> list[DemoCase]:
+    """The 12 demo cases (2 per class, malignant first), generated once per process."""
+    return list(_generate_demo_cases())
+
+
+def demo_case(case_id: str) -> DemoCase:
+    """The demo case with this id, e.g. ``"demo-lipoma-1"``; SoftmassError if unknown."""
+    for case in _generate_demo_cases():
+        if case.case_id == case_id:
+            return case
+    known = ", ".join(c.case_id for c in _generate_demo_cases())
+    raise SoftmassError(f"There is no demo case {case_id!r}. Pick one of: {known}.")
+
+
+def demo_cohort_dir(cache_root: Path, *, scale: float = 0.25, seed: int = DEMO_SEED) -> Path:
+    """Folder that holds the demo cohort for this ``scale`` and ``seed``."""
+    return Path(cache_root) / f"phantom-s{scale}-seed{seed}"
+
+
+def ensure_demo_cohort(
+    cache_root: Path,
+    *,
+    scale: float = 0.25,
+    seed: int = DEMO_SEED,
+    progress: Callable[..., Any] | None = None,
+) -> Path:
+    """Path of the simulated cohorts' CSV (hospitals 1-3), generating them on first use.
+
+    Every cohort of ``phantom.COHORT_PLAN`` is generated with its counts
+    multiplied by ``scale`` into ``cache_root / f"phantom-s{scale}-seed{seed}"``;
+    a later call finds ``cohort.csv`` there and returns it without generating
+    anything.  ``progress`` is handed to ``phantom.generate_cohorts``.
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < float(scale) <= 1000:
+        raise SoftmassError(f"The demo cohort scale must be a positive number, got {scale!r}.")
+    out_dir = demo_cohort_dir(cache_root, scale=scale, seed=seed)
+    csv_path = out_dir / "cohort.csv"
+    with _COHORT_LOCK:
+        if csv_path.is_file():
+            return csv_path
+        from softmass_core import phantom
+
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SoftmassError(
+                f"Could not create the demo cohort folder {out_dir}: {exc.strerror or exc}. "
+                "Set SOFTMASS_CACHE to a writable folder."
+            ) from exc
+        written = phantom.generate_cohorts(out_dir, scale=scale, seed=seed, progress=progress)
+        return Path(written)

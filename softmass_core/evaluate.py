@@ -1,0 +1,272 @@
+"""Run a weight set over a cohort: predictions table, metrics per cohort, ROC points.
+
+DLM-1 is evaluated on every case (malignant = positive), as in the paper's
+Table 2.  Each DLM-2 sub-model is evaluated one-vs-rest on the benign cases
+whose subtype is known, as in Table 3.  Every model runs on every image
+(``run_all``) so that each has a score for the ROC curves; the cascade's own
+decision is kept in the ``diagnosis`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmass_core.cascade import Cascade
+from softmass_core.cohort import Cohort, CohortRow
+from softmass_core.errors import CohortError, SoftmassError
+from softmass_core.images import load_image
+from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+from softmass_core.roi import Prepared, prepare
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Evaluation:
+    """Predictions and metrics of one weight set on one cohort file."""
+
+    weight_set_id: str
+    weight_set_version: str
+    threshold: float
+    fusion_rule: str
+    predictions: Any  # pandas.DataFrame
+    metrics: dict[str, dict[str, Any]]
+    roc: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def metrics_json(self) -> dict[str, Any]:
+        return {
+            "weight_set": {
+                "id": self.weight_set_id,
+                "version": self.weight_set_version,
+            },
+            "threshold": self.threshold,
+            "fusion_rule": self.fusion_rule,
+            "cohorts": self.metrics,
+        }
+
+    def metrics_table(self):
+        """Long table: one row per (cohort, task, metric) with value and CI."""
+        import pandas as pd
+
+        rows = []
+        for cohort, tasks in self.metrics.items():
+            flat = [("dlm1", tasks.get("dlm1"))] + [(k, v) for k, v in (tasks.get("dlm2") or {}).items()]
+            for task, m in flat:
+                if m is None:
+                    continue
+                for name, est in m["metrics"].items():
+                    rows.append(
+                        {
+                            "cohort": cohort,
+                            "task": task,
+                            "metric": name,
+                            "n": m["n"],
+                            "n_positive": m["n_positive"],
+                            "value": est["value"],
+                            "ci_low": est["ci_low"],
+                            "ci_high": est["ci_high"],
+                            "method": est["method"],
+                        }
+                    )
+        return pd.DataFrame(rows)
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write predictions.csv, metrics.json and metrics.csv to ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {
+            "predictions": out / "predictions.csv",
+            "metrics_json": out / "metrics.json",
+            "metrics_csv": out / "metrics.csv",
+        }
+        self.predictions.to_csv(files["predictions"], index=False)
+        files["metrics_json"].write_text(json.dumps(self.metrics_json(), indent=2) + "\n", encoding="utf-8")
+        self.metrics_table().to_csv(files["metrics_csv"], index=False)
+        return files
+
+
+def _load_row(row: CohortRow, spec) -> dict[str, Prepared]:
+    out = {}
+    for m in MODALITIES:
+        if m in row.paths:
+            try:
+                img = load_image(row.paths[m])
+                out[m] = prepare(img.rgb, row.rois.get(m), spec)
+            except SoftmassError as exc:
+                raise CohortError(f"line {row.line} ({row.case_id}), {m} image {row.paths[m].name}: {exc}") from exc
+    return out
+
+
+def predict_cohort(
+    cascade: Cascade,
+    cohort: Cohort,
+    *,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+):
+    """Every model's probability for every image and the fused scores, per case.
+
+    Image decoding of the next batch overlaps with the models' forward passes
+    of the current one.
+    """
+    import pandas as pd
+    import torch
+
+    ws = cascade.weight_set
+    spec = ws.input_spec
+    model_ids = list(ws.manifest.models)
+    rows = list(cohort.rows)
+    total = len(rows)
+    batches = [rows[i : i + batch_size] for i in range(0, total, batch_size)]
+    records: list[dict[str, Any]] = []
+    done = 0
+    if progress:
+        progress(0, total)
+
+    def load_batch(batch):
+        return [_load_row(r, spec) for r in batch]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(load_batch, batches[0]) if batches else None
+        for b, batch in enumerate(batches):
+            prepared = future.result()
+            if b + 1 < len(batches):
+                future = pool.submit(load_batch, batches[b + 1])
+            if cancel is not None and cancel.is_set():
+                raise SoftmassError("Evaluation cancelled.")
+            index: list[tuple[int, str]] = []
+            arrays = []
+            for i, prep in enumerate(prepared):
+                for m in MODALITIES:
+                    if m in prep:
+                        index.append((i, m))
+                        arrays.append(prep[m].array)
+            tensor = torch.from_numpy(np.stack(arrays))
+            scores = {mid: cascade.probabilities(mid, tensor)[0] for mid in model_ids}
+            per_case: list[dict[str, dict[str, float]]] = [{} for _ in batch]
+            for j, (i, m) in enumerate(index):
+                per_case[i][m] = {mid: float(scores[mid][j]) for mid in model_ids}
+            for row, per_image in zip(batch, per_case):
+                result = cascade.decide(per_image)
+                rec: dict[str, Any] = {
+                    "case_id": row.case_id,
+                    "cohort": row.cohort,
+                    "label": row.label,
+                    "y_malignant": int(row.label == MALIGNANT),
+                    "p_malignant": result.p_malignant,
+                    "pred_malignant": int(result.malignant),
+                    "diagnosis": result.diagnosis,
+                }
+                for m in MODALITIES:
+                    rec[f"{m}_dlm1"] = per_image.get(m, {}).get(DLM1, np.nan)
+                for sm_id, subtype in SUBMODEL_IDS.items():
+                    if sm_id in model_ids:
+                        rec[f"score_{subtype}"] = (result.sub_scores or {}).get(subtype, np.nan)
+                        for m in MODALITIES:
+                            rec[f"{m}_{sm_id}"] = per_image.get(m, {}).get(sm_id, np.nan)
+                rec["age"] = row.age
+                rec["sex"] = row.sex
+                records.append(rec)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+    return pd.DataFrame.from_records(records)
+
+
+def cohort_metrics(
+    predictions,
+    *,
+    dlm1_threshold: float,
+    sub_thresholds: dict[str, float] | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Metrics (Table 2 / Table 3 form) and ROC points per cohort from a predictions table."""
+    import warnings
+
+    from softmass_core.metrics import binary_metrics, roc_curve
+
+    metrics: dict[str, dict[str, Any]] = {}
+    rocs: dict[str, dict[str, Any]] = {}
+    for cohort, df in predictions.groupby("cohort", sort=False):
+        y = df["y_malignant"].to_numpy(dtype=int)
+        s = df["p_malignant"].to_numpy(dtype=float)
+        entry: dict[str, Any] = {}
+        roc_entry: dict[str, Any] = {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            entry["dlm1"] = binary_metrics(y, s, threshold=dlm1_threshold, n_boot=n_boot, seed=seed)
+            roc_entry["dlm1"] = _roc_points(roc_curve, y, s)
+            if sub_thresholds is not None and "score_lipoma" in df:
+                benign = df[df["label"].isin(SUBTYPES)]
+                entry["dlm2"] = {}
+                roc_entry["dlm2"] = {}
+                for subtype in SUBTYPES:
+                    yb = (benign["label"] == subtype).to_numpy(dtype=int)
+                    sb = benign[f"score_{subtype}"].to_numpy(dtype=float)
+                    entry["dlm2"][subtype] = binary_metrics(
+                        yb,
+                        sb,
+                        threshold=sub_thresholds[subtype],
+                        n_boot=n_boot,
+                        seed=seed,
+                    )
+                    roc_entry["dlm2"][subtype] = _roc_points(roc_curve, yb, sb)
+        entry["warnings"] = sorted({str(w.message) for w in caught})
+        metrics[str(cohort)] = entry
+        rocs[str(cohort)] = roc_entry
+    return metrics, rocs
+
+
+def _roc_points(roc_curve, y, s) -> dict[str, list[float]] | None:
+    if len(np.unique(y)) < 2:
+        return None
+    fpr, tpr, thr = roc_curve(y, s)
+    return {
+        "fpr": fpr.tolist(),
+        "tpr": tpr.tolist(),
+        "thresholds": [float(t) for t in thr],
+    }
+
+
+def evaluate(
+    cascade: Cascade,
+    cohort: Cohort,
+    *,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    cancel: threading.Event | None = None,
+) -> Evaluation:
+    """Predictions, metrics and ROC points of ``cascade`` on every cohort of ``cohort``."""
+    ws = cascade.weight_set
+    predictions = predict_cohort(cascade, cohort, batch_size=batch_size, progress=progress, cancel=cancel)
+    sub_thresholds = (
+        {subtype: ws.entry(sm_id).threshold for sm_id, subtype in SUBMODEL_IDS.items()} if ws.has_dlm2 else None
+    )
+    metrics, rocs = cohort_metrics(
+        predictions,
+        dlm1_threshold=cascade.threshold,
+        sub_thresholds=sub_thresholds,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    return Evaluation(
+        weight_set_id=ws.id,
+        weight_set_version=ws.version,
+        threshold=cascade.threshold,
+        fusion_rule=cascade.fusion_rule,
+        predictions=predictions,
+        metrics=metrics,
+        roc=rocs,
+    )

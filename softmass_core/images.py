@@ -1,0 +1,642 @@
+"""Read an ultrasound image (PNG, JPEG, BMP, TIFF or DICOM) into an RGB array.
+
+``load_image`` is the one front door.  It accepts a path, raw bytes or a binary
+file-like object (Streamlit's ``UploadedFile`` is one; uploads are read in
+memory and never written to disk) and returns a :class:`LoadedImage`: an
+``(H, W, 3)`` ``uint8`` array plus an :class:`ImageInfo` describing the file.
+Nothing that identifies a patient (name, ID, birth date, accession number,
+institution, ...) is kept in the returned objects.
+
+Conversion rules, in one place:
+
+* Greyscale is replicated to three channels.
+* Transparency (RGBA, LA, palette with transparency) is composited over black,
+  the background of an ultrasound screen.
+* PNG/TIFF with more than 8 bits per sample (modes ``I;16``, ``I``, ``F``) are
+  min-max scaled to 0..255 (a constant image becomes black).
+* DICOM greyscale with more than 8 bits stored: the modality rescale
+  (RescaleSlope/Intercept) is applied, then the first VOI window
+  (WindowCenter/WindowWidth, DICOM PS3.3 C.11.2.1.2.1 linear function) if the
+  file has one, otherwise min-max scaling of the chosen frame.  8-bit DICOM
+  greyscale is shown as stored.  MONOCHROME1 is inverted after scaling.
+* DICOM YBR_FULL and YBR_FULL_422 are converted to RGB by pydicom; PALETTE
+  COLOR goes through the palette LUT (16-bit entries scaled to 8 bits); RGB
+  with more than 8 bits stored is scaled by ``255 / (2**BitsStored - 1)``.
+* Multi-frame DICOM and multi-page TIFF: one frame is decoded (``frame``,
+  0-based, the first by default).
+
+Pixel-count guard: ``width * height`` (times the frame count for DICOM) is
+checked against ``max_pixels`` from the header, before any pixel data is
+decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import IO, Any, Union
+
+import numpy as np
+import pydicom
+import pydicom.pixels
+from PIL import Image, UnidentifiedImageError
+from pydicom import uid as dicom_uid
+from pydicom.dataset import Dataset
+
+from softmass_core.errors import DecoderMissingError, ImageError
+
+#: Largest image accepted, in pixels (DICOM: width * height * frames).
+MAX_PIXELS = 40_000_000
+#: Largest file accepted, in bytes.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+#: Formats ``load_image`` reads, as written in ``ImageInfo.format``.
+FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "DICOM")
+_PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF")
+
+_UPLOAD_HINT = "Upload a PNG, JPEG, BMP, TIFF or DICOM file."
+
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What was read: never any patient identifier.
+
+    ``format`` is one of :data:`FORMATS`; ``width``/``height`` in pixels of
+    one frame; ``frame`` the 0-based frame decoded out of ``n_frames``;
+    ``modality`` the DICOM Modality (e.g. ``"US"``) or None; ``photometric``
+    the DICOM PhotometricInterpretation or the Pillow mode of the file;
+    ``transfer_syntax`` (name of the DICOM transfer syntax) and
+    ``manufacturer`` are None for non-DICOM files.
+    """
+
+    format: str
+    width: int
+    height: int
+    n_frames: int
+    frame: int
+    modality: str | None
+    photometric: str
+    transfer_syntax: str | None = None
+    manufacturer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-friendly dict of the fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A decoded image: ``rgb`` is ``(H, W, 3)`` ``uint8``."""
+
+    rgb: np.ndarray
+    info: ImageInfo
+
+
+# --------------------------------------------------------------------------
+# Reading the raw bytes
+# --------------------------------------------------------------------------
+
+
+def _too_big_file(n_bytes: int) -> ImageError:
+    return ImageError(
+        f"The file is too large ({n_bytes / 2**20:.0f} MiB; the limit is "
+        f"{MAX_FILE_BYTES / 2**20:.0f} MiB). Export a single frame as PNG and upload that."
+    )
+
+
+def _read_source(source: ImageSource, name: str | None) -> tuple[bytes, str | None]:
+    """Return the file's bytes and a name (for the extension) if one is known."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        name = name or os.path.basename(path)
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_FILE_BYTES:
+                raise _too_big_file(size)
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ImageError(
+                f"Could not read the image file {path!r}: {exc.strerror or exc}. "
+                "Check that the path exists and is a readable file."
+            ) from exc
+    elif hasattr(source, "read"):
+        if name is None:
+            raw_name = getattr(source, "name", None)
+            name = raw_name if isinstance(raw_name, str) else None
+        try:
+            getvalue = getattr(source, "getvalue", None)
+            if callable(getvalue):
+                # BytesIO / UploadedFile: the whole content, whatever the
+                # position left by an earlier read (Streamlit reruns).
+                data = bytes(getvalue())
+            elif source.seekable():
+                pos = source.tell()
+                source.seek(0)
+                data = source.read(MAX_FILE_BYTES + 1)
+                source.seek(pos)
+            else:
+                data = source.read(MAX_FILE_BYTES + 1)
+        except (OSError, ValueError) as exc:
+            raise ImageError(f"Could not read the uploaded file: {exc}. Upload it again.") from exc
+        if not isinstance(data, (bytes, bytearray)):
+            raise ImageError("The file object returned text, not bytes. Open the file in binary mode ('rb').")
+        data = bytes(data)
+    else:
+        raise ImageError(
+            f"Cannot read an image from a {type(source).__name__}; pass a path, bytes or a binary file object."
+        )
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_big_file(len(data))
+    return data, name
+
+
+def _is_dicom(data: bytes) -> bool:
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def _has_dcm_suffix(name: str | None) -> bool:
+    return bool(name) and name.lower().endswith((".dcm", ".dicom"))
+
+
+def _check_frame(frame: int, n_frames: int) -> None:
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise ImageError(f"Frame index must be an integer, got {frame!r}.")
+    if not 0 <= frame < n_frames:
+        valid = "0" if n_frames == 1 else f"0 to {n_frames - 1}"
+        raise ImageError(
+            f"Frame {frame} is out of range: this image has {n_frames} "
+            f"frame{'s' if n_frames != 1 else ''} (valid frame indices: {valid})."
+        )
+
+
+def _check_pixels(width: int, height: int, n_frames: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(
+            f"The image header gives an empty size ({width} x {height} pixels); the file is corrupt. {_UPLOAD_HINT}"
+        )
+    total = width * height * n_frames
+    if total > max_pixels:
+        frames = f" x {n_frames} frames" if n_frames > 1 else ""
+        raise ImageError(
+            f"The image is too large: {width} x {height} pixels{frames} = {total:,} "
+            f"pixels, above the limit of {max_pixels:,}. Crop or downscale the image "
+            "(or export a single frame) and upload it again."
+        )
+
+
+# --------------------------------------------------------------------------
+# Pillow formats
+# --------------------------------------------------------------------------
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+_OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
+    (b"GIF8", 0, "GIF"),
+    (b"WEBP", 8, "WebP"),
+    (b"%PDF", 0, "PDF"),
+    (b"PK\x03\x04", 0, "ZIP"),
+)
+
+
+@contextmanager
+def _pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Let Pillow open images up to ``max_pixels`` for the duration of the block.
+
+    Pillow refuses images above ``2 * Image.MAX_IMAGE_PIXELS`` at open time.
+    When our own ``max_pixels`` is larger, the limit is raised under a lock
+    and restored afterwards; it is never lowered (other threads share it).
+    Our own check against ``max_pixels`` runs after the header is read.
+    """
+    current = Image.MAX_IMAGE_PIXELS
+    if current is None or max_pixels <= current:
+        yield
+        return
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _minmax_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale any numeric 2-D/3-D array to 0..255 by its finite min and max."""
+    a = np.asarray(arr, dtype=np.float64)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros(a.shape, dtype=np.uint8)
+    lo = float(a[finite].min())
+    hi = float(a[finite].max())
+    if hi <= lo:
+        return np.zeros(a.shape, dtype=np.uint8)
+    out = (np.where(finite, a, lo) - lo) * (255.0 / (hi - lo))
+    return np.rint(out).astype(np.uint8)
+
+
+def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
+    """Composite an ``(H, W, 4)`` uint8 image over black."""
+    rgb = rgba[:, :, :3].astype(np.uint16)
+    alpha = rgba[:, :, 3:4].astype(np.uint16)
+    return ((rgb * alpha + 127) // 255).astype(np.uint8)
+
+
+def _pil_to_rgb(im: Image.Image) -> np.ndarray:
+    """Convert a loaded Pillow image of any mode to ``(H, W, 3)`` uint8."""
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("PA", "LA", "La", "RGBa", "RGBA"):
+        return _flatten_alpha(np.asarray(im.convert("RGBA")))
+    if mode == "1":
+        im, mode = im.convert("L"), "L"
+    if mode == "L":
+        return _gray_to_rgb(np.asarray(im))
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _gray_to_rgb(_minmax_to_uint8(np.asarray(im)))
+    if mode != "RGB":
+        im = im.convert("RGB")
+    return np.array(im, dtype=np.uint8)  # a writeable copy (np.asarray would be read-only)
+
+
+def _unrecognised(data: bytes) -> ImageError:
+    for magic, offset, fmt in _OTHER_FORMATS:
+        if data[offset : offset + len(magic)] == magic:
+            return ImageError(f"{fmt} files are not supported. {_UPLOAD_HINT}")
+    head = data[:512]
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return ImageError(f"The file contains text, not an image. {_UPLOAD_HINT}")
+    return ImageError(
+        "The file is not a recognised image: it is not a PNG, JPEG, BMP, TIFF or "
+        f"DICOM file, or its header is damaged. {_UPLOAD_HINT}"
+    )
+
+
+def _load_pillow(data: bytes, frame: int, max_pixels: int) -> LoadedImage:
+    try:
+        with _pillow_pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS)) as im:
+            fmt = "JPEG" if im.format == "MPO" else str(im.format)
+            n_frames = int(getattr(im, "n_frames", 1) or 1)
+            _check_frame(frame, n_frames)
+            if frame:
+                im.seek(frame)
+            width, height = im.size
+            _check_pixels(width, height, 1, max_pixels)
+            mode = im.mode
+            im.load()
+            rgb = _pil_to_rgb(im)
+    except ImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise _unrecognised(data) from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"The image is too large to decode safely ({exc}). Crop or downscale it and upload it again."
+        ) from exc
+    except MemoryError as exc:
+        raise ImageError("Not enough memory to decode this image. Downscale it and upload it again.") from exc
+    except Exception as exc:  # truncated data, bad chunks, decoder errors
+        raise ImageError(
+            f"The image file is truncated or corrupt and could not be decoded ({exc}). "
+            f"Re-export it from the ultrasound system. {_UPLOAD_HINT}"
+        ) from exc
+    info = ImageInfo(
+        format=fmt,
+        width=int(width),
+        height=int(height),
+        n_frames=n_frames,
+        frame=int(frame),
+        modality=None,
+        photometric=mode,
+    )
+    return LoadedImage(rgb=rgb, info=info)
+
+
+# --------------------------------------------------------------------------
+# DICOM
+# --------------------------------------------------------------------------
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+_LIBJPEG = "pip install pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pip install pylibjpeg pylibjpeg-openjpeg"
+_INSTALL_HINTS: dict[str, str] = {
+    dicom_uid.JPEGBaseline8Bit: _LIBJPEG,
+    dicom_uid.JPEGExtended12Bit: _LIBJPEG,
+    dicom_uid.JPEGLossless: _LIBJPEG,
+    dicom_uid.JPEGLosslessSV1: _LIBJPEG,
+    dicom_uid.JPEGLSLossless: _LIBJPEG,
+    dicom_uid.JPEGLSNearLossless: _LIBJPEG,
+    dicom_uid.JPEG2000Lossless: _OPENJPEG,
+    dicom_uid.JPEG2000: _OPENJPEG,
+    dicom_uid.HTJ2KLossless: _OPENJPEG,
+    dicom_uid.HTJ2KLosslessRPCL: _OPENJPEG,
+    dicom_uid.HTJ2K: _OPENJPEG,
+    dicom_uid.RLELossless: "pip install pylibjpeg pylibjpeg-rle",
+}
+
+#: DICOM attributes that ``dicom_safe_metadata`` may return (none identifies a patient).
+SAFE_DICOM_KEYWORDS: tuple[str, ...] = (
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SOPClassUID",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "WindowCenter",
+    "WindowWidth",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "BodyPartExamined",
+    "UltrasoundColorDataPresent",
+    "FrameTime",
+)
+
+
+def _decoder_available(ts: dicom_uid.UID) -> bool:
+    """True if pydicom has a working decoder plugin for transfer syntax ``ts``."""
+    try:
+        return bool(pydicom.pixels.get_decoder(ts).is_available)
+    except NotImplementedError:
+        return False
+
+
+def _ts_label(ts: dicom_uid.UID) -> str:
+    name = ts.name if ts.name != str(ts) else "unknown transfer syntax"
+    return f"'{name}' ({ts})"
+
+
+def _decoder_missing(ts: dicom_uid.UID) -> DecoderMissingError:
+    hint = _INSTALL_HINTS.get(str(ts))
+    if hint is None:
+        return DecoderMissingError(
+            f"This DICOM file uses the transfer syntax {_ts_label(ts)}, which this app "
+            "cannot decode (video and other unusual encodings are not supported). Export "
+            "the frame uncompressed or as PNG from the ultrasound system."
+        )
+    return DecoderMissingError(
+        f"This DICOM file is compressed with {_ts_label(ts)} and no decoder for it is "
+        f"installed. Install one with `{hint}` and restart the app, or export the "
+        "image uncompressed or as PNG."
+    )
+
+
+def _read_dataset(data: bytes, *, force: bool, stop_before_pixels: bool) -> Dataset:
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=force, stop_before_pixels=stop_before_pixels)
+    except Exception as exc:
+        raise ImageError(
+            f"The DICOM file is truncated or corrupt and could not be parsed ({exc}). "
+            f"Re-export it from the ultrasound system. {_UPLOAD_HINT}"
+        ) from exc
+    if not hasattr(ds, "file_meta"):
+        ds.file_meta = pydicom.dataset.FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        # Preamble-less file: use the encoding it was actually read with.
+        implicit, little = ds.original_encoding
+        if implicit:
+            ds.file_meta.TransferSyntaxUID = dicom_uid.ImplicitVRLittleEndian
+        elif little:
+            ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+        else:
+            ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRBigEndian
+    return ds
+
+
+def _first_number(value: Any) -> float | None:
+    """First value of a (possibly multi-valued) DICOM number, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _window_to_uint8(arr: np.ndarray, center: float, width: float) -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2.1 linear VOI function, output 0..255."""
+    x = np.asarray(arr, dtype=np.float64)
+    if width <= 1.0:
+        return np.where(x <= center - 0.5, 0, 255).astype(np.uint8)
+    y = (x - (center - 0.5)) / (width - 1.0) + 0.5
+    return np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _dicom_gray_to_uint8(arr: np.ndarray, ds: Dataset, bits_stored: int) -> np.ndarray:
+    if arr.dtype == np.uint8 and bits_stored == 8:
+        return arr
+    x = np.asarray(arr, dtype=np.float64)
+    slope = _first_number(ds.get("RescaleSlope"))
+    intercept = _first_number(ds.get("RescaleIntercept"))
+    if slope is not None or intercept is not None:
+        x = x * (1.0 if slope is None else slope) + (intercept or 0.0)
+    center = _first_number(ds.get("WindowCenter"))
+    width = _first_number(ds.get("WindowWidth"))
+    if center is not None and width is not None and width > 0:
+        return _window_to_uint8(x, center, width)
+    return _minmax_to_uint8(x)
+
+
+def _plain_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text[:64] or None
+
+
+def _load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> LoadedImage:
+    ds = _read_dataset(data, force=force, stop_before_pixels=False)
+    if force and "Rows" not in ds:
+        # A forced read of something that is not DICOM parses as junk elements.
+        raise _unrecognised(data)
+    if not any(kw in ds for kw in _PIXEL_KEYWORDS):
+        raise ImageError(
+            "The DICOM file has no pixel data (it may be a report or a structured "
+            "document, not an image). Upload the DICOM image itself."
+        )
+    try:
+        rows = int(ds.Rows)
+        cols = int(ds.Columns)
+        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits_stored = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)) or 8)
+        photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    except Exception as exc:
+        raise ImageError(
+            "The DICOM file lacks a readable image size (Rows, Columns) or pixel "
+            f"description ({exc}). Re-export it from the ultrasound system."
+        ) from exc
+    _check_frame(frame, max(n_frames, 1))
+    _check_pixels(cols, rows, max(n_frames, 1), max_pixels)
+
+    ts = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID))
+    if ts.is_compressed and not _decoder_available(ts):
+        raise _decoder_missing(ts)
+
+    try:
+        arr = pydicom.pixels.pixel_array(ds, index=frame if n_frames > 1 else None)
+        if arr.ndim == 3 and samples == 1 and arr.shape[0] == 1:
+            arr = arr[0]
+        if photometric == "PALETTE COLOR":
+            arr = pydicom.pixels.apply_color_lut(arr, ds)
+            if arr.dtype != np.uint8:
+                arr = np.rint(arr.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+            rgb = arr
+        elif samples == 1:
+            gray = _dicom_gray_to_uint8(arr, ds, bits_stored)
+            if photometric == "MONOCHROME1":
+                gray = 255 - gray
+            rgb = _gray_to_rgb(gray)
+        else:
+            # RGB, or YBR_* already converted to RGB by pydicom (raw=False).
+            if arr.dtype != np.uint8 or bits_stored != 8:
+                top = float(2**bits_stored - 1)
+                arr = np.rint(np.clip(arr.astype(np.float64), 0, top) * (255.0 / top))
+                arr = arr.astype(np.uint8)
+            rgb = arr
+    except ImageError:
+        raise
+    except MemoryError as exc:
+        raise ImageError(
+            "Not enough memory to decode this DICOM image. Export a single frame and upload it again."
+        ) from exc
+    except Exception as exc:
+        hint = ""
+        if ts.is_compressed:
+            hint = (
+                f" It is compressed with {_ts_label(ts)}; if other viewers open it, "
+                f"installing another decoder may help (`{_INSTALL_HINTS.get(str(ts), _LIBJPEG)}`)."
+            )
+        raise ImageError(
+            f"The DICOM pixel data could not be decoded ({exc}).{hint} "
+            "Re-export the image from the ultrasound system, or as PNG."
+        ) from exc
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[:2] != (rows, cols):
+        raise ImageError(
+            f"The DICOM pixel data decoded to an unexpected shape {rgb.shape} for "
+            f"{photometric} with {samples} sample(s) per pixel. Export the image as PNG."
+        )
+    info = ImageInfo(
+        format="DICOM",
+        width=cols,
+        height=rows,
+        n_frames=max(n_frames, 1),
+        frame=int(frame),
+        modality=_plain_str(ds.get("Modality")),
+        photometric=photometric,
+        transfer_syntax=ts.name,
+        manufacturer=_plain_str(ds.get("Manufacturer")),
+    )
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if not rgb.flags.writeable:
+        rgb = rgb.copy()
+    return LoadedImage(rgb=rgb, info=info)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    frame: int = 0,
+    max_pixels: int = MAX_PIXELS,
+    name: str | None = None,
+) -> LoadedImage:
+    """Decode an image file into ``(H, W, 3)`` uint8 RGB.
+
+    ``source`` is a path, raw bytes, or a binary file-like object (read in
+    memory, never written to disk).  ``frame`` is the 0-based frame of a
+    multi-frame DICOM or multi-page TIFF.  ``name`` is the original file
+    name, used only for its extension (a preamble-less DICOM is tried when it
+    ends in ``.dcm``).  Raises :class:`ImageError` (or
+    :class:`DecoderMissingError`) with a message saying what to do.
+    """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise ImageError(f"max_pixels must be a positive integer, got {max_pixels!r}.")
+    if max_pixels <= 0:
+        raise ImageError(f"max_pixels must be a positive integer, got {max_pixels!r}.")
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise ImageError(f"Frame index must be an integer, got {frame!r}.")
+    data, name = _read_source(source, name)
+    if not data:
+        raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
+    if _is_dicom(data):
+        return _load_dicom(data, int(frame), int(max_pixels), force=False)
+    if _has_dcm_suffix(name):
+        try:
+            Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS)).close()
+        except Exception:
+            # Not a Pillow image: try it as a DICOM without the 128-byte preamble.
+            return _load_dicom(data, int(frame), int(max_pixels), force=True)
+    return _load_pillow(data, int(frame), int(max_pixels))
+
+
+def dicom_safe_metadata(source: ImageSource, *, name: str | None = None) -> dict[str, Any]:
+    """Whitelisted, non-identifying DICOM attributes (see :data:`SAFE_DICOM_KEYWORDS`).
+
+    Pixel data is not read.  Values are plain ``str``/``int``/``float`` (lists
+    for multi-valued attributes); UIDs are given by name; absent attributes
+    are omitted.  Raises :class:`ImageError` if the source is not DICOM.
+    """
+    data, name = _read_source(source, name)
+    if not data:
+        raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
+    if not (_is_dicom(data) or _has_dcm_suffix(name)):
+        raise ImageError("The file is not a DICOM file (no 'DICM' marker at byte 128).")
+    ds = _read_dataset(data, force=not _is_dicom(data), stop_before_pixels=True)
+    if not _is_dicom(data) and "SOPClassUID" not in ds and "Rows" not in ds:
+        raise ImageError("The file is not a DICOM file (it could not be parsed as DICOM).")
+    out: dict[str, Any] = {}
+    for keyword in SAFE_DICOM_KEYWORDS:
+        try:
+            value = ds.get(keyword)
+        except Exception:
+            continue
+        if value is None or value == "":
+            continue
+        out[keyword] = _plain_value(value)
+    out["TransferSyntaxUID"] = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID)).name
+    return out
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, dicom_uid.UID):
+        return value.name
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [_plain_value(v) for v in value]
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    return str(value).strip()

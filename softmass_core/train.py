@@ -1,0 +1,639 @@
+"""Training: ``python -m softmass_core train --cohort CSV --out weights/<id> ...``.
+
+The paper's recipe, for DLM-1 and each DLM-2 sub-model alike: a ConvNeXt
+whose classifier is replaced, ROI crops resized to the input size, random
+scaling, random cropping, random flipping and normalisation as augmentation,
+AdamW, class imbalance handled by class-weighted loss, model selection on the
+validation cohort by AUC, early stopping, seeded.
+
+Initialisation (``--init``):
+
+* ``imagenet``: ``timm.create_model(..., pretrained=True)``; needs a reachable
+  model hub, so it fails with a clear message on an offline machine;
+* ``checkpoint:FILE``: a local state dict (safetensors, or a ``.pth`` read with
+  ``torch.load(weights_only=True)``), every tensor whose name and shape fit;
+* ``scratch``: random initialisation.
+
+Without ImageNet weights, ``--pretrain-epochs N`` first trains one shared
+multi-task network (DLM-1's task plus the five one-vs-rest subtype tasks on
+benign images, one sigmoid output each) on the training cohort; every model
+then starts from that backbone, with its classifier initialised from its
+task's output, and is fine-tuned on its own task for ``--epochs`` epochs.
+Fine-tuning keeps the starting point if no epoch improves validation AUC.
+
+Each case contributes its grayscale and its CDFI image as two samples (the
+paper's models take one image at a time); validation AUC is computed on the
+case score (the weight set's fusion rule: mean of the two probabilities).
+Progress goes to stderr; finished models are kept in ``--work-dir`` so a
+restarted run skips them (``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the manifest)."""
+
+    arch: str = "convnext_atto"
+    width: int = 470
+    height: int = 280
+    resize_mode: str = "stretch"
+    models: tuple[str, ...] = (DLM1, *SUBMODEL_IDS)
+    init: str = "scratch"
+    pretrain_epochs: int = 0
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    finetune_lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    patience: int = 4
+    seed: int = 0
+    scale_range: tuple[float, float] = (0.85, 1.2)
+    shift: float = 0.08
+    intensity: float = 0.15
+    train_cohorts: tuple[str, ...] = ("training",)
+    val_cohort: str = "validation"
+    device: str = "auto"
+    drop_path_rate: float = 0.1
+    max_pos_weight: float = 20.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class ImageTable:
+    """Prepared images of a set of cases, in memory."""
+
+    x: Any  # torch.Tensor (N, 3, H, W) float16, normalised
+    case_index: np.ndarray  # (N,) row index into ``labels``
+    labels: list[str]  # per case
+    case_ids: list[str]
+
+
+def _load_images(rows, spec, log: Log) -> ImageTable:
+    import torch
+
+    from softmass_core.images import load_image
+    from softmass_core.roi import prepare
+
+    arrays, case_index = [], []
+    for i, row in enumerate(rows):
+        for m in MODALITIES:
+            if m in row.paths:
+                img = load_image(row.paths[m])
+                arrays.append(prepare(img.rgb, row.rois.get(m), spec).array.astype(np.float16))
+                case_index.append(i)
+    if not arrays:
+        raise SoftmassError("No images to train on.")
+    log(f"loaded {len(arrays)} images of {len(rows)} cases")
+    return ImageTable(
+        x=torch.from_numpy(np.stack(arrays)),
+        case_index=np.asarray(case_index),
+        labels=[r.label for r in rows],
+        case_ids=[r.case_id for r in rows],
+    )
+
+
+def task_targets(labels: Sequence[str], task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, mask) per case for ``task`` ("dlm1" or "smK"); mask = case counts for the task."""
+    labels = list(labels)
+    if task == DLM1:
+        y = np.array([lab == MALIGNANT for lab in labels], dtype=np.float32)
+        return y, np.ones(len(labels), dtype=bool)
+    subtype = SUBMODEL_IDS[task]
+    y = np.array([lab == subtype for lab in labels], dtype=np.float32)
+    mask = np.array([lab in SUBTYPES for lab in labels], dtype=bool)
+    return y, mask
+
+
+def _augment(x, cfg: TrainConfig, gen):
+    """Random scaling, random crop (shift), horizontal flip and intensity jitter on a batch."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    lo, hi = cfg.scale_range
+    scale = torch.empty(n).uniform_(lo, hi, generator=gen)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    tx = torch.empty(n).uniform_(-cfg.shift, cfg.shift, generator=gen) * 2
+    ty = torch.empty(n).uniform_(-cfg.shift, cfg.shift, generator=gen) * 2
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = flip / scale
+    theta[:, 1, 1] = 1.0 / scale
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    contrast = 1.0 + torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
+    bright = torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
+    return out * contrast + bright
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    r = rankdata(s)
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
+    """Threshold maximising sensitivity + specificity - 1 (midpoint between scores)."""
+    from softmass_core.metrics import roc_curve
+
+    if len(np.unique(y)) < 2:
+        return 0.5
+    fpr, tpr, thr = roc_curve(y, s)
+    j = tpr - fpr
+    best = int(np.argmax(j[1:])) + 1 if len(j) > 1 else 0
+    t = float(thr[best])
+    if not math.isfinite(t):
+        return 0.5
+    below = s[s < t]
+    mid = (t + float(below.max())) / 2 if below.size else t
+    return float(min(max(mid, 0.0), 1.0))
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SoftmassError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+    return torch.device(name)
+
+
+def _new_model(cfg: TrainConfig, num_classes: int):
+    import timm
+
+    from softmass_core.models import build_model
+    from softmass_core.weights import Architecture
+
+    if cfg.init == "imagenet":
+        try:
+            return timm.create_model(
+                cfg.arch, pretrained=True, num_classes=num_classes, drop_path_rate=cfg.drop_path_rate
+            )
+        except Exception as exc:  # noqa: BLE001 - any hub failure means "not reachable"
+            raise SoftmassError(
+                f"ImageNet weights for {cfg.arch} could not be fetched ({type(exc).__name__}: {exc}). "
+                "This machine may be offline: use --init scratch, --pretrain-epochs N, or --init checkpoint:FILE."
+            ) from None
+    model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
+    if cfg.init.startswith("checkpoint:"):
+        _load_partial(model, Path(cfg.init.split(":", 1)[1]))
+    elif cfg.init != "scratch":
+        raise SoftmassError(f"--init {cfg.init!r}: use scratch, imagenet or checkpoint:FILE.")
+    return model
+
+
+def _load_partial(model, path: Path) -> int:
+    """Copy every tensor of ``path`` whose name and shape fit ``model``; return how many."""
+    import torch
+
+    if not path.is_file():
+        raise SoftmassError(f"Checkpoint {path} does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001
+            raise SoftmassError(f"{path} is not a plain state dict readable with weights_only=True ({exc}).") from None
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if not fit:
+        raise SoftmassError(f"No tensor of {path} fits {type(model).__name__}: is it the same architecture?")
+    own.update({k: v.to(own[k].dtype) for k, v in fit.items()})
+    model.load_state_dict(own)
+    return len(fit)
+
+
+def _two_class_from_task(model_multi, task_index: int, cfg: TrainConfig):
+    """A 2-class model with the multi-task backbone; softmax = sigmoid of the task's logit."""
+    import torch
+
+    model = _new_model(TrainConfig(**{**cfg.__dict__, "init": "scratch"}), 2)
+    state = {k: v.clone() for k, v in model_multi.state_dict().items() if not k.startswith("head.fc.")}
+    w = model_multi.head.fc.weight.detach()[task_index]
+    b = model_multi.head.fc.bias.detach()[task_index]
+    state["head.fc.weight"] = torch.stack([-w / 2, w / 2])
+    state["head.fc.bias"] = torch.stack([-b / 2, b / 2])
+    model.load_state_dict(state)
+    return model
+
+
+class _Schedule:
+    """Linear warm-up then cosine decay, per step."""
+
+    def __init__(self, optimizer, base_lr: float, total: int, warmup: int) -> None:
+        self.opt, self.base, self.total, self.warmup, self.step_n = optimizer, base_lr, max(1, total), warmup, 0
+
+    def step(self) -> None:
+        self.step_n += 1
+        if self.step_n <= self.warmup:
+            lr = self.base * self.step_n / max(1, self.warmup)
+        else:
+            t = (self.step_n - self.warmup) / max(1, self.total - self.warmup)
+            lr = self.base * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+
+
+def _predict(model, x, device, batch: int = 64) -> np.ndarray:
+    """Sigmoid/softmax-positive outputs (N, C) for a float16 image tensor."""
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch):
+            xb = x[i : i + batch].to(device, dtype=torch.float32)
+            outs.append(model(xb).float().cpu())
+    return torch.cat(outs).numpy()
+
+
+def _case_scores(per_image: np.ndarray, table: ImageTable) -> np.ndarray:
+    """Mean over each case's images (the default fusion rule)."""
+    n = len(table.labels)
+    sums = np.zeros(n)
+    counts = np.zeros(n)
+    np.add.at(sums, table.case_index, per_image)
+    np.add.at(counts, table.case_index, 1)
+    return sums / np.maximum(counts, 1)
+
+
+def _fit(
+    model,
+    train: ImageTable,
+    val: ImageTable,
+    *,
+    tasks: list[str],
+    multitask: bool,
+    epochs: int,
+    lr: float,
+    cfg: TrainConfig,
+    device,
+    log: Log,
+    name: str,
+    keep_initial: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Train ``model``; return the best state (by validation AUC) and its history."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    # Per-image targets and masks for every task.
+    tgt, msk = [], []
+    for t in tasks:
+        y, m = task_targets(train.labels, t)
+        tgt.append(y[train.case_index])
+        msk.append(m[train.case_index])
+    y_img = torch.from_numpy(np.stack(tgt, 1))
+    m_img = torch.from_numpy(np.stack(msk, 1))
+    usable = m_img.any(1).numpy()
+    idx_all = np.flatnonzero(usable)
+    pos = (y_img * m_img).sum(0)
+    neg = ((1 - y_img) * m_img).sum(0)
+    pos_weight = torch.clamp(neg / pos.clamp(min=1), max=cfg.max_pos_weight)
+
+    def val_auc(m) -> tuple[float, dict[str, float]]:
+        out = _predict(m, val.x, device)
+        if multitask:
+            probs = 1 / (1 + np.exp(-out))
+        else:
+            e = np.exp(out - out.max(1, keepdims=True))
+            probs = (e / e.sum(1, keepdims=True))[:, 1:2]
+        aucs = {}
+        for j, t in enumerate(tasks):
+            s = _case_scores(probs[:, j], val)
+            y, mask = task_targets(val.labels, t)
+            aucs[t] = _auc(y[mask], s[mask])
+        finite = [a for a in aucs.values() if math.isfinite(a)]
+        return (float(np.mean(finite)) if finite else float("nan")), aucs
+
+    params_decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    params_plain = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(
+        [{"params": params_decay, "weight_decay": cfg.weight_decay}, {"params": params_plain, "weight_decay": 0.0}],
+        lr=lr,
+    )
+    steps_per_epoch = max(1, math.ceil(len(idx_all) / cfg.batch_size))
+    sched = _Schedule(opt, lr, epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch))
+    history: list[dict[str, Any]] = []
+    best_state, best_auc, best_epoch, stale = None, -1.0, -1, 0
+    if keep_initial:
+        auc0, per0 = val_auc(model)
+        history.append({"epoch": 0, "val_auc": auc0, "val_auc_per_task": per0})
+        best_state, best_auc, best_epoch = copy.deepcopy(model.state_dict()), auc0, 0
+        log(f"[{name}] start: validation AUC {auc0:.4f}")
+    rng = np.random.default_rng(cfg.seed)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = rng.permutation(idx_all)
+        total_loss = 0.0
+        bar = tqdm(
+            range(0, len(order), cfg.batch_size), desc=f"{name} epoch {epoch}/{epochs}", file=sys.stderr, leave=False
+        )
+        for i in bar:
+            bi = order[i : i + cfg.batch_size]
+            if len(bi) < 2:
+                continue
+            xb = _augment(train.x[bi].float(), cfg, gen).to(device)
+            yb, mb = y_img[bi].to(device), m_img[bi].to(device)
+            out = model(xb)
+            if multitask:
+                loss_el = F.binary_cross_entropy_with_logits(
+                    out, yb, pos_weight=pos_weight.to(device), reduction="none"
+                )
+                loss = (loss_el * mb).sum() / mb.sum().clamp(min=1)
+            else:
+                w = torch.stack([torch.tensor(1.0), pos_weight[0]]).to(device)
+                loss = F.cross_entropy(out, yb[:, 0].long(), weight=w, label_smoothing=0.05)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach()) * len(bi)
+        auc, per = val_auc(model)
+        secs = time.perf_counter() - t0
+        history.append(
+            {"epoch": epoch, "loss": total_loss / len(order), "val_auc": auc, "val_auc_per_task": per, "seconds": secs}
+        )
+        log(f"[{name}] epoch {epoch}: loss {total_loss / len(order):.4f}, validation AUC {auc:.4f} ({secs:.0f} s)")
+        if math.isfinite(auc) and auc > best_auc + 1e-4:
+            best_state, best_auc, best_epoch, stale = copy.deepcopy(model.state_dict()), auc, epoch, 0
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                log(f"[{name}] early stop: no validation improvement for {cfg.patience} epochs")
+                break
+    if best_state is None:
+        best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval().cpu()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, {"best_epoch": best_epoch, "best_val_auc": best_auc, "history": history}
+
+
+# --------------------------------------------------------------------------- main flow
+
+
+def train_weight_set(
+    cohort_csv: str | Path,
+    out_dir: str | Path,
+    *,
+    set_id: str,
+    version: str = "1.0.0",
+    cfg: TrainConfig | None = None,
+    data_kind: str = "simulated",
+    description: str = "",
+    work_dir: str | Path | None = None,
+    resume: bool = False,
+    evaluate_cohorts: bool = True,
+    storage_dtype: str = "float16",
+    log: Log | None = None,
+) -> Path:
+    """Train every model of ``cfg.models`` and write a complete weight-set folder."""
+    import torch
+
+    from softmass_core.cascade import Cascade
+    from softmass_core.cohort import read_cohort
+    from softmass_core.evaluate import evaluate
+    from softmass_core.models import framework_versions, save_safetensors, write_weight_set
+    from softmass_core.roi import InputSpec
+    from softmass_core.weights import Architecture, WeightSet
+
+    cfg = cfg or TrainConfig()
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    unknown = [m for m in cfg.models if m not in (DLM1, *SUBMODEL_IDS)]
+    if unknown:
+        raise SoftmassError(f"Unknown model id(s) {unknown}; use dlm1 and sm1..sm5.")
+    if any(m in SUBMODEL_IDS for m in cfg.models) and not all(m in cfg.models for m in SUBMODEL_IDS):
+        raise SoftmassError("DLM-2 needs all five sub-models: pass --models dlm1,sm1,sm2,sm3,sm4,sm5 or --models dlm1.")
+    started = time.perf_counter()
+    device = _device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    cohort = read_cohort(cohort_csv)
+    names = cohort.names
+    missing = [c for c in (*cfg.train_cohorts, cfg.val_cohort) if c not in names]
+    if missing:
+        raise SoftmassError(
+            f"{cohort_csv}: no cohort named {missing}; it has {names}. Use --train-cohorts/--val-cohort."
+        )
+    spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode)
+    train_rows = [r for r in cohort.rows if r.cohort in cfg.train_cohorts]
+    val_rows = [r for r in cohort.rows if r.cohort == cfg.val_cohort]
+    log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
+    train = _load_images(train_rows, spec, log)
+    val = _load_images(val_rows, spec, log)
+    for t in cfg.models:
+        y, m = task_targets(train.labels, t)
+        if y[m].sum() == 0 or y[m].sum() == m.sum():
+            raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
+    work = Path(work_dir) if work_dir else Path("runs") / set_id
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "train_state.json"
+    state: dict[str, Any] = json.loads(state_path.read_text()) if resume and state_path.exists() else {}
+    state.setdefault("models", {})
+    arch = Architecture(cfg.arch, {})
+
+    pretrained = None
+    if cfg.pretrain_epochs > 0:
+        pre_file = work / "pretrain.safetensors"
+        model_multi = _new_model(cfg, len(cfg.models))
+        if resume and pre_file.exists() and "pretrain" in state:
+            _load_partial(model_multi, pre_file)
+            log("[pretrain] resumed from work dir")
+        else:
+            model_multi, info = _fit(
+                model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
+                lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
+            )  # fmt: skip
+            save_safetensors(model_multi, pre_file)
+            state["pretrain"] = info
+            state_path.write_text(json.dumps(state, indent=2))
+        pretrained = model_multi
+
+    trained = {}
+    for j, model_id in enumerate(cfg.models):
+        file = work / f"{model_id}.safetensors"
+        if resume and model_id in state["models"] and file.exists():
+            model = _new_model(TrainConfig(**{**cfg.__dict__, "init": "scratch"}), 2)
+            _load_partial(model, file)
+            trained[model_id] = model.eval()
+            log(f"[{model_id}] resumed from work dir")
+            continue
+        if pretrained is not None:
+            model = _two_class_from_task(pretrained, j, cfg)
+            lr, keep_initial = cfg.finetune_lr, True
+        else:
+            model = _new_model(cfg, 2)
+            lr, keep_initial = cfg.lr, False
+        model, info = _fit(
+            model, train, val, tasks=[model_id], multitask=False, epochs=cfg.epochs, lr=lr, cfg=cfg,
+            device=device, log=log, name=model_id, keep_initial=keep_initial,
+        )  # fmt: skip
+        save_safetensors(model, file)
+        state["models"][model_id] = info
+        state_path.write_text(json.dumps(state, indent=2))
+        trained[model_id] = model
+
+    # Operating thresholds: Youden's J on the validation cohort's case scores.
+    thresholds: dict[str, tuple[float, str]] = {}
+    for model_id, model in trained.items():
+        out = _predict(model, val.x, device if device.type == "cpu" else torch.device("cpu"))
+        e = np.exp(out - out.max(1, keepdims=True))
+        s = _case_scores((e / e.sum(1, keepdims=True))[:, 1], val)
+        y, mask = task_targets(val.labels, model_id)
+        thr = youden_threshold(y[mask], s[mask])
+        thresholds[model_id] = (thr, f"Youden's J on the '{cfg.val_cohort}' cohort (case score = mean of images)")
+    train_seconds = time.perf_counter() - started
+    labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
+    extra = {
+        "training": {
+            "cohort_csv": str(cohort_csv),
+            "train_cohorts": list(cfg.train_cohorts),
+            "validation_cohort": cfg.val_cohort,
+            "n_train_cases": len(train_rows),
+            "n_train_images": int(train.x.shape[0]),
+            "n_validation_cases": len(val_rows),
+            "config": cfg.to_dict(),
+            "device": str(device),
+            "seconds": round(train_seconds, 1),
+            "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
+            "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
+            "command": " ".join(sys.argv) if sys.argv and "softmass_core" in " ".join(sys.argv) else None,
+        },
+        "framework": framework_versions(),
+    }
+    out_dir = Path(out_dir)
+    write_weight_set(
+        out_dir, trained, set_id=set_id, version=version, architecture=arch, input_spec=spec, labels=labels,
+        thresholds=thresholds, storage_dtype=storage_dtype, data_kind=data_kind, description=description, extra=extra,
+    )  # fmt: skip
+    if evaluate_cohorts:
+        ws = WeightSet.load(out_dir)
+        ev = evaluate(Cascade(ws), cohort, progress=None)
+        manifest_path = out_dir / "manifest.json"
+        manifest = json.loads(manifest_path.read_text())
+        manifest["metrics"] = {
+            "ci_methods": {
+                "auc": "DeLong",
+                "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
+                "ppv, npv": "logit (Mercaldo et al. 2007)",
+                "f1": "percentile bootstrap, 2000 resamples, seed 0",
+            },
+            "threshold_dlm1": ev.threshold,
+            "cohorts": ev.metrics,
+        }
+        manifest_path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_none) + "\n")
+        ev.write(work / "evaluation")
+        log(f"evaluation written to {work / 'evaluation'}")
+    log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
+    return out_dir
+
+
+def _none(obj: Any) -> Any:
+    return None
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cohort", required=True, help="cohort CSV with training and validation cohorts")
+    p.add_argument("--out", required=True, help="weight-set folder to write (e.g. weights/phantom)")
+    p.add_argument("--id", required=True, help="weight-set id")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--description", default="")
+    p.add_argument(
+        "--data-kind", default="simulated", choices=("simulated", "breast_ultrasound", "soft_tissue_ultrasound", "test")
+    )
+    p.add_argument("--models", default="dlm1,sm1,sm2,sm3,sm4,sm5", help="comma list: dlm1 and optionally sm1..sm5")
+    p.add_argument("--arch", default="convnext_atto", help="timm ConvNeXt name (convnext_tiny is the paper's size)")
+    p.add_argument("--size", default="470x280", help="model input WxH (the paper: 470x280)")
+    p.add_argument("--resize-mode", default="stretch", choices=("stretch", "pad"))
+    p.add_argument("--init", default="scratch", help="scratch | imagenet | checkpoint:FILE")
+    p.add_argument("--pretrain-epochs", type=int, default=0, help="shared multi-task pretraining epochs (0 = none)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--finetune-lr", type=float, default=5e-4)
+    p.add_argument("--patience", type=int, default=4)
+    p.add_argument("--train-cohorts", default="training")
+    p.add_argument("--val-cohort", default="validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--storage-dtype", default="float16", choices=("float32", "float16"))
+    p.add_argument("--work-dir", help="intermediate files (default runs/<id>)")
+    p.add_argument("--resume", action="store_true", help="skip models already finished in --work-dir")
+    p.add_argument("--no-evaluate", action="store_true", help="skip evaluating every cohort at the end")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    try:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise SoftmassError(f"--size {args.size!r}: write it as WIDTHxHEIGHT, e.g. 470x280.") from None
+    cfg = TrainConfig(
+        arch=args.arch, width=w, height=h, resize_mode=args.resize_mode,
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip()), init=args.init,
+        pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        finetune_lr=args.finetune_lr, patience=args.patience, seed=args.seed,
+        train_cohorts=tuple(c.strip() for c in args.train_cohorts.split(",")), val_cohort=args.val_cohort,
+        device=args.device,
+    )  # fmt: skip
+    out = train_weight_set(
+        args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=args.data_kind,
+        description=args.description, work_dir=args.work_dir, resume=args.resume,
+        evaluate_cohorts=not args.no_evaluate, storage_dtype=args.storage_dtype,
+    )  # fmt: skip
+    print(out)
+    return 0

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny weight sets built on the fly (no downloads, no network)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_tiny_weight_set(folder: Path, *, with_dlm2: bool = True, seed: int = 0, width: int = 96, height: int = 64):
+    """A weight set of timm's ``test_convnext`` models with random weights."""
+    import torch
+
+    from softmass_core.labels import DLM1, SUBMODEL_IDS
+    from softmass_core.models import build_model, write_weight_set
+    from softmass_core.roi import InputSpec
+    from softmass_core.weights import Architecture
+
+    torch.manual_seed(seed)
+    arch = Architecture("test_convnext")
+    labels = {DLM1: ["benign", "malignant"]}
+    if with_dlm2:
+        labels.update({sm: ["other", subtype] for sm, subtype in SUBMODEL_IDS.items()})
+    models = {}
+    for mid in labels:
+        model = build_model(arch, 2)
+        # Give the heads a spread so probabilities are not all ~0.5.
+        with torch.no_grad():
+            model.head.fc.weight.mul_(20.0)
+        models[mid] = model
+    return write_weight_set(
+        folder,
+        models,
+        set_id="tiny" if with_dlm2 else "tiny-dlm1",
+        version="0.0.1",
+        architecture=arch,
+        input_spec=InputSpec(width=width, height=height),
+        labels=labels,
+        description="Tiny random test weights.",
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    return make_tiny_weight_set(tmp_path_factory.mktemp("ws") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dlm1(tmp_path_factory) -> Path:
+    return make_tiny_weight_set(tmp_path_factory.mktemp("ws1") / "tiny-dlm1", with_dlm2=False)
+
+
+def synthetic_rgb(seed: int, width: int = 160, height: int = 120) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    blob = np.exp(-(((xx - width * 0.5) / (width * 0.2)) ** 2 + ((yy - height * 0.5) / (height * 0.25)) ** 2))
+    img = 60 + 120 * blob + rng.normal(0, 20, (height, width))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    return np.repeat(img[:, :, None], 3, axis=2)
+
+
+@pytest.fixture
+def rgb_pair():
+    return synthetic_rgb(1), synthetic_rgb(2)

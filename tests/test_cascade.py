@@ -1,0 +1,79 @@
+"""The DLM cascade: DLM-1, then DLM-2 when benign."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from softmass_core.cascade import Cascade, CaseImages, fuse
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import SUBTYPES
+from softmass_core.roi import Roi, prepare
+from softmass_core.weights import WeightSet
+
+
+@pytest.fixture(scope="module")
+def ws(tiny_weights):
+    return WeightSet.load(tiny_weights)
+
+
+def test_fusion_rules():
+    per = {"gray": 0.2, "cdfi": 0.6}
+    assert fuse(per, "mean") == pytest.approx(0.4)
+    assert fuse(per, "max") == pytest.approx(0.6)
+    assert fuse(per, "gray") == pytest.approx(0.2)
+    with pytest.raises(SoftmassError, match="uses the cdfi image only"):
+        fuse({"gray": 0.3}, "cdfi")
+    with pytest.raises(SoftmassError, match="Unknown fusion rule"):
+        fuse(per, "median")
+
+
+def test_probabilities_match_bare_model(ws, rgb_pair):
+    cascade = Cascade(ws)
+    case = CaseImages(gray=rgb_pair[0], cdfi=rgb_pair[1], gray_roi=Roi(10, 5, 150, 110))
+    res = cascade.run(case, run_all=True)
+    x = torch.from_numpy(prepare(rgb_pair[0], Roi(10, 5, 150, 110), ws.input_spec).array[None])
+    with torch.no_grad():
+        p = torch.softmax(ws.model("dlm1")(x), 1)[0, 1].item()
+    assert res.per_image["gray"]["dlm1"] == pytest.approx(p, abs=1e-6)
+    fused = np.mean([res.per_image[m]["dlm1"] for m in ("gray", "cdfi")])
+    assert res.p_malignant == pytest.approx(fused)
+    assert set(res.sub_scores) == set(SUBTYPES)
+    assert res.models_run == ["dlm1", "sm1", "sm2", "sm3", "sm4", "sm5"]
+
+
+def test_benign_case_runs_dlm2_and_top_submodel_names_it(ws, rgb_pair):
+    cascade = Cascade(ws, threshold=1.0)  # everything benign
+    res = cascade.run(CaseImages(gray=rgb_pair[0], cdfi=rgb_pair[1]))
+    assert not res.malignant
+    assert res.diagnosis == max(res.sub_scores, key=res.sub_scores.get)
+    assert "DLM-2" in res.stopped_because
+    assert cascade.diagnosing_model(res) == f"sm{SUBTYPES.index(res.diagnosis) + 1}"
+
+
+def test_malignant_case_stops_after_dlm1(ws, rgb_pair):
+    cascade = Cascade(ws, threshold=0.0)  # everything malignant
+    res = cascade.run(CaseImages(gray=rgb_pair[0]))
+    assert res.malignant and res.diagnosis == "malignant"
+    assert res.models_run == ["dlm1"] and res.sub_scores is None
+    assert "not needed" in res.stopped_because
+    d = res.to_dict()
+    assert d["sub_scores"] is None and d["per_image_p_malignant"].keys() == {"gray"}
+    # run_all still reports the sub-model scores but keeps the decision
+    res_all = cascade.run(CaseImages(gray=rgb_pair[0]), run_all=True)
+    assert res_all.diagnosis == "malignant" and res_all.sub_scores is not None
+
+
+def test_dlm1_only_set_says_benign_without_subtype(tiny_weights_dlm1, rgb_pair):
+    cascade = Cascade(WeightSet.load(tiny_weights_dlm1), threshold=1.0)
+    res = cascade.run(CaseImages(cdfi=rgb_pair[1]), run_all=True)
+    assert res.diagnosis == "benign" and res.sub_scores is None
+    assert "DLM-1 only" in res.stopped_because
+
+
+def test_empty_case_and_bad_threshold(ws):
+    with pytest.raises(SoftmassError, match="needs a grayscale"):
+        Cascade(ws).run(CaseImages())
+    with pytest.raises(SoftmassError, match="Threshold"):
+        Cascade(ws, threshold=2.0)

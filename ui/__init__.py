@@ -1,0 +1,1 @@
+"""Streamlit-side helpers: the only package besides pages/ and app.py that imports streamlit."""
