@@ -26,6 +26,7 @@ EXIT_BAD_INPUT = 2
 _MODULE_COMMANDS = {
     "phantom": ("softmass_core.phantom", "generate simulated cohorts (gray + CDFI, three hospitals)"),
     "baseline": ("softmass_core.baseline", "histogram + logistic-regression baseline on a cohort CSV"),
+    "busi-cohort": ("softmass_core.busi", "cohort CSV from the public BUSI breast-ultrasound set"),
     "train": ("softmass_core.train", "train a weight set (DLM-1 and optionally DLM-2) from a cohort CSV"),
 }
 

@@ -85,42 +85,56 @@ def _case_seed(label_index: int, k: int) -> int:
     return DEMO_SEED * 1000 + 10 * label_index + k
 
 
-@functools.lru_cache(maxsize=1)
-def _generate_demo_cases() -> tuple[DemoCase, ...]:
+def _demo_plan() -> list[tuple[str, str, int]]:
+    """``(case_id, label, seed)`` of every demo case, in list order."""
+    return [
+        (f"demo-{label}-{k}", label, _case_seed(i, k))
+        for i, label in enumerate(DEMO_LABELS)
+        for k in range(1, CASES_PER_LABEL + 1)
+    ]
+
+
+#: Ids of the demo cases, in list order (known without simulating anything).
+DEMO_CASE_IDS: tuple[str, ...] = tuple(cid for cid, _, _ in _demo_plan())
+
+
+@functools.cache
+def _generate(case_id: str, label: str, seed: int) -> DemoCase:
     from softmass_core import phantom  # lazy: the simulator is only needed here
 
-    out = []
-    for i, label in enumerate(DEMO_LABELS):
-        for k in range(1, CASES_PER_LABEL + 1):
-            pc = phantom.generate_case(label, hospital=DEMO_HOSPITAL, seed=_case_seed(i, k))
-            out.append(
-                DemoCase(
-                    case_id=f"demo-{label}-{k}",
-                    label=label,
-                    hospital=DEMO_HOSPITAL,
-                    gray=_as_rgb(pc.gray),
-                    cdfi=_as_rgb(pc.cdfi),
-                    gray_roi=_as_roi(pc.gray_roi),
-                    cdfi_roi=_as_roi(pc.cdfi_roi),
-                    age=int(pc.age),
-                    sex=str(pc.sex),
-                )
-            )
-    return tuple(out)
+    pc = phantom.generate_case(label, hospital=DEMO_HOSPITAL, seed=seed)
+    return DemoCase(
+        case_id=case_id,
+        label=label,
+        hospital=DEMO_HOSPITAL,
+        gray=_as_rgb(pc.gray),
+        cdfi=_as_rgb(pc.cdfi),
+        gray_roi=_as_roi(pc.gray_roi),
+        cdfi_roi=_as_roi(pc.cdfi_roi),
+        age=int(pc.age),
+        sex=str(pc.sex),
+    )
+
+
+def demo_label(case_id: str) -> str:
+    """True class of a demo case, without simulating it; SoftmassError if the id is unknown."""
+    for cid, label, _ in _demo_plan():
+        if cid == case_id:
+            return label
+    raise SoftmassError(f"There is no demo case {case_id!r}. Pick one of: {', '.join(DEMO_CASE_IDS)}.")
 
 
 def demo_cases() -> list[DemoCase]:
-    """The 12 demo cases (2 per class, malignant first), generated once per process."""
-    return list(_generate_demo_cases())
+    """The 12 demo cases (2 per class, malignant first), each simulated once per process."""
+    return [_generate(cid, label, seed) for cid, label, seed in _demo_plan()]
 
 
 def demo_case(case_id: str) -> DemoCase:
-    """The demo case with this id, e.g. ``"demo-lipoma-1"``; SoftmassError if unknown."""
-    for case in _generate_demo_cases():
-        if case.case_id == case_id:
-            return case
-    known = ", ".join(c.case_id for c in _generate_demo_cases())
-    raise SoftmassError(f"There is no demo case {case_id!r}. Pick one of: {known}.")
+    """The demo case with this id, e.g. ``"demo-lipoma-1"`` (simulates only that case); SoftmassError if unknown."""
+    for cid, label, seed in _demo_plan():
+        if cid == case_id:
+            return _generate(cid, label, seed)
+    raise SoftmassError(f"There is no demo case {case_id!r}. Pick one of: {', '.join(DEMO_CASE_IDS)}.")
 
 
 def demo_cohort_dir(cache_root: Path, *, scale: float = 0.25, seed: int = DEMO_SEED) -> Path:

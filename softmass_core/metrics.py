@@ -560,7 +560,7 @@ def logit_ci(
     if (n_positive is None) != (n_negative is None):
         raise MetricsError(
             "Pass both n_positive and n_negative (for Mercaldo's predictive-value "
-            f"interval) or neither; got n_positive={n_positive!r}, n_negative={n_negative!r}."
+            f"interval) or neither; got n_positive={_show(n_positive)}, n_negative={_show(n_negative)}."
         )
     if n == 0:
         return math.nan, math.nan
@@ -900,8 +900,8 @@ def baseline_table(
         for g in groups:
             a = age[(group == g) & age.notna()].to_numpy(float)
             if a.size:
-                sd = float(np.std(a, ddof=1)) if a.size > 1 else math.nan
-                cells.append(f"{a.mean():.1f} ± {sd:.1f}")
+                sd = f"{np.std(a, ddof=1):.1f}" if a.size > 1 else "n/a"
+                cells.append(f"{a.mean():.1f} ± {sd}")
                 samples.append(a)
             else:
                 cells.append("n/a")

@@ -549,7 +549,7 @@ def train_weight_set(
             "seconds": round(train_seconds, 1),
             "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
             "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
-            "command": " ".join(sys.argv) if sys.argv and "softmass_core" in " ".join(sys.argv) else None,
+            "reproduce": _command_line(),
         },
         "framework": framework_versions(),
     }
@@ -576,8 +576,19 @@ def train_weight_set(
         manifest_path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_none) + "\n")
         ev.write(work / "evaluation")
         log(f"evaluation written to {work / 'evaluation'}")
+    from softmass_core.modelcard import write_model_card
+
+    write_model_card(out_dir)
     log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
     return out_dir
+
+
+def _command_line() -> str | None:
+    """The ``python -m softmass_core train ...`` command of this process, if run from the CLI."""
+    argv = list(sys.argv)
+    if not argv or "train" not in argv[1:2] and "softmass_core" not in argv[0]:
+        return None
+    return "python -m softmass_core " + " ".join(argv[1:])
 
 
 def _none(obj: Any) -> Any:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from softmass_core.errors import SoftmassError
 from softmass_core.store import ReaderStudyStore
-from softmass_core.weights import Manifest, WeightSet, discover_with_errors
+from softmass_core.weights import Manifest, WeightSet, discover_with_errors, read_manifest, verify_files
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_ROOT = Path(os.environ.get("SOFTMASS_WEIGHTS", ROOT / "weights"))
@@ -19,6 +21,7 @@ CACHE_ROOT = Path(os.environ.get("SOFTMASS_CACHE", ROOT / "cache"))
 
 # Session-state keys (named once, used everywhere).
 KEY_WEIGHTS = "softmass.weights_dir"
+KEY_READER_NAME = "softmass.reader_name"  # the reader identifies once; pages share it
 
 DISCLAIMER = (
     "Research demo, not for clinical use. The shipped models learned simulated images "
@@ -30,7 +33,7 @@ DATA_KIND_NAMES: dict[str, str] = {
     "simulated": "simulated images",
     "breast_ultrasound": "breast ultrasound",
     "soft_tissue_ultrasound": "soft-tissue ultrasound",
-    "test": "test weights (random)",
+    "test": "test weights",
 }
 
 
@@ -123,10 +126,13 @@ def active_weight_set() -> WeightSet:
 
 
 def weight_set_label(manifest: Manifest) -> str:
-    """``"name v1.2 (simulated images, DLM-1 + DLM-2)"`` for select boxes and captions."""
-    kind = DATA_KIND_NAMES.get(manifest.data_kind, manifest.data_kind)
-    models = "DLM-1 + DLM-2" if manifest.has_dlm2 else "DLM-1 only"
-    return f"{manifest.name} v{manifest.version} ({kind}, {models})"
+    """``"phantom v1.2 (simulated images)"`` for select boxes."""
+    return f"{manifest.name} v{manifest.version} ({DATA_KIND_NAMES.get(manifest.data_kind, manifest.data_kind)})"
+
+
+def weight_set_models(manifest: Manifest) -> str:
+    """``"DLM-1 + DLM-2"`` or ``"DLM-1 only"``."""
+    return "DLM-1 + DLM-2" if manifest.has_dlm2 else "DLM-1 only"
 
 
 @st.cache_resource(show_spinner=False)
@@ -140,3 +146,106 @@ def reader_store() -> ReaderStudyStore:
     """The reader-study database (one engine per URL, shared by every session and page)."""
     with guarded():
         return _reader_store(reader_db_url())
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+@st.cache_data(show_spinner="Checking sha256 of the weight files ...", max_entries=32)
+def _checksum_status(folder: str, stamp: float) -> tuple[bool, str]:
+    try:
+        manifest = read_manifest(folder)
+        status = verify_files(manifest)
+    except SoftmassError as exc:
+        return False, str(exc)
+    return True, f"all {len(status)} weight file(s) match the manifest ({', '.join(status)})"
+
+
+def checksum_status(folder: str | Path) -> tuple[bool, str]:
+    """``(True, summary)`` when every weight file matches its sha256, else ``(False, the core's message)``.
+
+    Cached per folder and file modification times, so a changed file is checked again.
+    """
+    folder = Path(folder)
+    return _checksum_status(str(folder), _stamp(folder))
+
+
+def read_model_card(folder: str | Path) -> str | None:
+    """The set's README.md text, or None when it has none."""
+    path = Path(folder) / "README.md"
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def input_spec_frame(manifest: Manifest) -> pd.DataFrame:
+    """Two columns ``field, value`` describing the model input."""
+    spec = manifest.input_spec
+    rows = [
+        ("size (width x height)", f"{spec.width} x {spec.height} px"),
+        ("ROI resize", "stretch to size (as in the paper)" if spec.resize_mode == "stretch" else "keep aspect, pad"),
+        ("interpolation", spec.interpolation),
+        ("mean (RGB)", ", ".join(f"{v:.3f}" for v in spec.mean)),
+        ("std (RGB)", ", ".join(f"{v:.3f}" for v in spec.std)),
+    ]
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def models_frame(manifest: Manifest) -> pd.DataFrame:
+    """One row per model: id, labels, threshold and how it was chosen, architecture, sha256 prefix."""
+    rows = []
+    for model_id, entry in manifest.models.items():
+        rows.append(
+            {
+                "model": model_id,
+                "positive label": entry.positive_label,
+                "labels": ", ".join(entry.labels),
+                "threshold": entry.threshold,
+                "threshold method": entry.threshold_method,
+                "architecture": entry.architecture.timm_name,
+                "sha256": entry.sha256[:12] + "...",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def metrics_frame(manifest: Manifest) -> pd.DataFrame | None:
+    """Every ``{"value", "ci_low", "ci_high"}`` estimate in the manifest's metrics, one row each.
+
+    Rows: ``where`` (the path of keys, e.g. ``test_a / dlm1``), ``metric``,
+    ``value``, ``95% CI``, ``method``.  None when the manifest has no
+    metrics; an empty frame when they hold no such estimate.
+    """
+    raw = manifest.metrics
+    if not raw:
+        return None
+    rows: list[dict[str, str]] = []
+
+    def walk(node: Any, path: list[str]) -> None:
+        if isinstance(node, Mapping):
+            if "value" in node and ("ci_low" in node or "ci_high" in node):
+                lo, hi = node.get("ci_low"), node.get("ci_high")
+                rows.append(
+                    {
+                        "where": " / ".join(p for p in path[:-1] if p != "metrics") or "-",
+                        "metric": path[-1] if path else "-",
+                        "value": _fmt(node.get("value")),
+                        "95% CI": f"[{_fmt(lo)}, {_fmt(hi)}]",
+                        "method": _fmt(node.get("method", "")),
+                    }
+                )
+                return
+            for k, v in node.items():
+                walk(v, [*path, str(k)])
+
+    walk(raw, [])
+    return pd.DataFrame(rows, columns=["where", "metric", "value", "95% CI", "method"])

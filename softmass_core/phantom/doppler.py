@@ -235,7 +235,7 @@ def render_cdfi(
         frac = (np.arange(idx.size) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)) / np.repeat(n_sub, n_sub)
         pts = start[idx] + seg[idx] * frac[:, None]
         tang = seg[idx] / seg_len[idx, None]
-        v_ax = -ves.speed * (tang @ beam)  # + = toward the probe
+        v_ax = -ves.speed * (tang[:, 0] * beam[0] + tang[:, 1] * beam[1])  # + = toward the probe
         v_ax *= 1.0 + 0.15 * np.sin(np.linspace(0, rng.uniform(1, 3), v_ax.size) + rng.uniform(0, 6))
         ci = np.rint(pts[:, 0]).astype(int) - c0
         ri = np.rint(pts[:, 1]).astype(int) - r0
@@ -268,7 +268,7 @@ def render_cdfi(
     thr = 0.8 - 0.55 * settings.colour_gain
     show = (power * sens * tex > thr) & (np.abs(vmean) > sc.wall_filter) & in_box
     # flash noise
-    n_flash = rng.binomial(int(in_box.sum()), sc.flash_rate * settings.colour_gain * 2)
+    n_flash = rng.binomial(int(in_box.sum()), sc.flash_rate * settings.colour_gain * 0.5)
     if n_flash:
         fi = rng.integers(0, wh * ww, n_flash)
         fl = np.zeros(wh * ww, bool)

@@ -264,9 +264,11 @@ def build_scene(
         fascia_mm = fascia_mm - gaussian_filter1d(bump.astype(np.float32), sig, mode="nearest") * 1.3
         fascia_mm = np.maximum(fascia_mm, derm_mm + 0.8)
     bone_mm = None
-    if rng.random() < 0.25 and depth - bottom > 4.0:
-        bone_mm = float(rng.uniform(bottom + 2.5, depth - 1.0)) + 0.8 * smooth_curve(rng, w, 3)
-        bone_mm += float(rng.normal(0, 0.03)) * (xs - width / 2)
+    bone_top = max(bottom + 2.5, float(fascia_mm.max()) + 3.0)
+    if rng.random() < 0.25 and depth - bone_top > 1.5:
+        bone_mm = float(rng.uniform(bone_top, depth - 1.0)) + 0.6 * smooth_curve(rng, w, 3)
+        bone_mm += float(rng.normal(0, 0.02)) * (xs - width / 2)
+        bone_mm = np.maximum(bone_mm, fascia_mm + 2.0)
 
     # ---- background maps
     zc = ((np.arange(h, dtype=np.float32) + 0.5) * px)[:, None]
@@ -290,7 +292,7 @@ def build_scene(
     fib = np.clip(1.0 - (mdist / max(0.12, 0.6 * px)) ** 2, 0.0, None)
     fib *= np.clip(0.5 * breaks + 0.6, 0.0, 1.0)
     musc_E = float(rng.uniform(0.6, 0.9)) * np.exp(0.22 * tex) + float(rng.uniform(1.0, 2.0)) * fib
-    derm_E = float(rng.uniform(1.7, 2.6)) * np.exp(0.2 * tex)
+    derm_E = float(rng.uniform(2.4, 3.8)) * np.exp(0.2 * tex)
 
     in_fat = zc >= de
     in_musc = zc >= fa
@@ -359,7 +361,9 @@ def build_scene(
     base = float(echo["echo"])
     het = float(echo["het"])
     kn = int(echo.get("het_knots", 6))
-    hf = smooth_field(rng, (bh, bw), (max(2, int(kn * (bh * px) / (2 * b + 1e-6))), max(2, int(kn * (bw * px) / (2 * a)))))
+    hf = smooth_field(
+        rng, (bh, bw), (max(2, int(kn * (bh * px) / (2 * b + 1e-6))), max(2, int(kn * (bw * px) / (2 * a))))
+    )
     E_in = base * np.exp(het * hf)
     A_in = np.full_like(Eb, float(post["alpha"]))
     C_in = np.zeros_like(Eb)
@@ -457,7 +461,7 @@ def build_scene(
                 else:
                     ang, rad = rng.uniform(-np.pi, np.pi), np.sqrt(rng.uniform(0.0, 0.6))
                     fu, fv = rad * a * np.cos(ang), rad * b * np.sin(ang)
-                rad_mm = rng.uniform(0.25, 0.7) if calc != "phlebolith" else rng.uniform(0.6, 1.4)
+                rad_mm = rng.uniform(0.15, 0.45) if calc != "phlebolith" else rng.uniform(0.5, 1.2)
                 dd2 = ((u - fu) ** 2 + (v - fv) ** 2) / rad_mm**2
                 spot = np.exp(-dd2)
                 E_in = E_in + float(rng.uniform(6.0, 12.0)) * spot

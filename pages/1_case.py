@@ -1,0 +1,147 @@
+"""Case: upload or pick a case, set the ROIs, run the DLM cascade, see Grad-CAM, download a report."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from softmass_core.gradcam import overlay_cam
+from softmass_core.labels import DLM1, SUBMODEL_IDS, display_name
+from softmass_core.report import MODALITY_NAMES, MODEL_NAMES, ReportImage, build_report, draw_roi, model_name
+from ui import case_charts
+from ui.case_view import case_cams, case_input, guarded_call, roi_editor, run_case
+from ui.common import DISCLAIMER, active_weight_set, guarded
+
+KEY_RUN_FOR = "softmass.case.run_for"  # case id the user pressed Run for
+PREFIX = "case"
+
+st.title("Case")
+st.caption(DISCLAIMER)
+ws = active_weight_set()
+
+case = case_input(PREFIX)
+if case is None:
+    st.stop()
+
+rois = {}
+cols = st.columns(len(case.images))
+for col, (modality, image) in zip(cols, case.images.items(), strict=True):
+    with col:
+        st.subheader(MODALITY_NAMES[modality])
+        rois[modality] = roi_editor(PREFIX, case, image)
+
+if st.button("Run the DLM cascade", type="primary", key="case.run"):
+    st.session_state[KEY_RUN_FOR] = case.case_id
+if st.session_state.get(KEY_RUN_FOR) != case.case_id:
+    st.info("Set the ROIs, then press **Run the DLM cascade**. Later ROI changes rerun it automatically.")
+    st.stop()
+
+key, result = guarded_call(run_case, ws, case, rois)
+
+# ------------------------------------------------------------------ verdict
+st.divider()
+st.header("Result")
+verdict = f"Diagnosis: **{display_name(result.diagnosis)}**"
+if result.malignant:
+    st.error(verdict, icon=":material/warning:")
+else:
+    st.success(verdict, icon=":material/check_circle:")
+c1, c2, c3 = st.columns(3)
+c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}")
+c2.metric("Operating threshold", f"{result.threshold:.3f}")
+c3.metric("Weight set", f"{result.weight_set_id} v{result.weight_set_version}")
+if case.label is not None:
+    hit = result.diagnosis == case.label
+    st.caption(f"True class of this simulated case: {display_name(case.label)} ({'match' if hit else 'no match'}).")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("DLM-1: benign or malignant")
+    st.altair_chart(case_charts.dlm1_chart(result), width="stretch")
+with right:
+    st.subheader("DLM-2: sub-model scores")
+    if result.sub_scores is not None:
+        st.altair_chart(case_charts.sub_scores_chart(result), width="stretch")
+    elif not ws.has_dlm2:
+        st.info("This weight set has DLM-1 only: it says benign or malignant, never a subtype.")
+    else:
+        st.info("DLM-1 called the case malignant, so DLM-2 was not run.")
+
+diagnosing = (
+    None
+    if result.malignant or result.sub_scores is None
+    else next((sm for sm, subtype in SUBMODEL_IDS.items() if subtype == result.diagnosis), None)
+)
+st.markdown(
+    "**Path through the cascade:** "
+    + " → ".join(f"**{MODEL_NAMES[m]}**" if m in (DLM1, diagnosing) else MODEL_NAMES[m] for m in result.models_run)
+)
+st.caption(result.stopped_because)
+with st.expander("Every probability, per image and for the case"):
+    st.dataframe(case_charts.per_image_table(result), width="stretch")
+
+# ------------------------------------------------------------------ Grad-CAM
+st.divider()
+st.header("Grad-CAM")
+models = [DLM1] + ([diagnosing] if diagnosing else [])
+others = [sm for sm in SUBMODEL_IDS if ws.has_dlm2 and sm not in models]
+g1, g2 = st.columns(2)
+with g1:
+    extra = None
+    if others:
+        extra = st.selectbox(
+            "Also show a sub-model",
+            [None, *others],
+            format_func=lambda m: "(none)" if m is None else model_name(m),
+            key="case.extra_cam",
+        )
+with g2:
+    alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key="case.alpha")
+if extra:
+    models.append(extra)
+st.caption(
+    "Red = where each model's evidence for its class was strongest, inside the ROI (yellow box). "
+    "DLM-1 explains 'malignant'; a sub-model explains its own subtype."
+)
+
+cams = {m: guarded_call(case_cams, ws, key, result, m) for m in models}
+overlays: dict[str, dict[str, object]] = {}
+for modality, image in case.images.items():
+    st.subheader(MODALITY_NAMES[modality])
+    roi = result.rois[modality]
+    row = st.columns(1 + len(models))
+    row[0].image(draw_roi(image.rgb, roi), caption="Image and ROI", width="stretch")
+    overlays[modality] = {}
+    for col, m in zip(row[1:], models, strict=True):
+        cam = cams[m][modality]
+        with guarded():
+            over = overlay_cam(image.rgb, cam.cam_roi, cam.roi, alpha=alpha)
+        overlays[modality][m] = over
+        col.image(draw_roi(over, roi), caption=f"Grad-CAM {model_name(m)}", width="stretch")
+
+# ------------------------------------------------------------------ report
+st.divider()
+st.header("Case report")
+report = guarded_call(
+    build_report,
+    result,
+    [
+        ReportImage(modality, image.rgb, result.rois[modality], image.info, overlays[modality])
+        for modality, image in case.images.items()
+    ],
+    case_name=case.case_id,
+)
+st.caption("The report holds the images, ROIs, overlays, probabilities, diagnosis, cascade path and weight set.")
+d1, d2, d3 = st.columns(3)
+d1.download_button(
+    "Download PDF", data=report.to_pdf, file_name=f"{case.case_id}-report.pdf", mime="application/pdf", key="case.pdf"
+)
+d2.download_button(
+    "Download PNG sheet", data=report.to_png, file_name=f"{case.case_id}-report.png", mime="image/png", key="case.png"
+)
+d3.download_button(
+    "Download JSON",
+    data=report.to_json(),
+    file_name=f"{case.case_id}-report.json",
+    mime="application/json",
+    key="case.json",
+)

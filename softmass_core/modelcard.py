@@ -1,0 +1,171 @@
+"""Model-card tables in the form of the paper's Tables 2 and 3, from manifest metrics.
+
+``metrics`` is the ``{"cohorts": {name: {"dlm1": M, "dlm2": {subtype: M}}}}``
+object that :func:`softmass_core.evaluate.evaluate` produces and ``train``
+stores in ``manifest.json``.  Proportions are shown as percentages with one
+decimal, AUC and F1 with three, as the paper prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from softmass_core.labels import SUBTYPES, display_name
+
+METRIC_ROWS = (
+    ("auc", "AUC", False),
+    ("accuracy", "ACC (%)", True),
+    ("sensitivity", "Sensitivity (%)", True),
+    ("specificity", "Specificity (%)", True),
+    ("ppv", "PPV (%)", True),
+    ("npv", "NPV (%)", True),
+    ("f1", "F1-score", False),
+)
+
+
+def format_estimate(est: Mapping[str, Any] | None, *, percent: bool) -> str:
+    """``0.912 [0.850, 0.970]`` or ``91.2 [85.0, 97.0]``; ``n/a`` when undefined."""
+    if not est or est.get("value") is None:
+        return "n/a"
+    scale, digits = (100.0, 1) if percent else (1.0, 3)
+
+    def f(v: Any) -> str:
+        return "n/a" if v is None else f"{v * scale:.{digits}f}"
+
+    return f"{f(est['value'])} [{f(est.get('ci_low'))}, {f(est.get('ci_high'))}]"
+
+
+def _order(cohorts: Sequence[str]) -> list[str]:
+    preferred = ["training", "validation", "test_a", "test_b", "test_internal"]
+    return [c for c in preferred if c in cohorts] + [c for c in cohorts if c not in preferred]
+
+
+def table2_markdown(metrics: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> str:
+    """DLM-1 performance per cohort (rows: metrics; columns: cohorts)."""
+    per = metrics.get("cohorts", metrics)
+    names = _order(list(cohorts or per))
+    head = "| | " + " | ".join(
+        f"{c} (n={per[c]['dlm1']['n']}, {per[c]['dlm1']['n_positive']} malignant)" for c in names
+    )
+    lines = [head + " |", "|---|" + "---|" * len(names)]
+    for key, title, pct in METRIC_ROWS:
+        cells = [format_estimate(per[c]["dlm1"]["metrics"].get(key), percent=pct) for c in names]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table3_markdown(metrics: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> str:
+    """DLM-2 one-vs-rest performance per subtype and cohort (benign cases only)."""
+    per = metrics.get("cohorts", metrics)
+    names = [c for c in _order(list(cohorts or per)) if per[c].get("dlm2")]
+    if not names:
+        return "_This weight set has DLM-1 only._"
+    titles = [t for _, t, _ in METRIC_ROWS]
+    lines = ["| | n (positive) | " + " | ".join(titles) + " |", "|---|---|" + "---|" * len(titles)]
+    for subtype in SUBTYPES:
+        lines.append(f"| **{display_name(subtype)}** | | " + " | ".join("" for _ in titles) + " |")
+        for c in names:
+            m = per[c]["dlm2"][subtype]
+            cells = [format_estimate(m["metrics"].get(k), percent=p) for k, _, p in METRIC_ROWS]
+            lines.append(f"| {c} | {m['n']} ({m['n_positive']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_model_card(manifest: Mapping[str, Any]) -> str:
+    """A model-card README (Markdown) from a manifest dictionary."""
+    m = manifest
+    lines = [f"# Weight set `{m['id']}` {m.get('version', '')}", ""]
+    lines += [
+        "> **Research demo, not a medical device, not for clinical use.** " + str(m.get("intended_use", "")),
+        "",
+    ]
+    if m.get("description"):
+        lines += [str(m["description"]), ""]
+    kind = {
+        "simulated": "simulated ultrasound (softmass phantom): not real patients",
+        "breast_ultrasound": "breast ultrasound: not superficial soft-tissue masses",
+        "soft_tissue_ultrasound": "superficial soft-tissue ultrasound",
+        "test": "test weights",
+    }.get(m.get("data_kind", ""), m.get("data_kind", ""))
+    lines += ["## What it learned", "", f"Data kind: **{kind}**.", ""]
+    for item in m.get("limitations", []) or []:
+        lines.append(f"- {item}")
+    if m.get("limitations"):
+        lines.append("")
+    arch = m.get("architecture", {})
+    spec = m.get("input", {})
+    lines += [
+        "## Model",
+        "",
+        f"- Architecture: timm `{arch.get('timm_name')}` {arch.get('timm_args') or ''}, classifier replaced, "
+        "built with `pretrained=False` and loaded from safetensors.",
+        f"- Input: ROI resized to {spec.get('width')} x {spec.get('height')} (W x H), resize mode "
+        f"`{spec.get('resize_mode', 'stretch')}`, interpolation `{spec.get('interpolation', 'bilinear')}`, "
+        f"mean {spec.get('mean')}, std {spec.get('std')}; grayscale replicated to 3 channels.",
+        f"- Case score: {m.get('fusion', {}).get('rule', 'mean')} of the available images' probabilities.",
+        "",
+        "| model | labels | threshold | how chosen | storage | sha256 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mid, e in m.get("models", {}).items():
+        lines.append(
+            f"| {mid} | {' / '.join(e['labels'])} | {e['threshold']:.3f} | {e.get('threshold_method', '')} | "
+            f"{e.get('storage_dtype', 'float32')} | `{e['sha256'][:16]}...` |"
+        )
+    lines.append("")
+    tr = m.get("training") or {}
+    if tr:
+        cfg = tr.get("config", {})
+        lines += [
+            "## Training",
+            "",
+            f"- Cohort CSV: `{tr.get('cohort_csv')}`; trained on {tr.get('n_train_cases')} cases "
+            f"({tr.get('n_train_images')} images) of {tr.get('train_cohorts')}, selected on "
+            f"{tr.get('n_validation_cases')} `{tr.get('validation_cohort')}` cases by AUC.",
+            f"- Init `{cfg.get('init')}`, shared multi-task pretraining {cfg.get('pretrain_epochs')} epochs, "
+            f"fine-tuning up to {cfg.get('epochs')} epochs per model, AdamW lr {cfg.get('lr')} / "
+            f"{cfg.get('finetune_lr')}, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}.",
+            f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s.",
+        ]
+        if tr.get("reproduce"):
+            lines += ["- Reproduce:", "", "```bash", str(tr["reproduce"]), "```"]
+        lines.append("")
+    metrics = m.get("metrics") or {}
+    if metrics.get("cohorts"):
+        lines += [
+            "## Measured performance",
+            "",
+            "CI methods: " + "; ".join(f"{k}: {v}" for k, v in (metrics.get("ci_methods") or {}).items()) + ".",
+            "",
+            "### DLM-1 (benign vs malignant), in the form of the paper's Table 2",
+            "",
+            table2_markdown(metrics),
+            "",
+        ]
+        if any(c.get("dlm2") for c in metrics["cohorts"].values()):
+            lines += [
+                "### DLM-2 (one-vs-rest on benign cases), in the form of the paper's Table 3",
+                "",
+                table3_markdown(metrics),
+                "",
+            ]
+    for note in m.get("notes", []) or []:
+        lines.append(f"- {note}")
+    lines += [
+        "## Changelog",
+        "",
+        *[f"- {c.get('version')} ({c.get('date')}): {c.get('changes')}" for c in m.get("changelog", [])],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder) -> None:
+    """Rewrite ``folder/README.md`` from ``folder/manifest.json``."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    (folder / "README.md").write_text(render_model_card(manifest), encoding="utf-8")

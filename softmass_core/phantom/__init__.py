@@ -1,0 +1,45 @@
+"""Simulated superficial soft-tissue ultrasound cases (grayscale B-mode + CDFI).
+
+The paper's images are private, so the project renders realistic cases of the
+six classes with numpy/scipy/Pillow: a convolution speckle model over skin,
+fat, fascia and muscle layers, class-specific signs drawn with literature
+frequencies, deliberate overlap (``difficulty``), and three simulated
+scanners ("hospitals").  Design and sources: docs/phantom.md.
+
+Modules: ``classes`` (per-class parameters), ``scene`` (tissue maps),
+``bmode`` (image formation), ``doppler`` (CDFI), ``display`` (screen, ROI,
+overlays), ``scanner`` (hospitals), ``case`` (one case), ``cohorts`` (CSV
+cohorts, benchmark, CLI hooks).
+"""
+
+from __future__ import annotations
+
+from softmass_core.phantom.case import DEFAULT_DIFFICULTY, PhantomCase, generate_case
+from softmass_core.phantom.classes import PHANTOM_LABELS
+from softmass_core.phantom.cohorts import (
+    COHORT_PLAN,
+    CSV_COLUMNS,
+    add_arguments,
+    benchmark,
+    generate_cohorts,
+    plan_cases,
+    run_cli,
+    scaled_counts,
+)
+from softmass_core.phantom.scanner import HOSPITALS
+
+__all__ = [
+    "COHORT_PLAN",
+    "CSV_COLUMNS",
+    "DEFAULT_DIFFICULTY",
+    "HOSPITALS",
+    "PHANTOM_LABELS",
+    "PhantomCase",
+    "add_arguments",
+    "benchmark",
+    "generate_case",
+    "generate_cohorts",
+    "plan_cases",
+    "run_cli",
+    "scaled_counts",
+]

@@ -1,0 +1,281 @@
+"""Simulated cohorts with the class mix of Long et al. (2023), Table 1, written as PNGs + CSV."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import MALIGNANT
+from softmass_core.phantom.case import DEFAULT_DIFFICULTY, generate_case
+from softmass_core.phantom.classes import PHANTOM_LABELS
+
+#: cohort -> (hospital, {label: count}); counts from the paper's Table 1.
+COHORT_PLAN: dict[str, tuple[int, dict[str, int]]] = {
+    "training": (
+        1,
+        {
+            MALIGNANT: 32,
+            "lipoma": 121,
+            "hemangioma": 120,
+            "neurinoma": 120,
+            "epidermal_cyst": 160,
+            "calcifying_epithelioma": 65,
+        },
+    ),
+    "validation": (
+        1,
+        {
+            MALIGNANT: 8,
+            "lipoma": 30,
+            "hemangioma": 30,
+            "neurinoma": 30,
+            "epidermal_cyst": 40,
+            "calcifying_epithelioma": 16,
+        },
+    ),
+    "test_a": (
+        2,
+        {
+            MALIGNANT: 5,
+            "lipoma": 40,
+            "hemangioma": 16,
+            "neurinoma": 25,
+            "epidermal_cyst": 45,
+            "calcifying_epithelioma": 25,
+        },
+    ),
+    "test_b": (
+        3,
+        {
+            MALIGNANT: 10,
+            "lipoma": 28,
+            "hemangioma": 20,
+            "neurinoma": 18,
+            "epidermal_cyst": 27,
+            "calcifying_epithelioma": 20,
+        },
+    ),
+}
+
+CSV_NAME = "cohort.csv"
+CSV_COLUMNS: tuple[str, ...] = (
+    "case_id",
+    "cohort",
+    "label",
+    "gray_path",
+    "cdfi_path",
+    "gray_roi",
+    "cdfi_roi",
+    "age",
+    "sex",
+    "hospital",
+)
+_PREFIX = {"training": "tr", "validation": "va", "test_a": "ta", "test_b": "tb"}
+
+
+def scaled_counts(cohort: str, scale: float = 1.0) -> dict[str, int]:
+    """Class counts of ``cohort`` multiplied by ``scale`` (rounded, at least 1 per class)."""
+    _, counts = COHORT_PLAN[cohort]
+    return {label: max(1, int(round(n * scale))) for label, n in counts.items()}
+
+
+def plan_cases(cohort: str, seed: int, scale: float = 1.0) -> list[tuple[int, str, int]]:
+    """(index, label, case seed) for every case of ``cohort``, in a shuffled class order.
+
+    Each case seed depends only on (seed, cohort, index), so cases can be made
+    independently and in parallel.
+    """
+    tag = zlib.crc32(cohort.encode("utf-8"))
+    labels = [lab for lab, n in scaled_counts(cohort, scale).items() for _ in range(n)]
+    order = np.random.default_rng([int(seed) & 0xFFFFFFFF, tag, 0xC0FFEE]).permutation(len(labels))
+    out = []
+    for index, k in enumerate(order):
+        case_seed = int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, tag, index]).generate_state(1)[0])
+        out.append((index, labels[int(k)], case_seed))
+    return out
+
+
+def _roi_str(roi: Sequence[int]) -> str:
+    return ",".join(str(int(v)) for v in roi)
+
+
+def _make_case(job: tuple[str, int, str, int, int, float, str]) -> dict[str, str]:
+    cohort, index, label, hospital, case_seed, difficulty, out_dir = job
+    case_id = f"{_PREFIX.get(cohort, cohort)}-{index:04d}"
+    case = generate_case(label, hospital=hospital, seed=case_seed, difficulty=difficulty, case_id=case_id)
+    rel_dir = Path("images") / cohort
+    folder = Path(out_dir) / rel_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for kind, arr in (("gray", case.gray), ("cdfi", case.cdfi)):
+        name = f"{case_id}_{kind}.png"
+        Image.fromarray(arr, "RGB").save(folder / name, compress_level=3)
+        paths[kind] = (rel_dir / name).as_posix()
+    return {
+        "case_id": case_id,
+        "cohort": cohort,
+        "label": label,
+        "gray_path": paths["gray"],
+        "cdfi_path": paths["cdfi"],
+        "gray_roi": _roi_str(case.gray_roi),
+        "cdfi_roi": _roi_str(case.cdfi_roi),
+        "age": str(case.age),
+        "sex": case.sex,
+        "hospital": str(case.hospital),
+    }
+
+
+def generate_cohorts(
+    out_dir: str | os.PathLike[str],
+    *,
+    seed: int = 2023,
+    scale: float = 1.0,
+    cohorts: Sequence[str] | None = None,
+    workers: int = 1,
+    difficulty: float = DEFAULT_DIFFICULTY,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write simulated cohorts as PNGs plus ``out_dir/cohort.csv`` and return the CSV path.
+
+    Images go to ``out_dir/images/<cohort>/<case_id>_{gray,cdfi}.png``; CSV paths
+    are relative to the CSV with forward slashes and ROIs read "x0,y0,x1,y1".
+    The CSV is removed first and written last (temp name, then rename), so a
+    folder whose run was interrupted has no ``cohort.csv``.
+
+    Args:
+        out_dir: output folder (created).
+        seed: master seed; the same seed gives identical files.
+        scale: multiplies every class count (at least 1 per class).
+        cohorts: subset of :data:`COHORT_PLAN` names (default: all four).
+        workers: processes to use (1 = in this process).
+        difficulty: overlap knob in [0, 1].
+        progress: called as ``progress(done, total)`` after each case.
+    """
+    names = list(COHORT_PLAN) if cohorts is None else [str(c).strip() for c in cohorts if str(c).strip()]
+    unknown = [c for c in names if c not in COHORT_PLAN]
+    if unknown or not names:
+        raise SoftmassError(f"Unknown cohort(s) {unknown or names}: choose from {', '.join(COHORT_PLAN)}.")
+    if not scale > 0:
+        raise SoftmassError(f"scale must be positive, got {scale!r}.")
+    if not 0.0 <= float(difficulty) <= 1.0:
+        raise SoftmassError(f"difficulty must lie in [0, 1], got {difficulty!r}.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / CSV_NAME
+    csv_path.unlink(missing_ok=True)
+    jobs = [
+        (name, index, label, COHORT_PLAN[name][0], case_seed, float(difficulty), str(out))
+        for name in names
+        for index, label, case_seed in plan_cases(name, seed, scale)
+    ]
+    total = len(jobs)
+    rows: list[dict[str, str]] = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=int(workers)) as pool:
+            for row in pool.map(_make_case, jobs, chunksize=4):
+                rows.append(row)
+                if progress is not None:
+                    progress(len(rows), total)
+    else:
+        for job in jobs:
+            rows.append(_make_case(job))
+            if progress is not None:
+                progress(len(rows), total)
+    tmp = out / (CSV_NAME + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, csv_path)
+    return csv_path
+
+
+def benchmark(n_cases: int = 60, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY) -> dict:
+    """Time :func:`generate_case` per hospital (single process, this CPU).
+
+    A case renders both images from one scene, so the per-image figure is half
+    the time of a pair.
+
+    Returns:
+        ``{"hospital_<h>": {"n": .., "mean_ms_per_image": .., "p95_ms_per_image": ..,
+        "mean_ms_per_pair": .., "p95_ms_per_pair": ..}, "mean_ms_per_image": ..,
+        "p95_ms_per_image": ..}``
+    """
+    out: dict = {}
+    every: list[float] = []
+    generate_case(PHANTOM_LABELS[0], hospital=1, seed=seed)  # warm caches
+    for hospital in (1, 2, 3):
+        times = []
+        for k in range(max(1, int(n_cases))):
+            label = PHANTOM_LABELS[k % len(PHANTOM_LABELS)]
+            t0 = time.perf_counter()
+            generate_case(label, hospital=hospital, seed=seed + k, difficulty=difficulty)
+            times.append((time.perf_counter() - t0) * 1000.0)
+        t = np.asarray(times)
+        every.extend(t / 2.0)
+        out[f"hospital_{hospital}"] = {
+            "n": int(t.size),
+            "mean_ms_per_image": round(float(t.mean() / 2.0), 2),
+            "p95_ms_per_image": round(float(np.percentile(t, 95) / 2.0), 2),
+            "mean_ms_per_pair": round(float(t.mean()), 2),
+            "p95_ms_per_pair": round(float(np.percentile(t, 95)), 2),
+        }
+    out["mean_ms_per_image"] = round(float(np.mean(every)), 2)
+    out["p95_ms_per_image"] = round(float(np.percentile(every, 95)), 2)
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI hooks
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``python -m softmass_core phantom``."""
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (images/ and cohort.csv)")
+    parser.add_argument("--seed", type=int, default=2023, help="master seed (default 2023)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every class count (default 1.0)")
+    parser.add_argument("--cohorts", default=None, help=f"comma list among {','.join(COHORT_PLAN)} (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument(
+        "--difficulty",
+        type=float,
+        default=DEFAULT_DIFFICULTY,
+        help=f"overlap between classes, 0..1 (default {DEFAULT_DIFFICULTY})",
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Generate the cohorts with a progress bar on stderr; print the CSV path."""
+    from tqdm import tqdm
+
+    cohorts = None if not args.cohorts else [c for c in str(args.cohorts).split(",") if c.strip()]
+    bar = tqdm(total=0, unit="case", file=sys.stderr, desc="phantom")
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        path = generate_cohorts(
+            args.out,
+            seed=args.seed,
+            scale=args.scale,
+            cohorts=cohorts,
+            workers=args.workers,
+            difficulty=args.difficulty,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    print(path)
+    return 0

@@ -1,0 +1,291 @@
+"""Frame (app.py) and Case page (pages/1_case.py) under Streamlit's AppTest; canvas mapping unit tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit import config as st_config
+from streamlit.testing.v1 import AppTest
+
+from softmass_core.cascade import Cascade
+from softmass_core.demo import demo_case
+from softmass_core.labels import display_name
+from softmass_core.roi import Roi
+from softmass_core.weights import WeightSet
+from ui.canvas import (
+    CanvasGeometry,
+    fit_canvas,
+    last_rect,
+    object_box,
+    rect_to_image_roi,
+    roi_to_rect,
+    shape_points,
+    shapes_to_image,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+KEY_WEIGHTS = "softmass.weights_dir"
+
+
+@pytest.fixture(scope="module")
+def weights_root(tiny_weights, tiny_weights_dlm1, tmp_path_factory) -> Path:
+    """A weights folder holding a full tiny set and a DLM-1-only one."""
+    root = tmp_path_factory.mktemp("weights_case")
+    shutil.copytree(tiny_weights, root / "tiny")
+    shutil.copytree(tiny_weights_dlm1, root / "tiny-dlm1")
+    return root
+
+
+@pytest.fixture
+def env(weights_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(weights_root))
+    monkeypatch.setenv("SOFTMASS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SOFTMASS_READER_DB", f"sqlite:///{tmp_path / 'reader.sqlite'}")
+    st_config.set_option("client.showErrorDetails", "full")
+    return weights_root
+
+
+def texts(at: AppTest) -> list[str]:
+    """Every visible text of the page (markdown, captions, alerts, metrics, headers)."""
+    out = []
+    for kind in ("markdown", "caption", "info", "success", "error", "warning", "title", "header", "subheader"):
+        out += [str(e.value) for e in getattr(at, kind)]
+    out += [f"{m.label} {m.value}" for m in at.metric]
+    out += [df.value.to_string() for df in at.dataframe]
+    return out
+
+
+# --------------------------------------------------------------------------- canvas mapping
+
+
+def test_fit_canvas_keeps_aspect_and_never_enlarges():
+    g = fit_canvas(1088, 704, 544)
+    assert (g.width, g.height) == (544, 352) and g.sx == 2.0 and g.sy == 2.0
+    small = fit_canvas(300, 200, 544)
+    assert (small.width, small.height) == (300, 200)
+    capped = fit_canvas(1000, 1000, 800, max_height=400)
+    assert (capped.width, capped.height) == (400, 400)
+
+
+def test_roi_round_trips_through_the_canvas_exactly():
+    g = fit_canvas(544, 352, 400)  # scale 0.735...: fractional canvas coordinates
+    for roi in (Roi(81, 44, 386, 313), Roi(0, 0, 544, 352), Roi(1, 2, 9, 11)):
+        assert rect_to_image_roi(roi_to_rect(roi, g), g) == roi
+
+
+def test_rect_scale_and_origin_are_honoured():
+    g = CanvasGeometry(image_width=800, image_height=600, width=400, height=300)  # 2 image px per canvas px
+    drawn = {"type": "Rect", "left": 10, "top": 20, "width": 50, "height": 40, "scaleX": 1, "scaleY": 1}
+    assert rect_to_image_roi(drawn, g) == Roi(20, 40, 120, 120)
+    resized = dict(drawn, scaleX=2.0, scaleY=0.5)  # the user dragged a handle
+    assert rect_to_image_roi(resized, g) == Roi(20, 40, 220, 80)
+    centred = dict(drawn, originX="center", originY="center")  # Fabric's default origin
+    assert object_box(centred) == (-15.0, 0.0, 35.0, 40.0)
+    assert rect_to_image_roi(centred, g) == Roi(0, 0, 70, 80)  # clipped to the image
+
+
+def test_flipped_rect_and_clipping():
+    g = CanvasGeometry(100, 100, 100, 100)
+    flipped = {"type": "rect", "left": 50, "top": 50, "width": 20, "height": 10, "scaleX": -1, "scaleY": 1}
+    assert rect_to_image_roi(flipped, g) == Roi(30, 50, 50, 60)
+    outside = {"type": "rect", "left": 90, "top": 95, "width": 50, "height": 50}
+    assert rect_to_image_roi(outside, g) == Roi(90, 95, 100, 100)
+
+
+def test_last_rect_and_shapes():
+    g = CanvasGeometry(200, 100, 100, 50)
+    data = {
+        "objects": [
+            {"type": "rect", "left": 1, "top": 1, "width": 4, "height": 4},
+            {"type": "path", "path": [["M", 10, 10], ["Q", 12, 10, 20, 10], ["L", 20, 20], ["L", 10, 20]]},
+            {"type": "Rect", "left": 5, "top": 5, "width": 10, "height": 10},
+            {"type": "circle", "left": 0, "top": 0, "radius": 3},
+        ]
+    }
+    assert last_rect(data)["left"] == 5
+    assert last_rect({"objects": []}) is None and last_rect(None) is None
+    polygons, boxes = shapes_to_image(data, g)
+    assert boxes == [(2, 2, 10, 10), (10, 10, 30, 30)]
+    assert polygons == [[(20.0, 20.0), (40.0, 20.0), (40.0, 40.0), (20.0, 40.0)]]
+
+
+def test_moved_path_follows_its_bounding_box():
+    # A square path drawn at 10..20, then moved so that its box starts at (50, 60) and scaled x2.
+    path = {
+        "type": "path",
+        "path": [["M", 10, 10], ["L", 20, 10], ["L", 20, 20], ["L", 10, 20]],
+        "left": 50,
+        "top": 60,
+        "width": 10,
+        "height": 10,
+        "scaleX": 2,
+        "scaleY": 2,
+        "originX": "left",
+        "originY": "top",
+    }
+    assert shape_points(path) == [(50.0, 60.0), (70.0, 60.0), (70.0, 80.0), (50.0, 80.0)]
+    polygon = {
+        "type": "polygon",
+        "points": [{"x": 0, "y": 0}, {"x": 10, "y": 0}, {"x": 0, "y": 10}],
+        "left": 0,
+        "top": 0,
+        "width": 10,
+        "height": 10,
+    }
+    assert shape_points(polygon) == [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)]
+
+
+# --------------------------------------------------------------------------- frame
+
+
+def test_app_frame_runs_with_sidebar_notice_and_weight_sets(env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    side = [str(w.value) for w in at.sidebar.warning]
+    assert any("not for clinical use" in w for w in side)
+    picker = at.sidebar.selectbox(key=KEY_WEIGHTS)
+    assert len(picker.options) == 2 and picker.value == str(env / "tiny")
+    assert picker.options == ["tiny v0.0.1 (test weights)", "tiny-dlm1 v0.0.1 (test weights)"]
+    assert any("DLM-1 + DLM-2" in str(c.value) for c in at.sidebar.caption)
+    # The default page is the Case page.
+    assert [t.value for t in at.title] == ["Case"]
+    assert any(str(link.proto.label) == "Model card of this set" for link in at.sidebar.get("page_link"))
+
+    # A session that picked the DLM-1-only set sees it named in the sidebar.  (A fresh AppTest:
+    # under AppTest, a rerun of an st.navigation app drops the sidebar drawn before nav.run().)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[KEY_WEIGHTS] = str(env / "tiny-dlm1")
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key=KEY_WEIGHTS).value == str(env / "tiny-dlm1")
+    assert any("DLM-1 only" in str(c.value) for c in at.sidebar.caption)
+
+
+# --------------------------------------------------------------------------- case page
+
+
+def _case_page(env) -> AppTest:
+    return AppTest.from_file(str(ROOT / "pages" / "1_case.py"), default_timeout=TIMEOUT)
+
+
+def test_demo_case_run_shows_diagnosis_scores_and_path(env):
+    at = _case_page(env).run()
+    assert not at.exception
+    at.selectbox(key="case.demo_case").set_value("demo-lipoma-1").run()
+    at.button(key="case.run").click().run()
+    assert not at.exception, at.exception
+
+    # The page shows what the cascade gives when run directly on the same case.
+    case = demo_case("demo-lipoma-1")
+    expected = Cascade(WeightSet.load(env / "tiny")).run(case.to_case_images())
+    shown = texts(at)
+    verdicts = [str(a.value) for a in (*at.success, *at.error) if "Diagnosis" in str(a.value)]
+    assert verdicts == [f"Diagnosis: **{display_name(expected.diagnosis)}**"]
+    assert any(f"DLM-1 P(malignant), case {expected.p_malignant:.3f}" == t for t in shown)
+    assert any(expected.stopped_because == t for t in shown)
+    assert any(t.startswith("**Path through the cascade:** **DLM-1**") for t in shown)
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == (2 if expected.sub_scores is not None else 1)
+    # The probability table lists every sub-model that ran.
+    table = at.dataframe[0].value
+    assert list(table.index)[-1].startswith("Case (mean")
+    if expected.sub_scores is not None:
+        assert [c for c in table.columns if c.startswith("SM-")] == [
+            "SM-1 (lipoma)",
+            "SM-2 (hemangioma)",
+            "SM-3 (neurinoma)",
+            "SM-4 (epidermal cyst)",
+            "SM-5 (calcifying epithelioma)",
+        ]
+    # Grad-CAM images for both images and a report.
+    assert len(at.get("image")) >= 4
+    assert {b.label for b in at.get("download_button")} >= {"Download PDF", "Download PNG sheet", "Download JSON"}
+
+
+def test_changing_roi_numbers_reruns_with_the_new_roi(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    case = demo_case("demo-malignant-1")
+    key = "case.roi.demo-malignant-1.gray"
+    assert at.number_input(key=f"{key}.x0").value == case.gray_roi.x0
+    at.number_input(key=f"{key}.x0").set_value(case.gray_roi.x0 + 40).run()
+    at.number_input(key=f"{key}.y1").set_value(case.gray_roi.y1 - 30).run()
+    assert not at.exception
+
+    new_roi = Roi(case.gray_roi.x0 + 40, case.gray_roi.y0, case.gray_roi.x1, case.gray_roi.y1 - 30)
+    images = case.to_case_images()
+    expected = Cascade(WeightSet.load(env / "tiny")).run(
+        type(images)(gray=images.gray, cdfi=images.cdfi, gray_roi=new_roi, cdfi_roi=images.cdfi_roi)
+    )
+    assert expected.rois["gray"] == new_roi
+    shown = texts(at)
+    assert f"DLM-1 P(malignant), case {expected.p_malignant:.3f}" in shown
+    # The canvas (or its stand-in under AppTest) agrees with the typed numbers.
+    assert at.number_input(key=f"{key}.x0").value == new_roi.x0
+
+
+def test_swapped_corners_are_normalised(env):
+    at = _case_page(env).run()
+    key = "case.roi.demo-malignant-1.gray"
+    at.number_input(key=f"{key}.x1").set_value(10).run()  # now left of x0 = 81
+    assert not at.exception
+    assert (at.number_input(key=f"{key}.x0").value, at.number_input(key=f"{key}.x1").value) == (10, 81)
+
+
+def test_an_impossible_roi_is_an_error_box_not_a_traceback(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    key = "case.roi.demo-malignant-1.gray"
+    at.number_input(key=f"{key}.x0").set_value(200).run()
+    at.number_input(key=f"{key}.x1").set_value(200).run()
+    assert not at.exception
+    assert any("zero area" in str(e.value) for e in at.error)
+
+
+def test_dlm1_only_set_gives_benign_or_malignant_only(env):
+    at = _case_page(env)
+    at.session_state[KEY_WEIGHTS] = str(env / "tiny-dlm1")
+    at.run()
+    at.button(key="case.run").click().run()
+    assert not at.exception
+    shown = texts(at)
+    assert any("DLM-1 only" in t for t in shown) or any("not run" in t for t in shown)
+    verdicts = [str(a.value) for a in (*at.success, *at.error) if "Diagnosis" in str(a.value)]
+    assert verdicts[0] in ("Diagnosis: **Malignant**", "Diagnosis: **Benign (subtype unknown)**")
+
+
+def test_uploaded_dicom_identifiers_never_appear(env):
+    from conftest import synthetic_rgb
+    from test_report import IDENTIFIERS, dicom_with_identifiers
+
+    dicom = dicom_with_identifiers(synthetic_rgb(3)[:, :, 0])
+    at = _case_page(env).run()
+    at.radio(key="case.source").set_value("Upload images").run()
+    at.file_uploader(key="case.upload.gray").set_value(("scan.dcm", dicom, "application/dicom")).run()
+    assert not at.exception
+    at.button(key="case.run").click().run()
+    assert not at.exception, at.exception
+    shown = "\n".join(texts(at))
+    assert "Diagnosis" in shown and "DICOM" in shown
+    for ident in IDENTIFIERS:
+        assert ident not in shown
+
+
+def test_slider_and_extra_cam_reuse_the_cached_run(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    results = at.session_state["softmass.case.results"]
+    assert len(results) == 1
+    (run,) = results.values()
+    n_images = len(at.get("image"))
+    at.slider(key="case.alpha").set_value(0.8).run()
+    options = at.selectbox(key="case.extra_cam").options
+    assert options[0] == "(none)" and len(options) >= 4  # the sub-models not already shown
+    at.selectbox(key="case.extra_cam").select_index(len(options) - 1).run()
+    assert not at.exception
+    after = at.session_state["softmass.case.results"]
+    assert list(after.values()) == [run] and next(iter(after.values())) is run  # no new cascade run
+    assert len(at.get("image")) == n_images + 2  # one more overlay per image

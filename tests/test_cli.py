@@ -1,0 +1,115 @@
+"""Command line: predict, evaluate, metrics; bad input gives one line and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmass_core.cli import main
+from tests.conftest import ROOT, synthetic_rgb
+
+
+@pytest.fixture
+def images(tmp_path):
+    g, c = tmp_path / "g.png", tmp_path / "c.png"
+    Image.fromarray(synthetic_rgb(1)).save(g)
+    Image.fromarray(synthetic_rgb(2)).save(c)
+    return g, c
+
+
+def test_predict_json(tiny_weights, images, capsys):
+    g, c = images
+    rc = main(["predict", "--weights", str(tiny_weights), "--gray", str(g), "--gray-roi", "10,10,150,110",
+               "--cdfi", str(c), "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert {"diagnosis", "p_malignant", "per_image_p_malignant", "sub_scores"} <= set(out)
+    assert set(out["per_image_p_malignant"]) == {"gray", "cdfi"}
+    assert out["rois"]["gray"] == "10,10,150,110"
+    if out["malignant"]:
+        assert out["sub_scores"] is None and out["diagnosis"] == "malignant"
+    else:
+        assert len(out["sub_scores"]) == 5
+
+
+def test_predict_text_and_dlm1_only(tiny_weights_dlm1, images, capsys):
+    rc = main(["predict", "--weights", str(tiny_weights_dlm1), "--gray", str(images[0]), "--threshold", "1.0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "diagnosis    benign" in out and "DLM-1 only" in out
+
+
+def test_metrics_command_known_values(tmp_path, capsys):
+    # 4 positives, 4 negatives, perfectly separated except one: AUC = 15/16
+    p = tmp_path / "pred.csv"
+    p.write_text(
+        "label,score,other\n1,0.9,0.5\n1,0.8,0.4\n1,0.7,0.6\n1,0.3,0.2\n0,0.4,0.3\n0,0.2,0.7\n0,0.1,0.1\n0,0.05,0.8\n"
+    )
+    rc = main(["metrics", "--predictions", str(p), "--compare-col", "other", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["n"] == 8 and out["n_positive"] == 4
+    assert out["counts"] == {"tp": 3, "fp": 0, "fn": 1, "tn": 4}
+    assert out["metrics"]["auc"]["value"] == pytest.approx(15 / 16)
+    assert out["metrics"]["sensitivity"]["value"] == pytest.approx(0.75)
+    assert out["metrics"]["auc"]["method"] == "DeLong"
+    assert set(out["comparison"]) == {"auc_difference", "ci_low", "ci_high", "z", "p_value", "method"}
+
+
+def test_evaluate_command_json(tiny_weights, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    lines = ["case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi"]
+    for i, label in enumerate(["malignant", "lipoma", "malignant", "neurinoma", "lipoma", "hemangioma"]):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"c{i},validation,{label},{i}.png,,,")
+    (tmp_path / "cohort.csv").write_text("\n".join(lines) + "\n")
+    rc = main(["evaluate", "--weights", str(tiny_weights), "--cohort", str(tmp_path / "cohort.csv"),
+               "--out", str(tmp_path / "out"), "--quiet", "--n-boot", "200", "--json"])  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    m = out["cohorts"]["validation"]
+    assert m["dlm1"]["n"] == 6 and m["dlm1"]["n_positive"] == 2
+    assert set(m["dlm2"]) == {"lipoma", "hemangioma", "neurinoma", "epidermal_cyst", "calcifying_epithelioma"}
+    assert (tmp_path / "out" / "predictions.csv").is_file()
+
+
+BAD_INPUTS = [
+    ["predict", "--weights", "/nonexistent", "--gray", "x.png"],
+    ["metrics", "--predictions", "/nonexistent.csv"],
+    ["predict", "--weights", "WS"],
+    ["predict", "--weights", "WS", "--gray", "NOTIMG"],
+    ["predict", "--weights", "WS", "--gray", "IMG", "--gray-roi", "1,2"],
+    ["predict", "--weights", "WS", "--gray", "IMG", "--gray-roi", "500,500,600,600"],
+    ["evaluate", "--weights", "WS", "--cohort", "BADCSV"],
+    ["metrics", "--predictions", "BADCSV", "--score-col", "nope"],
+]
+
+
+@pytest.fixture
+def subst(tiny_weights, images, tmp_path):
+    notimg = tmp_path / "n.png"
+    notimg.write_text("hello")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,cohort,label,gray_path\nx,v,sarcoma,nope.png\ny,v,lipoma,nope.png\n")
+    return {"WS": str(tiny_weights), "IMG": str(images[0]), "NOTIMG": str(notimg), "BADCSV": str(bad)}
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS)
+def test_bad_input_one_line_exit_2(args, subst, capsys):
+    rc = main([subst.get(a, a) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+
+
+@pytest.mark.parametrize("args", [["predict", "--weights", "WS", "--gray", "NOTIMG"], ["predict"], ["nope"]])
+def test_real_process_has_no_traceback(args, subst):
+    proc = subprocess.run([sys.executable, "-m", "softmass_core", *[subst.get(a, a) for a in args]],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "error" in proc.stderr

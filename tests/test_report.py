@@ -1,0 +1,167 @@
+"""Case reports (softmass_core.report): JSON keys, PDF/PNG output, no patient identifiers."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from softmass_core.cascade import Cascade, CaseImages
+from softmass_core.errors import SoftmassError
+from softmass_core.gradcam import cams_for_result, overlay_cam
+from softmass_core.images import load_image
+from softmass_core.labels import DLM1, display_name
+from softmass_core.report import DISCLAIMER, ReportImage, build_report, draw_roi, model_name
+from softmass_core.roi import Roi
+from softmass_core.weights import WeightSet
+
+PATIENT_NAME = "Doe^Jane"
+PATIENT_ID = "PID-0042-XYZ"
+IDENTIFIERS = ("Doe", "Jane", PATIENT_ID, "19700101", "St Elsewhere")
+
+
+def dicom_with_identifiers(rgb_gray: np.ndarray) -> bytes:
+    """An 8-bit grey ultrasound DICOM (in memory) carrying patient identifiers."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = UltrasoundImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = PATIENT_NAME
+    ds.PatientID = PATIENT_ID
+    ds.PatientBirthDate = "19700101"
+    ds.InstitutionName = "St Elsewhere"
+    ds.Modality = "US"
+    ds.Rows, ds.Columns = rgb_gray.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.ascontiguousarray(rgb_gray, dtype=np.uint8).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def dicom_bytes(rgb_pair_module):
+    return dicom_with_identifiers(rgb_pair_module[0][:, :, 0])
+
+
+@pytest.fixture(scope="module")
+def rgb_pair_module():
+    from conftest import synthetic_rgb
+
+    return synthetic_rgb(1), synthetic_rgb(2)
+
+
+@pytest.fixture(scope="module")
+def report_parts(tiny_weights, dicom_bytes, rgb_pair_module):
+    ws = WeightSet.load(tiny_weights)
+    gray = load_image(dicom_bytes)
+    cdfi = rgb_pair_module[1]
+    rois = {"gray": Roi(20, 10, 140, 100), "cdfi": Roi(30, 20, 150, 110)}
+    result = Cascade(ws).run(
+        CaseImages(gray=gray.rgb, cdfi=cdfi, gray_roi=rois["gray"], cdfi_roi=rois["cdfi"]), keep_features=True
+    )
+    cams = cams_for_result(ws, result, DLM1)
+    images = [
+        ReportImage(
+            "gray",
+            gray.rgb,
+            result.rois["gray"],
+            gray.info.to_dict(),
+            {DLM1: overlay_cam(gray.rgb, cams["gray"].cam_roi, cams["gray"].roi)},
+        ),
+        ReportImage(
+            "cdfi",
+            cdfi,
+            result.rois["cdfi"],
+            {"format": "PNG"},
+            {DLM1: overlay_cam(cdfi, cams["cdfi"].cam_roi, cams["cdfi"].roi)},
+        ),
+    ]
+    return result, images
+
+
+def test_json_has_the_result_image_info_and_disclaimer(report_parts):
+    result, images = report_parts
+    report = build_report(result, images, case_name="upload-abc123")
+    data = json.loads(report.to_json())
+    assert {"report", "disclaimer", "generated_at", "software", "case", "diagnosis_display", "result", "images"} <= set(
+        data
+    )
+    assert data["result"] == json.loads(json.dumps(result.to_dict()))
+    assert data["result"]["weight_set"] == {"id": "tiny", "version": "0.0.1"}
+    assert data["diagnosis_display"] == display_name(result.diagnosis)
+    assert data["disclaimer"] == DISCLAIMER and "not for clinical use" in data["disclaimer"]
+    assert data["images"]["gray"]["roi"] == "20,10,140,100"
+    assert data["images"]["gray"]["file"]["format"] == "DICOM"
+    assert data["images"]["gray"]["file"]["modality"] == "US"
+    assert (data["images"]["gray"]["width"], data["images"]["gray"]["height"]) == (160, 120)
+    assert data["images"]["cdfi"]["gradcam_models"] == [DLM1]
+
+
+def test_no_patient_identifier_in_any_form(report_parts):
+    result, images = report_parts
+    report = build_report(result, images, case_name="upload-abc123")
+    text = report.to_json()
+    pdf = report.to_pdf(compress=False)
+    png = report.to_png()
+    # The uncompressed PDF does carry the report's text (so the search below means something).
+    assert b"Weight set: tiny version 0.0.1" in pdf
+    assert "upload-abc123" in text
+    for ident in IDENTIFIERS:
+        assert ident not in text
+        assert ident.encode() not in pdf
+        assert ident.encode() not in png
+
+
+def test_pdf_and_png_are_valid(report_parts):
+    result, images = report_parts
+    report = build_report(result, images, case_name="demo-lipoma-1")
+    pdf = report.to_pdf()
+    assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
+    png = Image.open(io.BytesIO(report.to_png(panel_height=120)))
+    assert png.format == "PNG" and png.mode == "RGB"
+    # Two rows of panels of 120 px plus the text block.
+    assert png.height > 2 * 120 and png.width >= 900
+
+
+def test_summary_lines_state_threshold_path_and_weight_set(report_parts):
+    result, images = report_parts
+    lines = build_report(result, images).summary_lines()
+    joined = "\n".join(lines)
+    assert f"against operating threshold {result.threshold:.3f}" in joined
+    assert "Models run: DLM-1" in joined
+    assert result.stopped_because in joined
+    assert "tiny version 0.0.1" in joined
+
+
+def test_draw_roi_outlines_the_box_only():
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    out = draw_roi(rgb, Roi(10, 5, 30, 25), width=1)
+    assert tuple(out[5, 10]) == (255, 204, 0) and tuple(out[24, 29]) == (255, 204, 0)
+    assert tuple(out[15, 20]) == (0, 0, 0)  # inside stays untouched
+    assert rgb.max() == 0  # the input is not modified
+
+
+def test_model_names():
+    assert model_name("dlm1") == "DLM-1"
+    assert model_name("sm1") == "SM-1 (lipoma)"
+    assert model_name("sm5").startswith("SM-5 (calcifying epithelioma")
+
+
+def test_report_needs_an_image(report_parts):
+    result, _ = report_parts
+    with pytest.raises(SoftmassError):
+        build_report(result, [])

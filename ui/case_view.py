@@ -1,0 +1,354 @@
+"""Case input, ROI editing, cascade runs and Grad-CAM overlays (Case and Grad-CAM pages).
+
+Everything clinical is done by ``softmass_core``; this module reads widgets,
+keeps per-session caches (so moving a slider does not rerun a model) and draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from softmass_core.cascade import Cascade, CascadeResult, CaseImages
+from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
+from softmass_core.gradcam import CamResult, cams_for_result
+from softmass_core.images import load_image
+from softmass_core.labels import MODALITIES, display_name
+from softmass_core.report import MODALITY_NAMES
+from softmass_core.roi import Roi
+from softmass_core.weights import WeightSet
+from ui.canvas import CanvasGeometry, fit_canvas, last_rect, rect_to_image_roi, roi_to_rect
+from ui.common import guarded
+
+#: File types the uploaders accept (load_image sniffs the content; this only filters the dialog).
+IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "dicom"]
+#: Widest canvas, in screen pixels: half of a wide page on a 1400 px screen (wider canvases scroll).
+CANVAS_MAX_WIDTH = 420
+
+SOURCE_DEMO = "Demo case"
+SOURCE_UPLOAD = "Upload images"
+
+KEY_RESULTS = "softmass.case.results"  # {result key: CascadeResult}, a few recent runs
+KEY_CAMS = "softmass.case.cams"  # {(result key, model id): {modality: CamResult}}
+KEY_UPLOADS = "softmass.case.uploads"  # {sha256: (rgb, info dict)}, decoded uploads
+_MAX_RESULTS = 4
+_MAX_CAMS = 16
+_MAX_UPLOADS = 4
+
+ROI_STYLE = {"stroke": "#ffcc00", "strokeWidth": 2, "fill": "rgba(255, 204, 0, 0.08)"}
+
+
+@dataclass(frozen=True)
+class CaseImage:
+    """One image of the case: ``rgb`` (H, W, 3) uint8, a content hash and what is known about the file."""
+
+    modality: str
+    rgb: np.ndarray
+    digest: str
+    info: dict[str, Any]
+    default_roi: Roi
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+@dataclass(frozen=True)
+class CaseInput:
+    """The case on screen: a demo case or uploaded images (never their file names)."""
+
+    case_id: str
+    source: str  # "demo" or "upload"
+    label: str | None  # the true label when known (demo cases)
+    images: dict[str, CaseImage] = field(default_factory=dict)
+    caption: str = ""
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _trim(cache: dict, limit: int) -> None:
+    while len(cache) > limit:
+        cache.pop(next(iter(cache)))
+
+
+# --------------------------------------------------------------------------- case input
+
+
+@st.cache_data(show_spinner=False)
+def _demo_digest(case_id: str) -> str:
+    """Content hash of a demo case's images (computed once per process)."""
+    case = demo_case(case_id)
+    return _digest(case.gray.tobytes() + case.cdfi.tobytes())
+
+
+def _demo_input(prefix: str) -> CaseInput:
+    case_id = st.selectbox(
+        "Demo case",
+        list(DEMO_CASE_IDS),
+        format_func=lambda cid: f"{cid} ({display_name(demo_label(cid))})",
+        key=f"{prefix}.demo_case",
+        help="Simulated cases (hospital 1 of the phantom); the true class is in the name.",
+    )
+    with st.spinner("Simulating the demo case ..."):
+        case = demo_case(case_id)
+        digest = _demo_digest(case_id)
+    info = {"source": "simulated (phantom)", "hospital": case.hospital}
+    images = {
+        "gray": CaseImage("gray", case.gray, digest + ":gray", info, case.gray_roi),
+        "cdfi": CaseImage("cdfi", case.cdfi, digest + ":cdfi", info, case.cdfi_roi),
+    }
+    caption = (
+        f"Simulated case, true class **{display_name(case.label)}**, hospital {case.hospital}, "
+        f"age {case.age}, sex {case.sex}."
+    )
+    return CaseInput(case_id=case_id, source="demo", label=case.label, images=images, caption=caption)
+
+
+def _decode_upload(uploaded: Any) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Decode an ``UploadedFile`` in memory (cached per content hash in the session)."""
+    data = uploaded.getvalue()
+    digest = _digest(data)
+    cache = st.session_state.setdefault(KEY_UPLOADS, {})
+    if digest not in cache:
+        uploaded.seek(0)
+        loaded = load_image(uploaded)
+        cache[digest] = (loaded.rgb, loaded.info.to_dict())
+        _trim(cache, _MAX_UPLOADS)
+    rgb, info = cache[digest]
+    return rgb, info, digest
+
+
+def _upload_input(prefix: str) -> CaseInput | None:
+    cols = st.columns(2)
+    images: dict[str, CaseImage] = {}
+    for col, modality in zip(cols, MODALITIES, strict=True):
+        with col:
+            uploaded = st.file_uploader(
+                f"{MODALITY_NAMES[modality]} image",
+                type=IMAGE_TYPES,
+                key=f"{prefix}.upload.{modality}",
+                help="PNG, JPEG, BMP, TIFF or DICOM. Read in memory, never stored.",
+            )
+            if uploaded is None:
+                continue
+            with guarded():
+                rgb, info, digest = _decode_upload(uploaded)
+            h, w = rgb.shape[:2]
+            images[modality] = CaseImage(modality, rgb, digest, info, Roi(0, 0, w, h))
+    if not images:
+        st.info("Upload a grayscale B-mode image, a CDFI image or both (one is enough).")
+        return None
+    case_id = "upload-" + _digest("".join(images[m].digest for m in images).encode())[:12]
+    return CaseInput(
+        case_id=case_id,
+        source="upload",
+        label=None,
+        images=images,
+        caption="Uploaded images (kept in memory for this session only). The ROI starts as the whole image.",
+    )
+
+
+def case_input(prefix: str) -> CaseInput | None:
+    """Pick a demo case or upload images; None until there is at least one image."""
+    source = st.radio("Case", [SOURCE_DEMO, SOURCE_UPLOAD], horizontal=True, key=f"{prefix}.source")
+    with guarded():
+        case = _demo_input(prefix) if source == SOURCE_DEMO else _upload_input(prefix)
+    if case is not None:
+        st.caption(case.caption)
+    return case
+
+
+def image_facts(image: CaseImage) -> str:
+    """One caption line about an image (size, format): never a patient identifier."""
+    info = image.info
+    parts = [f"{image.width} x {image.height} px"]
+    if info.get("format"):
+        parts.append(str(info["format"]))
+    if info.get("modality"):
+        parts.append(f"modality {info['modality']}")
+    if info.get("n_frames", 1) and int(info.get("n_frames", 1)) > 1:
+        parts.append(f"frame {int(info.get('frame', 0)) + 1} of {info['n_frames']}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- canvas and ROI
+
+
+def draw_canvas(
+    key: str,
+    rgb: np.ndarray,
+    geometry: CanvasGeometry,
+    *,
+    objects: list[dict[str, Any]] | None = None,
+    drawing_mode: str = "rect",
+    stroke: str = "#ffcc00",
+    fill: str = "rgba(255, 204, 0, 0.08)",
+) -> dict[str, Any] | None:
+    """A drawing canvas over ``rgb``; returns its Fabric JSON, or None when the component is unavailable."""
+    try:
+        from streamlit_drawable_canvas import st_canvas
+    except Exception:  # noqa: BLE001 - the component is optional; the numbers below always work
+        st.caption("The drawing canvas is not available here: type the box in pixels below.")
+        return None
+    background = Image.fromarray(rgb).resize((geometry.width, geometry.height), Image.Resampling.BILINEAR)
+    try:
+        result = st_canvas(
+            fill_color=fill,
+            stroke_width=2,
+            stroke_color=stroke,
+            background_image=background,
+            width=geometry.width,
+            height=geometry.height,
+            drawing_mode=drawing_mode,
+            initial_drawing={"objects": list(objects or [])},
+            update_streamlit=True,
+            key=key,
+        )
+    except Exception as exc:  # noqa: BLE001 - fall back to the number inputs
+        st.caption(f"The drawing canvas failed ({type(exc).__name__}); type the box in pixels below.")
+        return None
+    return result.json_data
+
+
+_CORNERS = ("x0", "y0", "x1", "y1")
+
+
+def _bump(gen_key: str) -> None:
+    """Remount the canvas (a new key) so it shows the current box only."""
+    st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1
+
+
+def _set_roi(value_key: str, gen_key: str, roi: Roi) -> None:
+    st.session_state[value_key] = roi.to_list()
+    _bump(gen_key)
+
+
+def _typed_roi(value_key: str, gen_key: str, widget_keys: dict[str, str]) -> None:
+    """Number inputs changed: they become the ROI."""
+    _set_roi(value_key, gen_key, Roi(*(int(st.session_state[widget_keys[n]]) for n in _CORNERS)))
+
+
+def roi_editor(prefix: str, case: CaseInput, image: CaseImage, *, canvas: bool = True) -> Roi:
+    """Draw or type the ROI of one image; returns it in original-image pixels.
+
+    The ROI lives in session state (``<base>.value``, kept across pages and
+    reruns).  A box drawn, moved or resized on the canvas is mapped back to
+    image pixels and becomes the ROI; so do typed numbers.  Either way the
+    canvas is remounted showing just the current box.
+    """
+    base = f"{prefix}.roi.{case.case_id}.{image.modality}"
+    value_key, gen_key = f"{base}.value", f"{base}.gen"
+    widget_keys = {name: f"{base}.{name}" for name in _CORNERS}
+    state = st.session_state
+    if value_key not in state:
+        _set_roi(value_key, gen_key, image.default_roi)
+    current = Roi(*state[value_key])
+
+    if canvas:
+        geometry = fit_canvas(image.width, image.height, CANVAS_MAX_WIDTH)
+        drawing = draw_canvas(
+            f"{base}.canvas.{state.get(gen_key, 0)}",
+            image.rgb,
+            geometry,
+            objects=[roi_to_rect(current, geometry, **ROI_STYLE)],
+            drawing_mode="rect",
+        )
+        rect = last_rect(drawing)
+        if rect is not None:
+            drawn = rect_to_image_roi(rect, geometry)
+            if drawn != current and drawn.width > 0 and drawn.height > 0:
+                _set_roi(value_key, gen_key, drawn)
+                st.rerun()
+        st.caption(f"{image_facts(image)}. Drag a box on the image, or type it (pixels, right/bottom exclusive).")
+    limits = {"x0": image.width, "y0": image.height, "x1": image.width, "y1": image.height}
+    titles = {"x0": "left x0", "y0": "top y0", "x1": "right x1", "y1": "bottom y1"}
+    for name, value in zip(_CORNERS, current.to_list(), strict=True):
+        # The widgets show the ROI (clamped to the image: the number inputs cannot hold more).
+        state[widget_keys[name]] = min(max(int(value), 0), limits[name])
+    for col, name in zip(st.columns(4), _CORNERS, strict=True):
+        col.number_input(
+            titles[name],
+            min_value=0,
+            max_value=limits[name],
+            step=1,
+            key=widget_keys[name],
+            on_change=_typed_roi,
+            args=(value_key, gen_key, widget_keys),
+        )
+    st.button(
+        "Reset ROI",
+        key=f"{base}.reset",
+        on_click=_set_roi,
+        args=(value_key, gen_key, image.default_roi),
+        help="Back to the demo case's box (or the whole uploaded image).",
+    )
+    return Roi(*state[value_key])
+
+
+# --------------------------------------------------------------------------- cascade and CAMs
+
+
+def result_key(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> str:
+    """Cache key of a cascade run: weight set, image content and ROIs."""
+    parts = [str(ws.folder), ws.id, ws.version, id(ws)]
+    parts += [[m, case.images[m].digest, rois[m].as_string()] for m in MODALITIES if m in case.images]
+    return json.dumps(parts)
+
+
+def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> tuple[str, CascadeResult]:
+    """Run the cascade once per (weight set, images, ROIs) and keep the result in the session."""
+    key = result_key(ws, case, rois)
+    cache: dict[str, CascadeResult] = st.session_state.setdefault(KEY_RESULTS, {})
+    if key not in cache:
+        images = CaseImages(
+            gray=case.images["gray"].rgb if "gray" in case.images else None,
+            cdfi=case.images["cdfi"].rgb if "cdfi" in case.images else None,
+            gray_roi=rois.get("gray"),
+            cdfi_roi=rois.get("cdfi"),
+        )
+        with st.spinner("Running DLM-1 and, if benign, DLM-2 ..."):
+            cache[key] = Cascade(ws).run(images, keep_features=True)
+        _trim(cache, _MAX_RESULTS)
+    return key, cache[key]
+
+
+def case_cams(ws: WeightSet, key: str, result: CascadeResult, model_id: str) -> dict[str, CamResult]:
+    """Grad-CAM of ``model_id`` for every image of a run, computed once per session."""
+    cache: dict[tuple[str, str], dict[str, CamResult]] = st.session_state.setdefault(KEY_CAMS, {})
+    ck = (key, model_id)
+    if ck not in cache:
+        with st.spinner(f"Computing Grad-CAM for {model_id.upper()} ..."):
+            cache[ck] = cams_for_result(ws, result, model_id)
+        _trim(cache, _MAX_CAMS)
+    return cache[ck]
+
+
+def guarded_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with core errors shown as ``st.error`` (the page stops)."""
+    with guarded():
+        return fn(*args, **kwargs)
+
+
+def overlap_picture(rgb: np.ndarray, reader: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 tinted: reader's area green, model's area red, both yellow."""
+    out = rgb.astype(np.float32).copy()
+    tint = np.zeros_like(out)
+    tint[reader & ~model] = (0, 200, 0)
+    tint[model & ~reader] = (230, 0, 0)
+    tint[reader & model] = (255, 215, 0)
+    any_area = reader | model
+    out[any_area] = 0.45 * out[any_area] + 0.55 * tint[any_area]
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -1,0 +1,207 @@
+"""Tables of the Cohort page in the form of the paper's Tables 1-3 (pandas only, no Streamlit).
+
+Cells read like the paper's: ``"0.912 [0.850, 0.970]"`` for AUC and F1,
+``"87.5 [84.7, 90.0]"`` (percent) for ACC, sensitivity, specificity, PPV
+and NPV, the brackets holding the 95% confidence interval.  Inputs are the
+plain dicts of :func:`softmass_core.metrics.binary_metrics` and the
+``metrics`` of :class:`softmass_core.evaluate.Evaluation`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
+from softmass_core.metrics import UndefinedMetricWarning, auc_delong, baseline_table, delong_test
+from ui.charts import format_estimate
+
+#: (metric key, row name, shown in percent) in the paper's order.
+METRIC_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("auc", "AUC", False),
+    ("accuracy", "ACC (%)", True),
+    ("sensitivity", "Sensitivity (%)", True),
+    ("specificity", "Specificity (%)", True),
+    ("ppv", "PPV (%)", True),
+    ("npv", "NPV (%)", True),
+    ("f1", "F1-score", False),
+)
+
+
+def _cells(result: Mapping[str, Any]) -> dict[str, str]:
+    m = result["metrics"]
+    return {row: format_estimate(m.get(key), percent=pct) for key, row, pct in METRIC_ROWS}
+
+
+def _counts(result: Mapping[str, Any]) -> str:
+    c = result["counts"]
+    return f"{c['tp']} / {c['fp']} / {c['fn']} / {c['tn']}"
+
+
+def table2(dlm1: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """DLM-1 performance like the paper's Table 2: rows metrics, one column per cohort.
+
+    ``dlm1`` maps cohort name -> ``binary_metrics(...)`` result.  Extra rows
+    give the number of cases (malignant), the threshold and the confusion
+    counts TP / FP / FN / TN.
+    """
+    columns: dict[str, dict[str, str]] = {}
+    for cohort, result in dlm1.items():
+        col = {"Cases (malignant)": f"{result['n']} ({result['n_positive']})"}
+        col.update(_cells(result))
+        col["Threshold"] = f"{result['threshold']:.3f}"
+        col["TP / FP / FN / TN"] = _counts(result)
+        columns[str(cohort)] = col
+    out = pd.DataFrame(columns)
+    out.index.name = "DLM-1"
+    return out
+
+
+def table3(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """DLM-2 performance like the paper's Table 3: one row per (subtype, cohort), columns metrics.
+
+    ``metrics`` is ``Evaluation.metrics`` (cohort -> {"dlm2": {subtype:
+    binary_metrics result}}).  Empty when no cohort has DLM-2 results.
+    """
+    rows = []
+    for subtype in SUBTYPES:
+        for cohort, entry in metrics.items():
+            result = (entry.get("dlm2") or {}).get(subtype)
+            if result is None:
+                continue
+            rows.append(
+                {
+                    "Subtype": display_name(subtype),
+                    "Cohort": str(cohort),
+                    "Cases (positive)": f"{result['n']} ({result['n_positive']})",
+                    **_cells(result),
+                }
+            )
+    return pd.DataFrame(rows, columns=["Subtype", "Cohort", "Cases (positive)", *[r for _, r, _ in METRIC_ROWS]])
+
+
+def baseline_tables(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Table 1 in the paper's two blocks: ``{"Malignant": ..., "Benign": ...}`` by cohort.
+
+    ``cases`` has columns cohort, label, age, sex.  Each block is
+    :func:`softmass_core.metrics.baseline_table` (ANOVA for age, chi-square
+    for sex and, for benign masses, subtype) on that block's cases; a block
+    with no case is left out.
+    """
+    out: dict[str, pd.DataFrame] = {}
+    malignant = cases[cases["label"] == MALIGNANT]
+    benign = cases[cases["label"] != MALIGNANT]
+    if len(malignant):
+        out["Malignant"] = baseline_table(malignant.drop(columns=["label"]))
+    if len(benign):
+        out["Benign"] = baseline_table(benign)
+    return out
+
+
+def has_demographics(cases: pd.DataFrame) -> bool:
+    """True when the cases carry both age and sex (for at least one case each)."""
+    return all(c in cases.columns and cases[c].notna().any() for c in ("age", "sex"))
+
+
+def paired_predictions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Two weight sets' predictions on the same cases, joined by case_id.
+
+    Returns columns case_id, cohort, y_malignant, p_a, p_b (cases present in
+    both tables only, in ``a``'s order).
+    """
+    left = a[["case_id", "cohort", "y_malignant", "p_malignant"]].rename(columns={"p_malignant": "p_a"})
+    right = b[["case_id", "p_malignant"]].rename(columns={"p_malignant": "p_b"})
+    return left.merge(right, on="case_id", how="inner", validate="one_to_one")
+
+
+def _p_text(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def delong_table(paired: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame:
+    """Paired DeLong test of DLM-1's AUC, weight set A vs B, one row per cohort.
+
+    ``paired`` as from :func:`paired_predictions`.  Columns: Cohort, Cases,
+    AUC of A and of B with DeLong 95% CIs, the difference A - B with its CI,
+    z and the two-sided p-value.
+    """
+    rows = []
+    for cohort, df in paired.groupby("cohort", sort=False):
+        y = df["y_malignant"].to_numpy(dtype=int)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            test = delong_test(y, df["p_a"].to_numpy(float), df["p_b"].to_numpy(float))
+            auc_a = auc_delong(y, df["p_a"].to_numpy(float)).to_dict()
+            auc_b = auc_delong(y, df["p_b"].to_numpy(float)).to_dict()
+        diff = {"value": test["auc_difference"], "ci_low": test["ci_low"], "ci_high": test["ci_high"]}
+        rows.append(
+            {
+                "Cohort": str(cohort),
+                "Cases (malignant)": f"{len(df)} ({int(y.sum())})",
+                f"AUC {name_a}": format_estimate(auc_a),
+                f"AUC {name_b}": format_estimate(auc_b),
+                "Difference (A - B)": format_estimate(diff),
+                "z": "n/a" if math.isnan(test["z"]) else f"{test['z']:.2f}",
+                "p (DeLong)": _p_text(test["p_value"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def roc_curves(
+    roc: Mapping[str, Mapping[str, Any]],
+    metrics: Mapping[str, Mapping[str, Any]],
+    task: str,
+    *,
+    cohorts: Sequence[str] | None = None,
+    prefix: str = "",
+) -> list[dict[str, Any]]:
+    """ROC series per cohort for ``task`` ("dlm1" or a subtype), ready for ``charts.roc_chart``.
+
+    ``roc`` and ``metrics`` are ``Evaluation.roc`` and ``Evaluation.metrics``;
+    ``prefix`` goes before each cohort's name (e.g. a weight set's id).
+    """
+    out = []
+    for cohort in cohorts if cohorts is not None else list(roc):
+        if task == "dlm1":
+            points = (roc.get(cohort) or {}).get("dlm1")
+            result = (metrics.get(cohort) or {}).get("dlm1")
+        else:
+            points = ((roc.get(cohort) or {}).get("dlm2") or {}).get(task)
+            result = ((metrics.get(cohort) or {}).get("dlm2") or {}).get(task)
+        if not points:
+            continue
+        auc = result["metrics"]["auc"] if result else None
+        out.append({"name": f"{prefix}{cohort}", "fpr": points["fpr"], "tpr": points["tpr"], "auc": auc})
+    return out
+
+
+#: What a weight set learned, by its manifest's ``data_kind``.
+DATA_KINDS_TEXT: dict[str, str] = {
+    "simulated": "simulated ultrasound images (the phantom)",
+    "breast_ultrasound": "breast ultrasound images (BUSI)",
+    "soft_tissue_ultrasound": "soft-tissue ultrasound images",
+    "test": "nothing (random test weights)",
+}
+
+
+def data_note(data_kind: str, *, demo: bool) -> str:
+    """One paragraph saying what the figures on the page measure (Markdown)."""
+    learned = DATA_KINDS_TEXT.get(data_kind, data_kind)
+    cases = (
+        "**simulated cases** from three simulated hospitals (no patient data)"
+        if demo
+        else "the cases of the cohort file you chose"
+    )
+    return (
+        f"These figures measure a weight set that learned **{learned}**, run on {cases}. "
+        "They show how the software and this weight set behave on these data; they are **not** the "
+        "diagnostic performance of any model on real superficial soft-tissue masses, and the paper's "
+        "figures are not reproduced by them."
+    )
