@@ -98,7 +98,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     lines += [
         "## Model",
         "",
-        f"- Architecture: timm `{arch.get('timm_name')}` {arch.get('timm_args') or ''}, classifier replaced, "
+        f"- Architecture: timm `{arch.get('timm_name')}`{' ' + str(arch['timm_args']) if arch.get('timm_args') else ''}, classifier replaced, "
         "built with `pretrained=False` and loaded from safetensors.",
         f"- Input: ROI resized to {spec.get('width')} x {spec.get('height')} (W x H), resize mode "
         f"`{spec.get('resize_mode', 'stretch')}`, interpolation `{spec.get('interpolation', 'bilinear')}`, "
@@ -126,8 +126,10 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"- Init `{cfg.get('init')}`, shared multi-task pretraining {cfg.get('pretrain_epochs')} epochs, "
             f"fine-tuning up to {cfg.get('epochs')} epochs per model, AdamW lr {cfg.get('lr')} / "
             f"{cfg.get('finetune_lr')}, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}.",
-            f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s.",
+            f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s. {tr.get('seconds_note', '')}".rstrip(),
         ]
+        if tr.get("data_source"):
+            lines.append(f"- Data: {tr['data_source']}")
         if tr.get("reproduce"):
             lines += ["- Reproduce:", "", "```bash", str(tr["reproduce"]), "```"]
         lines.append("")

@@ -1,0 +1,63 @@
+"""Every shipped weight set loads, verifies its sha256, predicts, and carries its measured metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from softmass_core.cascade import Cascade
+from softmass_core.demo import demo_case
+from softmass_core.gradcam import cams_for_result
+from softmass_core.weights import WeightSet, discover_with_errors
+from tests.conftest import ROOT
+
+WEIGHTS = ROOT / "weights"
+SHIPPED = sorted(p.parent.name for p in WEIGHTS.glob("*/manifest.json"))
+
+
+def test_expected_sets_are_shipped_and_small():
+    assert {"phantom", "busi"} <= set(SHIPPED)
+    found, errors = discover_with_errors(WEIGHTS)
+    assert errors == {}
+    total = sum(f.stat().st_size for f in WEIGHTS.rglob("*") if f.is_file())
+    assert total < 60 * 1024 * 1024
+    assert not [f for f in WEIGHTS.rglob("*") if f.suffix in {".pt", ".pth", ".pkl", ".ckpt", ".bin"}]
+
+
+@pytest.mark.parametrize("set_id", SHIPPED)
+def test_shipped_set_loads_verifies_and_predicts(set_id):
+    ws = WeightSet.load(WEIGHTS / set_id)
+    assert all(ws.verified.values())
+    manifest = json.loads((WEIGHTS / set_id / "manifest.json").read_text())
+    assert manifest["intended_use"] and "not" in manifest["intended_use"].lower()
+    assert (WEIGHTS / set_id / "README.md").read_text().startswith("# ")
+    cohorts = manifest["metrics"]["cohorts"]
+    assert cohorts, "measured metrics must be recorded"
+    for m in cohorts.values():
+        assert 0.0 <= m["dlm1"]["metrics"]["auc"]["value"] <= 1.0
+    case = demo_case("demo-epidermal_cyst-1")
+    cascade = Cascade(ws)
+    res = cascade.run(case.to_case_images(), run_all=True, keep_features=True)
+    assert 0.0 <= res.p_malignant <= 1.0
+    assert (res.sub_scores is not None) == ws.has_dlm2
+    cam = cams_for_result(ws, res, "dlm1")["gray"]
+    assert cam.cam_roi.shape == (case.gray_roi.height, case.gray_roi.width)
+    assert np.isfinite(cam.cam_roi).all()
+
+
+def test_phantom_set_is_the_full_cascade():
+    ws = WeightSet.load(WEIGHTS / "phantom")
+    assert ws.has_dlm2 and ws.manifest.data_kind == "simulated"
+    cohorts = ws.manifest.metrics["cohorts"]
+    assert {"validation", "test_a", "test_b"} <= set(cohorts)
+    assert set(cohorts["validation"]["dlm2"]) == {
+        "lipoma", "hemangioma", "neurinoma", "epidermal_cyst", "calcifying_epithelioma",
+    }  # fmt: skip
+
+
+def test_busi_set_is_dlm1_only_breast():
+    ws = WeightSet.load(WEIGHTS / "busi")
+    assert not ws.has_dlm2 and ws.manifest.data_kind == "breast_ultrasound"
+    assert "test_internal" in ws.manifest.metrics["cohorts"]
