@@ -59,7 +59,12 @@ default_index = folders.index(str(active)) if active is not None and str(active)
 left, right = st.columns([1, 1])
 with left:
     ws_folder = st.selectbox(
-        "Weight set", folders, index=default_index, format_func=lambda f: ws_label(by_folder[f]), key="cohort.ws"
+        "Weight set",
+        folders,
+        index=default_index,
+        format_func=lambda f: ws_label(by_folder[f]),
+        key="cohort.ws",
+        help="Starts at the set picked in the sidebar.",
     )
     source = st.radio("Cohort", (SOURCE_DEMO, SOURCE_SERVER, SOURCE_UPLOAD), key="cohort.source")
 
@@ -162,7 +167,8 @@ threshold = st.slider(
     min_value=0.0,
     max_value=1.0,
     value=float(ev.threshold),
-    step=0.01,
+    step=0.001,
+    format="%.3f",
     key=f"cohort.threshold.{hash(current['key'])}",
     help="Cases scoring at or above it are called malignant. The metrics below follow it; the AUC does not.",
 )
@@ -172,7 +178,7 @@ with warnings.catch_warnings():
 dlm1 = {c: at_threshold[c]["dlm1"] for c in shown if c in at_threshold}
 st.dataframe(tables.table2(dlm1), key="cohort.table2")
 st.caption(
-    f"Threshold {threshold:.2f} (the weight set's operating threshold is {ev.threshold:.3f}). "
+    f"Threshold {threshold:.3f} (the weight set's operating threshold is {ev.threshold:.3f}). "
     "Brackets: 95% CI; AUC DeLong, ACC/sensitivity/specificity Clopper-Pearson, PPV/NPV logit, F1 bootstrap."
 )
 
@@ -186,20 +192,30 @@ with st.expander("Sensitivity and specificity across thresholds"):
     else:
         st.caption("This cohort has only one class; sensitivity and specificity cannot both be shown.")
 
-# ROC curves (Fig. 3).
-st.markdown("#### ROC curves (as the paper's Fig. 3)")
-tasks = ["dlm1"] + [s for s in SUBTYPES if any((ev.roc.get(c) or {}).get("dlm2", {}).get(s) for c in shown)]
-tab_names = ["DLM-1: malignant"] + [
-    f"SM-{sm.removeprefix('sm')}: {display_name(s)}" for sm, s in SUBMODEL_IDS.items() if s in tasks
-]
-for tab, task in zip(st.tabs(tab_names), tasks):
-    with tab:
-        curves = tables.roc_curves(ev.roc, ev.metrics, task, cohorts=shown)
-        if curves:
-            what = "malignant vs benign" if task == "dlm1" else f"{display_name(task)} vs other benign subtypes"
-            st.altair_chart(charts.roc_chart(curves, title=f"ROC, {what}"), width="content")
-        else:
-            st.caption("No cohort has both classes for this task, so there is no ROC curve.")
+# ROC curves (Fig. 3) next to the calibration of DLM-1.
+roc_col, cal_col = st.columns(2, gap="large")
+with roc_col:
+    st.markdown("#### ROC curves (as the paper's Fig. 3)")
+    tasks = ["dlm1"] + [s for s in SUBTYPES if any((ev.roc.get(c) or {}).get("dlm2", {}).get(s) for c in shown)]
+    tab_names = ["DLM-1"] + [f"SM-{sm.removeprefix('sm')}" for sm, s in SUBMODEL_IDS.items() if s in tasks]
+    for tab, task in zip(st.tabs(tab_names), tasks, strict=True):
+        with tab:
+            curves = tables.roc_curves(ev.roc, ev.metrics, task, cohorts=shown)
+            what = "DLM-1, malignant vs benign" if task == "dlm1" else f"{display_name(task)} vs other benign"
+            if curves:
+                st.altair_chart(charts.roc_chart(curves, title=f"ROC, {what}"), width="stretch")
+            else:
+                st.caption(f"{what}: no cohort has both classes, so there is no ROC curve.")
+with cal_col:
+    st.markdown("#### Calibration of DLM-1")
+    calibration = {}
+    for c in shown:
+        sub = preds[preds["cohort"].astype(str) == c]
+        bins = 10 if len(sub) >= 100 else 5
+        y, p = sub["y_malignant"].to_numpy(int), sub["p_malignant"].to_numpy(float)
+        calibration[c] = calibration_curve(y, p, n_bins=bins)
+    st.altair_chart(charts.calibration_chart(calibration, title="Observed vs predicted P(malignant)"), width="stretch")
+    st.caption("Cases binned by predicted P(malignant); points sized by the number of cases in the bin.")
 
 # Table 3.
 t3 = tables.table3(metrics_shown)
@@ -209,15 +225,6 @@ if len(t3):
     st.caption(
         "Benign cases of known subtype only; each sub-model at its operating threshold from the weight set's manifest."
     )
-
-# Calibration.
-st.markdown("#### Calibration of DLM-1")
-curves = {}
-for c in shown:
-    sub = preds[preds["cohort"].astype(str) == c]
-    bins = 10 if len(sub) >= 100 else 5
-    curves[c] = calibration_curve(sub["y_malignant"].to_numpy(int), sub["p_malignant"].to_numpy(float), n_bins=bins)
-st.altair_chart(charts.calibration_chart(curves, title="Observed vs predicted P(malignant)"), width="content")
 
 # Table 1.
 cases = preds[["cohort", "label", "age", "sex"]]
@@ -240,9 +247,7 @@ others = [f for f in folders if f != current["folder"]]
 if not others:
     st.caption("Only one weight set is installed; add another under the weights folder to compare.")
 else:
-    other = st.selectbox(
-        "Weight set B", others, format_func=lambda f: ws_label(by_folder[f]), key="cohort.compare.ws"
-    )
+    other = st.selectbox("Weight set B", others, format_func=lambda f: ws_label(by_folder[f]), key="cohort.compare.ws")
     if st.button("Evaluate B on the same cohort and compare", key="cohort.compare.run"):
         with common.guarded():
             ws_b = common.get_weight_set(other)
@@ -258,11 +263,11 @@ else:
             overlay += tables.roc_curves(ev.roc, ev.metrics, "dlm1", cohorts=[c], prefix="A, ")
             overlay += tables.roc_curves(ev_b.roc, ev_b.metrics, "dlm1", cohorts=[c], prefix="B, ")
         dashed = [c["name"] for c in overlay if c["name"].startswith("B, ")]
-        st.altair_chart(
+        st.columns(2)[0].altair_chart(
             charts.roc_chart(
                 overlay, title=f"DLM-1 ROC: {name_a} solid, {name_b} dashed", dashed=dashed, scheme="paired"
             ),
-            width="content",
+            width="stretch",
         )
         st.dataframe(tables.delong_table(paired, name_a, name_b), hide_index=True, key="cohort.delong")
         st.caption("Both weight sets' P(malignant) on the same cases, joined by case_id; DeLong's paired test.")
@@ -271,22 +276,22 @@ else:
 st.markdown("#### Downloads")
 merged = {c: dict(ev.metrics[c], dlm1=at_threshold[c]["dlm1"]) for c in shown if c in ev.metrics}
 export = dataclasses.replace(ev, metrics=merged, threshold=threshold)
-d1, d2, d3, d4 = st.columns(4)
-d1.download_button(
+row = st.container(horizontal=True)
+row.download_button(
     "Predictions (CSV)",
     preds.to_csv(index=False),
     file_name=f"predictions_{ev.weight_set_id}.csv",
     mime="text/csv",
     key="cohort.dl.predictions",
 )
-d2.download_button(
+row.download_button(
     "Metrics with 95% CIs (CSV)",
     export.metrics_table().to_csv(index=False),
-    file_name=f"metrics_{ev.weight_set_id}_t{threshold:.2f}.csv",
+    file_name=f"metrics_{ev.weight_set_id}_t{threshold:.3f}.csv",
     mime="text/csv",
     key="cohort.dl.metrics",
 )
-d3.download_button(
+row.download_button(
     "Table 2 (CSV)",
     tables.table2(dlm1).to_csv(),
     file_name=f"table2_{ev.weight_set_id}.csv",
@@ -294,7 +299,7 @@ d3.download_button(
     key="cohort.dl.table2",
 )
 if len(t3):
-    d4.download_button(
+    row.download_button(
         "Table 3 (CSV)",
         t3.to_csv(index=False),
         file_name=f"table3_{ev.weight_set_id}.csv",

@@ -55,6 +55,7 @@ else:
         st.rerun()
 
 # ----------------------------------------------------------------------------- the current case
+pending: list[str] = []
 if reader_id is not None:
     with common.guarded():
         reads = store.reads(reader_id)
@@ -114,10 +115,12 @@ if reader_id is not None:
                 shown = view.model_result(str(ws.folder), ws_tag, case_id)
             res = shown["result"]
             st.markdown(f"#### The DLM's result ({ws_tag})")
-            m1, m2, m3 = st.columns(3)
+            learned = common.DATA_KIND_NAMES.get(ws.manifest.data_kind, ws.manifest.data_kind)
+            st.caption(f"This weight set learned {learned}; on these simulated cases its output is a demonstration.")
+            m1, m2 = st.columns(2)
             m1.metric("P(malignant), DLM-1", f"{res['p_malignant']:.3f}")
             m2.metric("Threshold", f"{res['threshold']:.3f}")
-            m3.metric("DLM diagnosis", display_name(res["diagnosis"]))
+            st.markdown(f"DLM diagnosis: **{display_name(res['diagnosis'])}**")
             st.caption(res["stopped_because"])
             if res["sub_scores"]:
                 st.altair_chart(
@@ -130,7 +133,11 @@ if reader_id is not None:
                     width="stretch",
                 )
             for model_id, overlays in shown["heatmaps"].items():
-                what = "DLM-1 (malignant)" if model_id == DLM1 else f"{model_id.upper()} ({display_name(SUBMODEL_IDS[model_id])})"
+                what = (
+                    "DLM-1 (malignant)"
+                    if model_id == DLM1
+                    else f"SM-{model_id.removeprefix('sm')} ({display_name(SUBMODEL_IDS[model_id])})"
+                )
                 st.markdown(f"**Grad-CAM heatmap of {what}**: red marks where the model looked most.")
                 hcols = st.columns(2)
                 for col, m in zip(hcols, MODALITIES, strict=True):
@@ -161,6 +168,10 @@ if reader_id is not None:
 # ----------------------------------------------------------------------------- results
 st.divider()
 st.subheader("Results")
+if reader_id is not None and pending:
+    # As in the paper, readers do not learn whether their answers were right while they read.
+    st.info("The results appear here once you have read every case, so that they cannot hint at the answers.")
+    st.stop()
 with common.guarded():
     all_reads = store.reads()
     all_reads = all_reads[all_reads["case_id"].isin(case_ids)]
@@ -182,9 +193,7 @@ else:
     buf = io.StringIO()
     all_reads.to_csv(buf, index=False)
     d1, d2 = st.columns(2)
-    d1.download_button(
-        "All reads, in order (CSV)", buf.getvalue(), file_name="reader_study_reads.csv", mime="text/csv"
-    )
+    d1.download_button("All reads, in order (CSV)", buf.getvalue(), file_name="reader_study_reads.csv", mime="text/csv")
     d2.download_button(
         "Accuracy summary (CSV)", summary.to_csv(index=False), file_name="reader_study_summary.csv", mime="text/csv"
     )

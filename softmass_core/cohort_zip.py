@@ -146,7 +146,9 @@ def extract_cohort_zip(
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CohortError(f"The upload is not a readable zip file ({exc}). Zip the cohort folder and try again.") from exc
+        raise CohortError(
+            f"The upload is not a readable zip file ({exc}). Zip the cohort folder and try again."
+        ) from exc
     with archive:
         files, csv_name = _plan(archive, max_files=max_files, max_total_bytes=max_total_bytes, max_ratio=max_ratio)
         created = not dest.exists()
@@ -169,7 +171,15 @@ def extract_cohort_zip(
                                 f"The zip entry {info.filename!r} holds more data than its header says; refused."
                             )
                         out.write(chunk)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, EOFError, RuntimeError, OSError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            zlib.error,
+            NotImplementedError,
+            EOFError,
+            RuntimeError,
+            OSError,
+        ) as exc:
             _clean(dest, created)
             raise CohortError(f"The zip could not be extracted ({exc}). Re-create it and try again.") from exc
         except BaseException:

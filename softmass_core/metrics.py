@@ -648,6 +648,11 @@ def _predictive_value(k: int, n: int, n1: int, n0: int, alpha: float) -> Estimat
     if n == 0 or k == 0 or k == n:
         return _proportion(k, n, alpha)  # Mercaldo's logit is infinite here
     lo, hi = logit_ci(k, n, alpha=alpha, n_positive=n1, n_negative=n0)
+    if hi - lo < 1e-12:
+        # Mercaldo's variance vanishes when sensitivity or specificity is 0 or 1 (e.g. nothing called
+        # positive): the interval would collapse to a point.  Use the plain logit interval of k/n instead.
+        lo, hi = logit_ci(k, n, alpha=alpha)
+        return Estimate(k / n, lo, hi, "logit (plain; Mercaldo degenerate)")
     return Estimate(k / n, lo, hi, "logit (Mercaldo)")
 
 

@@ -67,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     patience: int = 4
+    pretrain_patience: int = 10
     seed: int = 0
     scale_range: tuple[float, float] = (0.85, 1.2)
     shift: float = 0.08
@@ -312,6 +313,7 @@ def _fit(
     log: Log,
     name: str,
     keep_initial: bool,
+    patience: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model``; return the best state (by validation AUC) and its history."""
     import copy
@@ -369,6 +371,7 @@ def _fit(
         history.append({"epoch": 0, "val_auc": auc0, "val_auc_per_task": per0})
         best_state, best_auc, best_epoch = copy.deepcopy(model.state_dict()), auc0, 0
         log(f"[{name}] start: validation AUC {auc0:.4f}")
+    patience = cfg.patience if patience is None else patience
     rng = np.random.default_rng(cfg.seed)
     for epoch in range(1, epochs + 1):
         model.train()
@@ -408,8 +411,8 @@ def _fit(
             best_state, best_auc, best_epoch, stale = copy.deepcopy(model.state_dict()), auc, epoch, 0
         else:
             stale += 1
-            if stale >= cfg.patience:
-                log(f"[{name}] early stop: no validation improvement for {cfg.patience} epochs")
+            if stale >= patience:
+                log(f"[{name}] early stop: no validation improvement for {patience} epochs")
                 break
     if best_state is None:
         best_state = copy.deepcopy(model.state_dict())
@@ -495,6 +498,7 @@ def train_weight_set(
             model_multi, info = _fit(
                 model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
                 lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
+                patience=cfg.pretrain_patience,
             )  # fmt: skip
             save_safetensors(model_multi, pre_file)
             state["pretrain"] = info
@@ -588,7 +592,9 @@ def _command_line() -> str | None:
     argv = list(sys.argv)
     if not argv or "train" not in argv[1:2] and "softmass_core" not in argv[0]:
         return None
-    return "python -m softmass_core " + " ".join(argv[1:])
+    import shlex
+
+    return "python -m softmass_core " + shlex.join(argv[1:])
 
 
 def _none(obj: Any) -> Any:
@@ -617,7 +623,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
-    p.add_argument("--patience", type=int, default=4)
+    p.add_argument("--patience", type=int, default=4, help="early stopping of each model's training")
+    p.add_argument("--pretrain-patience", type=int, default=10, help="early stopping of the multi-task pretraining")
     p.add_argument("--train-cohorts", default="training")
     p.add_argument("--val-cohort", default="validation")
     p.add_argument("--seed", type=int, default=0)
@@ -637,7 +644,7 @@ def run_cli(args: argparse.Namespace) -> int:
         arch=args.arch, width=w, height=h, resize_mode=args.resize_mode,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()), init=args.init,
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        finetune_lr=args.finetune_lr, patience=args.patience, seed=args.seed,
+        finetune_lr=args.finetune_lr, patience=args.patience, pretrain_patience=args.pretrain_patience, seed=args.seed,
         train_cohorts=tuple(c.strip() for c in args.train_cohorts.split(",")), val_cohort=args.val_cohort,
         device=args.device,
     )  # fmt: skip

@@ -94,7 +94,7 @@ def test_demo_cohort_table2_roc_threshold_and_compare(app_env):
     assert auc.count("[") == 1 and auc[:2] in ("0.", "1.")
 
     specs = _charts(at)
-    roc = [s for s in specs if "ROC, malignant vs benign" in s]
+    roc = [s for s in specs if "ROC, DLM-1, malignant vs benign" in s]
     assert roc and ("training: AUC 0." in roc[0] or "training: AUC 1." in roc[0])
     assert sum("ROC," in s for s in specs) == 6  # DLM-1 and SM-1..SM-5 tabs
     assert any("Calibration" in s or "Observed vs predicted" in s for s in specs)

@@ -119,7 +119,11 @@ def test_blind_then_reveal_then_assisted_and_summary(app_env):
     assert 0.0 <= row["model_p_malignant"] <= 1.0
     assert list(reads.sort_values("seq")["seq"]) == [1, 2]
 
-    # The summary: wrong before, right after.
+    # No feedback while reading: the results wait until the reader has finished every case.
+    assert not at.dataframe and "once you have read every case" in _texts(at)
+    # The coordinator's view (nobody reading) shows the summary: wrong before, right after.
+    at = _click(at, "Switch reader")
+    _no_errors(at)
     summary = next(df.value for df in at.dataframe if "With the DLM" in df.value.columns)
     bvm = summary[summary["Task"] == "Benign vs malignant"].iloc[0]
     assert bvm["Reader"] == "Dr Test" and bvm["Cases"] == 1 and bvm["Experience (years)"] == "8"

@@ -687,3 +687,15 @@ def test_bad_options_raise_metrics_error():
         calibration_curve([0, 1], [0.1, 0.2], n_bins=0)
     with pytest.raises(TypeError):
         binary_metrics([0, 1], [0.1, 0.2], 0.5)  # options are keyword-only
+
+
+def test_predictive_value_interval_never_collapses_when_nothing_is_called_positive():
+    from softmass_core.metrics import binary_metrics
+
+    y = np.array([1] * 5 + [0] * 95)
+    s = np.zeros(100)  # nothing reaches the threshold
+    m = binary_metrics(y, s, threshold=0.5, n_boot=200)
+    npv = m["metrics"]["npv"]
+    assert npv["value"] == pytest.approx(0.95)
+    assert npv["ci_low"] < 0.95 < npv["ci_high"]
+    assert "plain" in npv["method"]

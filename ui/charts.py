@@ -26,9 +26,10 @@ import pandas as pd
 
 from softmass_core.labels import display_name
 
-#: ``width``/``height`` size the plot area; legends and axes are added around it
-#: (Streamlit's default "fit" would squeeze them into the given size).
-_PAD = alt.AutoSizeParams(type="pad")
+#: The chart takes its container's width (legend and axes included) while
+#: ``height`` stays the plot's own; Streamlit's default "fit" would squeeze the
+#: legend into the given height.  Show such charts with ``width="stretch"``.
+_FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 #: Colours of "before" and "after" in the reader-study chart.
 _BEFORE_AFTER = {"Blind (images only)": "#9e9e9e", "With the DLM": "#1f77b4"}
@@ -103,7 +104,6 @@ def roc_chart(
     curves: Sequence[Mapping[str, Any]],
     *,
     title: str = "ROC curve",
-    width: int = 380,
     height: int = 340,
     dashed: Sequence[str] = (),
     scheme: str | None = None,
@@ -113,8 +113,8 @@ def roc_chart(
     ``curves`` as in :func:`roc_frame`, coloured in their order.  Series whose
     name is in ``dashed`` are drawn with a dashed line (e.g. a second weight
     set); ``scheme`` names a Vega colour scheme (``"paired"`` gives
-    neighbouring series two shades of one hue).  ``width`` and ``height`` size
-    the plot area.
+    neighbouring series two shades of one hue).  The chart fills its
+    container's width; ``height`` is the plot's.
     """
     data = roc_frame(curves)
     dashed_labels = {roc_label(str(c["name"]), c.get("auc")) for c in curves if c["name"] in set(dashed)}
@@ -151,7 +151,7 @@ def roc_chart(
             ],
         )
     )
-    return (diagonal + lines).properties(title=title, width=width, height=height, autosize=_PAD)
+    return (diagonal + lines).properties(title=title, height=height, autosize=_FIT_X)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -176,7 +176,7 @@ def calibration_frame(curves: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def calibration_chart(
-    curves: Mapping[str, Mapping[str, Any]], *, title: str = "Calibration", width: int = 380, height: int = 340
+    curves: Mapping[str, Mapping[str, Any]], *, title: str = "Calibration", height: int = 340
 ) -> alt.LayerChart:
     """Reliability diagram: mean predicted probability vs observed fraction positive, per series."""
     data = calibration_frame(curves)
@@ -188,7 +188,7 @@ def calibration_chart(
     base = alt.Chart(data).encode(
         x=alt.X("mean_predicted:Q", title="Mean predicted P(malignant)", scale=alt.Scale(domain=[0, 1])),
         y=alt.Y("fraction_positive:Q", title="Observed fraction malignant", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("series:N", title=None, sort=list(curves), legend=alt.Legend(orient="bottom")),
+        color=alt.Color("series:N", title=None, sort=list(curves), legend=alt.Legend(orient="bottom", columns=2)),
     )
     line = base.mark_line(strokeWidth=1.5)
     points = base.mark_circle().encode(
@@ -200,7 +200,7 @@ def calibration_chart(
             alt.Tooltip("count:Q", title="Cases"),
         ],
     )
-    return (identity + line + points).properties(title=title, width=width, height=height, autosize=_PAD)
+    return (identity + line + points).properties(title=title, height=height, autosize=_FIT_X)
 
 
 # --------------------------------------------------------------------------- threshold
@@ -230,9 +230,7 @@ def threshold_chart(sweep: pd.DataFrame, *, threshold: float, title: str = "", h
         )
     )
     rule = alt.Chart(pd.DataFrame({"threshold": [float(threshold)]})).mark_rule(color="black").encode(x="threshold:Q")
-    return (lines + rule).properties(
-        title=title, height=height, autosize=alt.AutoSizeParams(type="fit-x", contains="padding")
-    )
+    return (lines + rule).properties(title=title, height=height, autosize=_FIT_X)
 
 
 # --------------------------------------------------------------------------- scores
@@ -259,6 +257,8 @@ def score_bars(
 
     ``highlight`` (a key of ``scores``) is drawn in a stronger colour;
     ``threshold`` adds a vertical rule.  Keys are shown by their display names.
+    The chart fills its container's width; ``height`` is the plot's (28 px a bar
+    by default).
     """
     data = score_frame(scores, highlight=highlight)
     bars = (
@@ -266,7 +266,7 @@ def score_bars(
         .mark_bar()
         .encode(
             x=alt.X("score:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
-            y=alt.Y("name:N", title=None, sort=list(data["name"])),
+            y=alt.Y("name:N", title=None, sort=list(data["name"]), axis=alt.Axis(labelLimit=260)),
             color=alt.condition(alt.datum.chosen, alt.value("#d62728"), alt.value("#7f9fbf")),
             tooltip=[alt.Tooltip("name:N", title="Model"), alt.Tooltip("score:Q", title="Score", format=".3f")],
         )
@@ -280,7 +280,7 @@ def score_bars(
             .encode(x="score:Q")
         )
         chart = chart + rule
-    return chart.properties(title=title, height=height or max(60, 28 * len(data)))
+    return chart.properties(title=title, height=height or max(60, 28 * len(data)), autosize=_FIT_X)
 
 
 # --------------------------------------------------------------------------- reader study

@@ -18,18 +18,8 @@ import pandas as pd
 
 from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
 from softmass_core.metrics import UndefinedMetricWarning, auc_delong, baseline_table, delong_test
+from softmass_core.modelcard import METRIC_ROWS
 from ui.charts import format_estimate
-
-#: (metric key, row name, shown in percent) in the paper's order.
-METRIC_ROWS: tuple[tuple[str, str, bool], ...] = (
-    ("auc", "AUC", False),
-    ("accuracy", "ACC (%)", True),
-    ("sensitivity", "Sensitivity (%)", True),
-    ("specificity", "Specificity (%)", True),
-    ("ppv", "PPV (%)", True),
-    ("npv", "NPV (%)", True),
-    ("f1", "F1-score", False),
-)
 
 
 def _cells(result: Mapping[str, Any]) -> dict[str, str]:
