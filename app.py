@@ -16,6 +16,7 @@ from ui.common import (
     DISCLAIMER,
     KEY_WEIGHTS,
     ROOT,
+    default_weight_set,
     get_weight_set,
     list_weight_sets,
     weight_set_label,
@@ -49,7 +50,7 @@ with st.sidebar:
         folders = [str(m.path.parent) for m in manifests]
         by_folder = dict(zip(folders, manifests, strict=True))
         if st.session_state.get(KEY_WEIGHTS) not in by_folder:
-            st.session_state[KEY_WEIGHTS] = folders[0]
+            st.session_state[KEY_WEIGHTS] = str(default_weight_set(manifests).path.parent)
         chosen = st.selectbox(
             "Weight set",
             folders,

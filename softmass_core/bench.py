@@ -82,6 +82,8 @@ def run_bench(
     *,
     weights: str | None = None,
     arch: str = "convnext_atto",
+    random_weights: bool = False,
+    size: tuple[int, int] = (470, 280),
     repeats: int = 10,
     eval_images: int = 64,
     phantom_cases: int = 12,
@@ -101,11 +103,11 @@ def run_bench(
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "targets": TARGETS}
     with tempfile.TemporaryDirectory(prefix="softmass-bench-") as tmp:
         tmp_path = Path(tmp)
-        if weights is None:
+        if weights is None and not random_weights:
             default = Path(__file__).resolve().parent.parent / "weights" / "phantom"
             weights = str(default) if (default / "manifest.json").is_file() else None
         if weights is None:
-            weights = str(_random_weight_set(tmp_path / "ws", arch, 470, 280))
+            weights = str(_random_weight_set(tmp_path / "ws", arch, *size))
             out["weights"] = f"random {arch}"
         else:
             out["weights"] = weights

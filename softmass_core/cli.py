@@ -202,12 +202,24 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SoftmassError(f"--size {text!r}: write it as WIDTHxHEIGHT, e.g. 470x280.") from None
+    if w < 32 or h < 32:
+        raise SoftmassError(f"--size {text!r}: both sides must be at least 32 pixels.")
+    return w, h
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from softmass_core.bench import format_table, run_bench
 
     res = run_bench(
         weights=args.weights,
         arch=args.arch,
+        random_weights=args.random,
+        size=_parse_size(args.size),
         repeats=args.repeats,
         eval_images=args.eval_images,
         phantom_cases=args.phantom_cases,
@@ -265,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed benchmarks on this machine")
     p.add_argument("--weights", help="weight set to time (default: a fresh model of --arch with random weights)")
-    p.add_argument("--arch", default="convnext_atto", help="timm ConvNeXt name when --weights is not given")
+    p.add_argument("--arch", default="convnext_atto", help="timm ConvNeXt name for --random")
+    p.add_argument("--random", action="store_true", help="time random weights of --arch at --size instead of a set")
+    p.add_argument("--size", default="470x280", help="model input WxH for --random (the paper: 470x280)")
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--eval-images", type=int, default=64)
     p.add_argument(

@@ -59,7 +59,7 @@ def test_cam_is_mapped_onto_the_roi(ws, rgb_pair):
     cr = compute_cams(ws, "dlm1", res.prepared, target_label="benign")["gray"]
     assert cr.cam_roi.shape == (roi.height, roi.width)
     assert cr.target_label == "benign"
-    assert 0.0 <= cr.cam_roi.min() and cr.cam_roi.max() <= 1.0
+    assert cr.cam_roi.min() >= 0.0 and cr.cam_roi.max() <= 1.0
     full = cr.full_image(160, 120)
     assert full.shape == (120, 160) and full[: roi.y0].sum() == 0
     over = overlay_cam(rgb_pair[0], cr.cam_roi, roi, alpha=0.5)

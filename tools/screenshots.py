@@ -73,7 +73,7 @@ def main(cohort_csv: str) -> int:
         expect.set_options(timeout=300_000)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page = browser.new_page(viewport={"width": 1500, "height": 3400})
             page.goto(url)
             run = page.get_by_role("button", name="Run the DLM cascade")
             expect(run).to_be_visible()

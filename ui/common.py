@@ -105,14 +105,26 @@ def get_weight_set(folder: str | Path) -> WeightSet:
     return load_weight_set(str(folder.resolve()), _stamp(folder))
 
 
+def default_weight_set(manifests: list[Manifest]) -> Manifest | None:
+    """The set a new session starts with: ``SOFTMASS_DEFAULT_WEIGHTS`` (an id) if set and present,
+    else the first set with the full cascade (DLM-1 + DLM-2), else the first set."""
+    wanted = os.environ.get("SOFTMASS_DEFAULT_WEIGHTS")
+    for m in manifests:
+        if wanted and m.id == wanted:
+            return m
+    full = [m for m in manifests if m.has_dlm2]
+    return (full or manifests or [None])[0]
+
+
 def active_weight_set_dir() -> Path | None:
-    """The folder picked in the sidebar, else the first weight set found."""
+    """The folder picked in the sidebar, else the default set (see :func:`default_weight_set`)."""
     manifests, _ = list_weight_sets(str(weights_root()))
     folders = [m.path.parent for m in manifests]
     chosen = st.session_state.get(KEY_WEIGHTS)
     if chosen and Path(chosen) in folders:
         return Path(chosen)
-    return folders[0] if folders else None
+    default = default_weight_set(manifests)
+    return default.path.parent if default else None
 
 
 def active_weight_set() -> WeightSet:

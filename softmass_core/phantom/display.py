@@ -101,9 +101,7 @@ def compose(
     font = _font()
     tc = sc.text_colour
     d.text((6, 4), sc.header, fill=tc, font=font)
-    stamp = (
-        f"SIM {rng.integers(10**6, 10**7)}  {rng.integers(1, 29):02d}.{rng.integers(1, 13):02d}.20{rng.integers(15, 23)}"
-    )
+    stamp = f"SIM {rng.integers(10**6, 10**7)}  {rng.integers(1, 29):02d}.{rng.integers(1, 13):02d}.20{rng.integers(15, 23)}"
     d.text((6, 18), stamp, fill=tc, font=font)
     gain = int(round(50 + 4 * settings.gain_db))
     d.text((cw - 150, 4), f"G{gain} DR{settings.dynamic_range:.0f} {sc.f0:.0f}MHz {info}", fill=tc, font=font)
