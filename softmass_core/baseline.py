@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy.optimize import minimize
-from scipy.stats import rankdata
 
 from softmass_core.errors import CohortError, ImageError, RoiError
 from softmass_core.labels import MALIGNANT, SUBTYPES
+from softmass_core.metrics import rank_auc  # noqa: F401 - the baseline scores with it; re-exported
 
 N_BINS = 16
 _REQUIRED = ("case_id", "cohort", "label", "gray_path", "cdfi_path", "gray_roi", "cdfi_roi")
@@ -60,22 +60,6 @@ def histogram_features(rgb: np.ndarray, roi: Sequence[int], *, bins: int = N_BIN
     colour = float((spread > 40).mean())
     g = grey / 255.0
     return np.concatenate([hist, [g.mean(), g.std(), colour]]).astype(np.float64)
-
-
-def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve by the Mann-Whitney rank sum (ties count half); NaN if one class is empty.
-
-    Example:
-        >>> rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
-        0.75
-    """
-    y = np.asarray(labels).astype(bool)
-    s = np.asarray(scores, dtype=float)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ tensors:
 
 from __future__ import annotations
 
+import csv
 import statistics
 import tempfile
 import time
@@ -145,14 +146,15 @@ def run_bench(
         # Cohort evaluation throughput against bare batched forwards.
         img_dir = tmp_path / "cohort"
         img_dir.mkdir()
-        lines = ["case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi"]
         n_cases = max(1, eval_images // 2)
-        for i in range(n_cases):
-            for kind in ("gray", "cdfi"):
-                Image.fromarray(_synthetic_image(rng, 640, 480)).save(img_dir / f"c{i}_{kind}.png")
-            lines.append(f"c{i},bench,lipoma,c{i}_gray.png,c{i}_cdfi.png,40,30,600,450,40,30,600,450")
-        csv_text = "\n".join(line if i == 0 else _quote_rois(line) for i, line in enumerate(lines))
-        (img_dir / "cohort.csv").write_text(csv_text + "\n")
+        with open(img_dir / "cohort.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["case_id", "cohort", "label", "gray_path", "cdfi_path", "gray_roi", "cdfi_roi"])
+            for i in range(n_cases):
+                for kind in ("gray", "cdfi"):
+                    Image.fromarray(_synthetic_image(rng, 640, 480)).save(img_dir / f"c{i}_{kind}.png")
+                roi = "40,30,600,450"
+                writer.writerow([f"c{i}", "bench", "lipoma", f"c{i}_gray.png", f"c{i}_cdfi.png", roi, roi])
         cohort = read_cohort(img_dir / "cohort.csv")
         n_images = 2 * n_cases
         batch_size = 16
@@ -188,12 +190,6 @@ def run_bench(
             out["phantom_ms_per_image"] = ph.get("ms_per_image", ph.get("mean_ms_per_image"))
     out["meets_targets"] = {k: (out[k] <= v if k in out and out[k] is not None else None) for k, v in TARGETS.items()}
     return out
-
-
-def _quote_rois(line: str) -> str:
-    parts = line.split(",")
-    head, rois = parts[:5], parts[5:]
-    return ",".join(head) + f',"{",".join(rois[:4])}","{",".join(rois[4:])}"'
 
 
 def format_table(res: dict[str, Any]) -> str:

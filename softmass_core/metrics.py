@@ -355,6 +355,22 @@ def _auc_delong(y: np.ndarray, s: np.ndarray, alpha: float) -> tuple[Estimate, s
     return Estimate(auc, max(0.0, auc - half), min(1.0, auc + half), "DeLong"), None
 
 
+def rank_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve by the Mann-Whitney rank sum (ties count half); NaN if one class is empty.
+
+    Example:
+        >>> rank_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+        0.75
+    """
+    y = np.asarray(labels).astype(bool)
+    s = np.asarray(scores, dtype=float)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = stats.rankdata(s)
+    return float((r[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def auc_delong(labels: Any, scores: Any, *, alpha: float = 0.05) -> Estimate:
     """AUC with the DeLong (1988) confidence interval.
 

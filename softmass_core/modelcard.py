@@ -8,6 +8,7 @@ decimal, AUC and F1 with three, as the paper prints them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,16 +25,33 @@ METRIC_ROWS = (
 )
 
 
-def format_estimate(est: Mapping[str, Any] | None, *, percent: bool) -> str:
-    """``0.912 [0.850, 0.970]`` or ``91.2 [85.0, 97.0]``; ``n/a`` when undefined."""
-    if not est or est.get("value") is None:
+def _num(value: Any) -> float:
+    """A float from a number or None (-> NaN)."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def format_estimate(est: Mapping[str, Any] | None, *, percent: bool = False, digits: int = 3) -> str:
+    """``{"value", "ci_low", "ci_high"}`` -> ``"0.912 [0.850, 0.970]"`` (or ``"87.5 [84.7, 90.0]"``).
+
+    ``percent=True`` multiplies by 100 and shows one decimal, as the paper's
+    tables do for ACC, sensitivity, specificity, PPV and NPV.  Missing values
+    show as ``"n/a"``; a missing interval is left out.
+    """
+    if est is None:
         return "n/a"
-    scale, digits = (100.0, 1) if percent else (1.0, 3)
-
-    def f(v: Any) -> str:
-        return "n/a" if v is None else f"{v * scale:.{digits}f}"
-
-    return f"{f(est['value'])} [{f(est.get('ci_low'))}, {f(est.get('ci_high'))}]"
+    value, lo, hi = (_num(est.get(k)) for k in ("value", "ci_low", "ci_high"))
+    if math.isnan(value):
+        return "n/a"
+    scale, fmt = (100.0, "{:.1f}") if percent else (1.0, f"{{:.{digits}f}}")
+    text = fmt.format(value * scale)
+    if not (math.isnan(lo) or math.isnan(hi)):
+        text += f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
+    return text
 
 
 def _order(cohorts: Sequence[str]) -> list[str]:

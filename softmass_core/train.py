@@ -154,17 +154,6 @@ def _augment(x, cfg: TrainConfig, gen):
     return out * contrast + bright
 
 
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
     """Threshold maximising sensitivity + specificity - 1 (midpoint between scores)."""
     from softmass_core.metrics import roc_curve
@@ -322,6 +311,8 @@ def _fit(
     import torch.nn.functional as F
     from tqdm import tqdm
 
+    from softmass_core.metrics import rank_auc
+
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model.to(device)
@@ -350,7 +341,7 @@ def _fit(
         for j, t in enumerate(tasks):
             s = _case_scores(probs[:, j], val)
             y, mask = task_targets(val.labels, t)
-            aucs[t] = _auc(y[mask], s[mask])
+            aucs[t] = rank_auc(y[mask], s[mask])
         finite = [a for a in aucs.values() if math.isfinite(a)]
         return (float(np.mean(finite)) if finite else float("nan")), aucs
 

@@ -305,7 +305,7 @@ def discover(root: str | Path = "weights") -> list[Manifest]:
 
     Use :func:`discover_with_errors` to see why a folder was skipped.
     """
-    return [m for m in discover_with_errors(root)[0]]
+    return discover_with_errors(root)[0]
 
 
 def discover_with_errors(

@@ -16,7 +16,6 @@ long-form table the chart draws, so tests can check what is shown.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from softmass_core.labels import display_name
+from softmass_core.modelcard import format_estimate  # noqa: F401 - re-exported for pages and tables
 
 #: The chart takes its container's width (legend and axes included) while
 #: ``height`` stays the plot's own; Streamlit's default "fit" would squeeze the
@@ -33,35 +33,6 @@ _FIT_X = alt.AutoSizeParams(type="fit-x", contains="padding")
 
 #: Colours of "before" and "after" in the reader-study chart.
 _BEFORE_AFTER = {"Blind (images only)": "#9e9e9e", "With the DLM": "#1f77b4"}
-
-
-def _num(value: Any) -> float:
-    """A float from a number or None (-> NaN)."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def format_estimate(est: Mapping[str, Any] | None, *, percent: bool = False, digits: int = 3) -> str:
-    """``{"value", "ci_low", "ci_high"}`` -> ``"0.912 [0.850, 0.970]"`` (or ``"87.5 [84.7, 90.0]"``).
-
-    ``percent=True`` multiplies by 100 and shows one decimal, as the paper's
-    tables do for ACC, sensitivity, specificity, PPV and NPV.  Missing
-    values show as ``"n/a"``; a missing interval is left out.
-    """
-    if est is None:
-        return "n/a"
-    value, lo, hi = (_num(est.get(k)) for k in ("value", "ci_low", "ci_high"))
-    if math.isnan(value):
-        return "n/a"
-    scale, fmt = (100.0, "{:.1f}") if percent else (1.0, f"{{:.{digits}f}}")
-    text = fmt.format(value * scale)
-    if not (math.isnan(lo) or math.isnan(hi)):
-        text += f" [{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]"
-    return text
 
 
 # --------------------------------------------------------------------------- ROC
