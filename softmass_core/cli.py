@@ -3,7 +3,7 @@
 Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
 ``metrics`` (diagnostic metrics of a predictions CSV), ``bench`` (speed),
 ``phantom`` (simulated cohorts), ``baseline`` (histogram baseline), ``train``
-(a weight set from a cohort CSV).  Bad input prints one line on stderr and
+(a weight set from a cohort CSV), ``shift`` (scanner shift on paired cases).  Bad input prints one line on stderr and
 exits with status 2; there are no tracebacks for expected errors.
 """
 
@@ -28,6 +28,7 @@ _MODULE_COMMANDS = {
     "baseline": ("softmass_core.baseline", "histogram + logistic-regression baseline on a cohort CSV"),
     "busi-cohort": ("softmass_core.busi", "cohort CSV from the public BUSI breast-ultrasound set"),
     "train": ("softmass_core.train", "train a weight set (DLM-1 and optionally DLM-2) from a cohort CSV"),
+    "shift": ("softmass_core.shift", "scanner shift on identical lesions: paired AUCs of a cohort and its rescan"),
 }
 
 

@@ -170,6 +170,8 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
                 table3_markdown(metrics),
                 "",
             ]
+    lines += shift_markdown(m.get("scanner_shift"))
+    lines += ablation_markdown(m.get("ablation"))
     for note in m.get("notes", []) or []:
         lines.append(f"- {note}")
     lines += [
@@ -179,6 +181,100 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _auc_cell(value: Any) -> str:
+    v = _num(value)
+    return "n/a" if math.isnan(v) else f"{v:.3f}"
+
+
+def shift_markdown(shift: Mapping[str, Any] | None) -> list[str]:
+    """Lines of the "scanner shift on identical lesions" section (``softmass_core.shift`` rows)."""
+    if not shift or not shift.get("rescans"):
+        return []
+    lines = ["## Scanner shift on identical lesions", ""]
+    if shift.get("description"):
+        lines += [str(shift["description"]), ""]
+    for key, entry in shift["rescans"].items():
+        where = f"as `{entry['rescan']}`" if entry.get("rescan") else f"({key})"
+        lines += [
+            f"### `{entry.get('original', '?')}` re-scanned {where}",
+            "",
+            "| task | n (positive) | AUC, as first scanned | AUC, re-scanned | difference [95% CI] | p (paired DeLong) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in entry.get("rows", []):
+            diff, lo, hi, pv = (_num(r.get(k)) for k in ("difference", "ci_low", "ci_high", "p_value"))
+            cell = "n/a" if math.isnan(diff) else f"{diff:+.3f}"
+            if not (math.isnan(lo) or math.isnan(hi)):
+                cell += f" [{lo:+.3f}, {hi:+.3f}]"
+            p_text = "n/a" if math.isnan(pv) else ("<0.001" if pv < 0.001 else f"{pv:.3f}")
+            lines.append(
+                f"| {r.get('task')} | {r.get('n')} ({r.get('n_positive')}) | {_auc_cell(r.get('auc_original'))} | "
+                f"{_auc_cell(r.get('auc_rescan'))} | {cell} | {p_text} |"
+            )
+        lines.append("")
+        if entry.get("command"):
+            lines += ["```bash", str(entry["command"]), "```", ""]
+    return lines
+
+
+def ablation_markdown(ablation: Mapping[str, Any] | None) -> list[str]:
+    """Lines of the ablation section: one row per training variant, AUC per task and cohort."""
+    if not ablation or not ablation.get("arms"):
+        return []
+    arms = ablation["arms"]
+    tasks: list[str] = []
+    for arm in arms:
+        for per in (arm.get("auc") or {}).values():
+            tasks += [t for t in per if t not in tasks]
+    lines = ["## What the starting point bought (ablation)", ""]
+    if ablation.get("description"):
+        lines += [str(ablation["description"]), ""]
+    cohorts: list[str] = []
+    for arm in arms:
+        cohorts += [c for c in (arm.get("auc") or {}) if c not in cohorts]
+    for cohort in cohorts:
+        lines += [
+            f"AUC on `{cohort}`:",
+            "",
+            "| variant | " + " | ".join(tasks) + " |",
+            "|---|" + "---|" * len(tasks),
+        ]
+        for arm in arms:
+            per = (arm.get("auc") or {}).get(cohort, {})
+            lines.append(f"| {arm.get('name')} | " + " | ".join(_auc_cell(per.get(t)) for t in tasks) + " |")
+        lines.append("")
+    for arm in arms:
+        if arm.get("command"):
+            lines.append(f"- {arm.get('name')}: `{arm['command']}`")
+    lines.append("")
+    return lines
+
+
+def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> dict[str, Any]:
+    """One ablation row from a trained weight set's manifest: AUC per cohort and task, and its command.
+
+    Tasks are ``dlm1`` and the subtype names of DLM-2 where the set has them.
+    """
+    per_cohort = (manifest.get("metrics") or {}).get("cohorts") or {}
+    auc: dict[str, dict[str, float | None]] = {}
+    for cohort in _order(list(cohorts or per_cohort)):
+        entry = per_cohort.get(cohort)
+        if not entry:
+            continue
+        row: dict[str, float | None] = {}
+        if entry.get("dlm1"):
+            row["dlm1"] = (entry["dlm1"]["metrics"].get("auc") or {}).get("value")
+        for subtype, m in (entry.get("dlm2") or {}).items():
+            row[subtype] = (m["metrics"].get("auc") or {}).get("value")
+        auc[cohort] = row
+    out: dict[str, Any] = {"name": name, "weight_set": f"{manifest.get('id')} {manifest.get('version', '')}".strip()}
+    out["auc"] = auc
+    reproduce = ((manifest.get("training") or {}).get("reproduce") or "").strip().splitlines()
+    if reproduce:
+        out["command"] = reproduce[-1]
+    return out
 
 
 def write_model_card(folder) -> None:

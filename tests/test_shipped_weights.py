@@ -61,3 +61,28 @@ def test_busi_set_is_dlm1_only_breast():
     ws = WeightSet.load(WEIGHTS / "busi")
     assert not ws.has_dlm2 and ws.manifest.data_kind == "breast_ultrasound"
     assert "test_internal" in ws.manifest.metrics["cohorts"]
+
+
+def test_phantom_card_records_the_scanner_shift_and_the_ablation():
+    manifest = json.loads((WEIGHTS / "phantom" / "manifest.json").read_text())
+    tasks = ["dlm1", "lipoma", "hemangioma", "neurinoma", "epidermal_cyst", "calcifying_epithelioma"]
+    rescans = manifest["scanner_shift"]["rescans"]
+    assert {"h2", "h3"} <= set(rescans)
+    for key, entry in rescans.items():
+        assert entry["original"] == "validation" and entry["rescan"] == f"validation_{key}"
+        assert [r["task"] for r in entry["rows"]] == tasks
+        for r in entry["rows"]:
+            assert r["difference"] == pytest.approx(r["auc_rescan"] - r["auc_original"])
+        assert "--rescan-hospital" not in entry["command"] and entry["command"].startswith(
+            "python -m softmass_core shift"
+        )
+    arms = manifest["ablation"]["arms"]
+    assert len(arms) >= 4 and all(arm.get("command", "").startswith("python -m softmass_core train") for arm in arms)
+    shipped = [a for a in arms if "shipped" in a["name"]]
+    assert len(shipped) == 1  # the shipped row agrees with the set's own measured metrics
+    assert (
+        shipped[0]["auc"]["validation"]["dlm1"]
+        == manifest["metrics"]["cohorts"]["validation"]["dlm1"]["metrics"]["auc"]["value"]
+    )
+    card = (WEIGHTS / "phantom" / "README.md").read_text()
+    assert "## Scanner shift on identical lesions" in card and "## What the starting point bought (ablation)" in card

@@ -23,6 +23,7 @@ from softmass_core.phantom.cohorts import (
     benchmark,
     generate_cohorts,
     plan_cases,
+    rescan_name,
     run_cli,
     scaled_counts,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "generate_case",
     "generate_cohorts",
     "plan_cases",
+    "rescan_name",
     "run_cli",
     "scaled_counts",
 ]

@@ -50,10 +50,16 @@ def generate_case(
     seed: int = 0,
     difficulty: float = DEFAULT_DIFFICULTY,
     case_id: str | None = None,
+    anatomy_hospital: int | None = None,
 ) -> PhantomCase:
     """Simulate one case of class ``label`` as scanned at ``hospital`` (1, 2 or 3).
 
-    The result depends only on (label, hospital, seed, difficulty).
+    The result depends only on (label, hospital, seed, difficulty, anatomy_hospital).
+
+    ``anatomy_hospital`` re-scans a patient: the lesion, its surroundings, age
+    and sex are those the same seed gives at that hospital, while the scanner,
+    the operator's settings, the speckle and the screen layout are
+    ``hospital``'s.  Left out, it is ``hospital`` (an ordinary case).
 
     Example:
         >>> case = generate_case("lipoma", hospital=1, seed=3)
@@ -64,6 +70,10 @@ def generate_case(
     scanner = get_scanner(hospital)
     root = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, PHANTOM_LABELS.index(label), int(hospital)])
     r_par, r_scene, r_bmode, r_cdfi, r_disp, r_set = (np.random.default_rng(s) for s in root.spawn(6))
+    if anatomy_hospital is not None and int(anatomy_hospital) != int(hospital):
+        get_scanner(anatomy_hospital)  # validates the number
+        patient = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, PHANTOM_LABELS.index(label), int(anatomy_hospital)])
+        r_par, r_scene = (np.random.default_rng(s) for s in patient.spawn(6)[:2])
 
     params = sample_lesion(label, r_par, difficulty)
     age, sex = sample_age_sex(label, r_par)
@@ -115,6 +125,7 @@ def generate_case(
         "difficulty": float(difficulty),
         "p_swap": p_swap_for(difficulty),
         "seed": int(seed),
+        "anatomy_hospital": int(hospital if anatomy_hospital is None else anatomy_hospital),
         "layer": scene.layer,
         "depth_mm": round(scene.depth_mm, 3),
         "sim_px_mm": round(px, 5),

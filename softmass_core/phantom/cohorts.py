@@ -110,10 +110,21 @@ def _roi_str(roi: Sequence[int]) -> str:
     return ",".join(str(int(v)) for v in roi)
 
 
-def _make_case(job: tuple[str, int, str, int, int, float, str]) -> dict[str, str]:
-    cohort, index, label, hospital, case_seed, difficulty, out_dir = job
-    case_id = f"{_PREFIX.get(cohort, cohort)}-{index:04d}"
-    case = generate_case(label, hospital=hospital, seed=case_seed, difficulty=difficulty, case_id=case_id)
+def rescan_name(cohort: str, hospital: int) -> str:
+    """Cohort name of ``cohort``'s patients re-scanned at ``hospital`` (e.g. "validation_h3")."""
+    return f"{cohort}_h{int(hospital)}"
+
+
+def _make_case(job: tuple[str, int, str, int, int, float, str, int | None]) -> dict[str, str]:
+    plan_name, index, label, plan_hospital, case_seed, difficulty, out_dir, rescan = job
+    case_id = f"{_PREFIX.get(plan_name, plan_name)}-{index:04d}"
+    if rescan is None:
+        cohort, hospital, anatomy = plan_name, plan_hospital, None
+    else:
+        cohort, hospital, anatomy = rescan_name(plan_name, rescan), rescan, plan_hospital
+    case = generate_case(
+        label, hospital=hospital, seed=case_seed, difficulty=difficulty, case_id=case_id, anatomy_hospital=anatomy
+    )
     rel_dir = Path("images") / cohort
     folder = Path(out_dir) / rel_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,6 +156,7 @@ def generate_cohorts(
     workers: int = 1,
     difficulty: float = DEFAULT_DIFFICULTY,
     progress: Callable[[int, int], None] | None = None,
+    rescan_hospital: int | None = None,
 ) -> Path:
     """Write simulated cohorts as PNGs plus ``out_dir/cohort.csv`` and return the CSV path.
 
@@ -161,6 +173,10 @@ def generate_cohorts(
         workers: processes to use (1 = in this process).
         difficulty: overlap knob in [0, 1].
         progress: called as ``progress(done, total)`` after each case.
+        rescan_hospital: image the same patients (lesion, surroundings, age,
+            sex) on this hospital's scanner instead.  Cohorts are then named
+            ``<cohort>_h<N>`` and keep their case ids, so each case pairs with
+            its original: a scanner shift measured on identical lesions.
     """
     names = list(COHORT_PLAN) if cohorts is None else [str(c).strip() for c in cohorts if str(c).strip()]
     unknown = [c for c in names if c not in COHORT_PLAN]
@@ -170,12 +186,17 @@ def generate_cohorts(
         raise SoftmassError(f"scale must be positive, got {scale!r}.")
     if not 0.0 <= float(difficulty) <= 1.0:
         raise SoftmassError(f"difficulty must lie in [0, 1], got {difficulty!r}.")
+    if rescan_hospital is not None:
+        from softmass_core.phantom.scanner import get_scanner
+
+        get_scanner(rescan_hospital)  # a clear error for an unknown hospital
+        rescan_hospital = int(rescan_hospital)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / CSV_NAME
     csv_path.unlink(missing_ok=True)
     jobs = [
-        (name, index, label, COHORT_PLAN[name][0], case_seed, float(difficulty), str(out))
+        (name, index, label, COHORT_PLAN[name][0], case_seed, float(difficulty), str(out), rescan_hospital)
         for name in names
         for index, label, case_seed in plan_cases(name, seed, scale)
     ]
@@ -250,6 +271,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DIFFICULTY,
         help=f"overlap between classes, 0..1 (default {DEFAULT_DIFFICULTY})",
     )
+    parser.add_argument(
+        "--rescan-hospital",
+        type=int,
+        default=None,
+        metavar="N",
+        help="image the same patients on hospital N's scanner (cohorts named <cohort>_hN, same case ids); "
+        "pairs with the original cohorts for `python -m softmass_core shift`",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -274,6 +303,7 @@ def run_cli(args: argparse.Namespace) -> int:
             workers=args.workers,
             difficulty=args.difficulty,
             progress=progress,
+            rescan_hospital=args.rescan_hospital,
         )
     finally:
         bar.close()

@@ -1,0 +1,229 @@
+"""Scanner shift on identical lesions: ``python -m softmass_core shift``.
+
+Test cohort B differs from the validation cohort in two ways at once: another
+scanner, and other patients.  With 10-30 positives per task the second effect
+alone moves an AUC by several hundredths, so "test B is lower than validation"
+cannot show what the scanner costs.  The phantom can image the *same* patients
+on another scanner (``phantom --rescan-hospital N``); this module scores both
+versions of every case and compares the AUCs with the paired DeLong test,
+which takes the pairing into account.
+
+Cases pair by ``case_id`` (the rescan keeps the ids); pairs whose labels
+disagree are an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from softmass_core.errors import CohortError
+from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES
+
+#: Columns of the result table, in order.
+COLUMNS = (
+    "task",
+    "n",
+    "n_positive",
+    "auc_original",
+    "auc_rescan",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p_value",
+)
+
+
+def pair_predictions(original, rescan):
+    """Join two ``predict_cohort`` tables on ``case_id``; columns get ``_o`` / ``_r`` suffixes."""
+    for name, df in (("original", original), ("rescan", rescan)):
+        dup = df["case_id"][df["case_id"].duplicated()]
+        if len(dup):
+            raise CohortError(f"The {name} cohort has case id {dup.iloc[0]!r} twice; pair one cohort at a time.")
+    merged = original.merge(rescan, on="case_id", suffixes=("_o", "_r"), validate="one_to_one")
+    if merged.empty:
+        raise CohortError(
+            "No case id appears in both cohorts. Generate the rescan from the same seed and cohorts "
+            "(python -m softmass_core phantom --rescan-hospital N ...)."
+        )
+    clash = merged[merged["label_o"] != merged["label_r"]]
+    if len(clash):
+        row = clash.iloc[0]
+        raise CohortError(
+            f"Case {row['case_id']} is {row['label_o']!r} in the original cohort but {row['label_r']!r} "
+            "in the rescan: these are not the same patients."
+        )
+    return merged
+
+
+def paired_shift(original, rescan) -> list[dict[str, Any]]:
+    """Per task (DLM-1, then each subtype on benign cases): AUCs before and after, paired DeLong.
+
+    ``difference`` is rescan minus original, so a scanner that hurts gives a
+    negative number.
+    """
+    import warnings
+
+    from softmass_core.metrics import UndefinedMetricWarning, delong_test
+
+    merged = pair_predictions(original, rescan)
+    tasks: list[tuple[str, Any, str]] = [(DLM1, merged["label_o"] == MALIGNANT, "p_malignant")]
+    benign = merged["label_o"].isin(SUBTYPES)
+    for subtype in SUBTYPES:
+        if f"score_{subtype}_o" in merged and f"score_{subtype}_r" in merged:
+            tasks.append((subtype, merged["label_o"] == subtype, f"score_{subtype}"))
+    out = []
+    for task, positive, col in tasks:
+        keep = np.ones(len(merged), dtype=bool) if task == DLM1 else benign.to_numpy()
+        y = positive.to_numpy()[keep].astype(int)
+        so = merged[f"{col}_o"].to_numpy(dtype=float)[keep]
+        sr = merged[f"{col}_r"].to_numpy(dtype=float)[keep]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            test = delong_test(y, sr, so)
+        out.append(
+            {
+                "task": task,
+                "n": int(y.size),
+                "n_positive": int(y.sum()),
+                "auc_original": test["auc_b"],
+                "auc_rescan": test["auc_a"],
+                "difference": test["auc_difference"],
+                "ci_low": test["ci_low"],
+                "ci_high": test["ci_high"],
+                "p_value": test["p_value"],
+            }
+        )
+    return out
+
+
+def paired_subset(original, rescan):
+    """The cases of ``original`` whose ids appear in ``rescan`` (a :class:`~softmass_core.cohort.Cohort`)."""
+    from softmass_core.cohort import Cohort
+
+    ids = {r.case_id for r in rescan.rows}
+    subset = Cohort(original.csv_path, tuple(r for r in original.rows if r.case_id in ids))
+    if not subset.rows:
+        raise CohortError(
+            f"No case of {rescan.csv_path} appears in {original.csv_path}. Generate the rescan from the same "
+            "seed and cohorts (python -m softmass_core phantom --rescan-hospital N ...)."
+        )
+    return subset
+
+
+def scanner_shift(cascade, original, rescan, *, batch_size: int = 16, progress=None) -> list[dict[str, Any]]:
+    """Score the paired cases of two cohorts with ``cascade`` and compare them (see :func:`paired_shift`)."""
+    from softmass_core.evaluate import predict_cohort
+
+    original = paired_subset(original, rescan)
+    n_o, total = len(original.rows), len(original.rows) + len(rescan.rows)
+
+    def first(done: int, _total: int) -> None:
+        if progress:
+            progress(done, total)
+
+    def second(done: int, _total: int) -> None:
+        if progress:
+            progress(n_o + done, total)
+
+    pred_o = predict_cohort(cascade, original, batch_size=batch_size, progress=first)
+    pred_r = predict_cohort(cascade, rescan, batch_size=batch_size, progress=second)
+    return paired_shift(pred_o, pred_r)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table of :func:`paired_shift` rows."""
+
+    def f(x: float, spec: str = ".3f") -> str:
+        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+    lines = [f"{'task':<24} {'n':>4} {'pos':>4} {'AUC orig':>8} {'AUC rescan':>10} {'diff [95% CI]':>24} {'p':>7}"]
+    for r in rows:
+        ci = f"{f(r['difference'], '+.3f')} [{f(r['ci_low'], '+.3f')}, {f(r['ci_high'], '+.3f')}]"
+        lines.append(
+            f"{r['task']:<24} {r['n']:>4} {r['n_positive']:>4} {f(r['auc_original']):>8} "
+            f"{f(r['auc_rescan']):>10} {ci:>24} {f(r['p_value'], '.4f'):>7}"
+        )
+    return "\n".join(lines)
+
+
+def record(folder, key: str, rows, *, original, rescan, command: str | None = None) -> None:
+    """Store ``rows`` under ``manifest["scanner_shift"]["rescans"][key]`` and rewrite the model card."""
+    import json
+    from pathlib import Path
+
+    from softmass_core.modelcard import write_model_card
+
+    path = Path(folder) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    section = manifest.setdefault("scanner_shift", {})
+    section.setdefault(
+        "description",
+        "The same patients imaged on another simulated scanner (`phantom --rescan-hospital N`): lesion, "
+        "surroundings, age and sex are identical, the scanner, settings, speckle and screen are not. "
+        "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test.",
+    )
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+    entry = {"original": ", ".join(paired_subset(original, rescan).names), "rescan": ", ".join(rescan.names), "rows": clean}
+    if command:
+        entry["command"] = command
+    section.setdefault("rescans", {})[key] = entry
+    path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_none) + "\n", encoding="utf-8")
+    write_model_card(folder)
+
+
+def _none(obj):
+    return None
+
+
+def _command_line() -> str | None:
+    argv = list(sys.argv)
+    if len(argv) < 2 or argv[1] != "shift":
+        return None
+    import shlex
+
+    return "python -m softmass_core " + shlex.join(argv[1:])
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="weight-set folder")
+    p.add_argument("--original", required=True, help="cohort CSV of the cases as first scanned")
+    p.add_argument("--rescan", required=True, help="cohort CSV of the same cases on another scanner")
+    p.add_argument("--cohorts", help="comma list of cohort names to keep from --original (default: all)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--record",
+        metavar="KEY",
+        help="also store the table in the weight set's manifest (scanner_shift.rescans.KEY) and rewrite its "
+        "model card; the weight files and their sha256 are untouched",
+    )
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from softmass_core.cascade import Cascade
+    from softmass_core.cli import _progress_bar, print_json
+    from softmass_core.cohort import read_cohort
+    from softmass_core.weights import WeightSet
+
+    ws = WeightSet.load(args.weights)
+    original = read_cohort(args.original).subset(args.cohorts.split(",") if args.cohorts else None)
+    rescan = read_cohort(args.rescan)
+    progress = None if args.quiet else _progress_bar("shift")
+    rows = scanner_shift(Cascade(ws), original, rescan, batch_size=args.batch_size, progress=progress)
+    if args.record:
+        record(args.weights, args.record, rows, original=original, rescan=rescan, command=_command_line())
+    if args.json:
+        print_json({"weight_set": {"id": ws.id, "version": ws.version}, "rows": rows})
+        return 0
+    print(f"weight set {ws.id} {ws.version}; difference = rescan - original, paired DeLong test", file=sys.stderr)
+    print(format_table(rows))
+    return 0

@@ -1,0 +1,153 @@
+"""Model cards rendered from manifests: Tables 2 and 3, the scanner-shift and the ablation sections."""
+
+from __future__ import annotations
+
+import json
+
+from softmass_core.modelcard import (
+    ablation_arm,
+    ablation_markdown,
+    format_estimate,
+    render_model_card,
+    shift_markdown,
+    table2_markdown,
+    write_model_card,
+)
+
+
+def _est(v, lo, hi):
+    return {"value": v, "ci_low": lo, "ci_high": hi}
+
+
+def _metrics():
+    m = {k: _est(0.5, 0.4, 0.6) for k in ("accuracy", "sensitivity", "specificity", "ppv", "npv")}
+    m["auc"] = _est(0.912, 0.85, 0.97)
+    m["f1"] = _est(0.7, 0.6, 0.8)
+    return {"cohorts": {"validation": {"dlm1": {"n": 10, "n_positive": 3, "metrics": m}}}}
+
+
+def _manifest():
+    return {
+        "id": "demo",
+        "version": "2.0.0",
+        "intended_use": "Teaching.",
+        "data_kind": "simulated",
+        "models": {},
+        "metrics": _metrics(),
+        "scanner_shift": {
+            "description": "Same patients on another scanner.",
+            "rescans": {
+                "h3": {
+                    "original": "validation",
+                    "rescan": "validation_h3",
+                    "command": "python -m softmass_core shift --weights W --original A --rescan B",
+                    "rows": [
+                        {
+                            "task": "dlm1",
+                            "n": 154,
+                            "n_positive": 8,
+                            "auc_original": 0.943,
+                            "auc_rescan": 0.825,
+                            "difference": -0.118,
+                            "ci_low": -0.191,
+                            "ci_high": -0.045,
+                            "p_value": 0.0021,
+                        },
+                        {
+                            "task": "lipoma",
+                            "n": 146,
+                            "n_positive": 30,
+                            "auc_original": 0.8,
+                            "auc_rescan": 0.8,
+                            "difference": 0.0,
+                            "ci_low": None,
+                            "ci_high": None,
+                            "p_value": 0.0004,
+                        },
+                    ],
+                }
+            },
+        },
+        "ablation": {
+            "description": "Same recipe, one change at a time.",
+            "arms": [
+                {
+                    "name": "BUSI init",
+                    "auc": {"validation": {"dlm1": 0.9, "lipoma": 0.8}, "test_a": {"dlm1": 0.95}},
+                    "command": "python -m softmass_core train --init checkpoint:X",
+                },
+                {"name": "scratch", "auc": {"validation": {"dlm1": 0.7, "lipoma": None}}},
+            ],
+        },
+        "changelog": [{"version": "2.0.0", "date": "2026-11-26", "changes": "Longer."}],
+    }
+
+
+def test_table2_and_estimates_format_as_the_paper_prints_them():
+    assert format_estimate(_est(0.912, 0.85, 0.97)) == "0.912 [0.850, 0.970]"
+    assert format_estimate(_est(0.875, 0.847, 0.9), percent=True) == "87.5 [84.7, 90.0]"
+    table = table2_markdown(_metrics())
+    assert "0.912 [0.850, 0.970]" in table and "50.0 [40.0, 60.0]" in table
+
+
+def test_shift_section_shows_each_rescan_with_signed_differences():
+    lines = shift_markdown(_manifest()["scanner_shift"])
+    text = "\n".join(lines)
+    assert "## Scanner shift on identical lesions" in text
+    assert "### `validation` re-scanned as `validation_h3`" in text
+    assert "| dlm1 | 154 (8) | 0.943 | 0.825 | -0.118 [-0.191, -0.045] | 0.002 |" in text
+    assert "| lipoma | 146 (30) | 0.800 | 0.800 | +0.000 | <0.001 |" in text  # no CI: the cell says so by omission
+    assert "python -m softmass_core shift" in text
+    assert shift_markdown(None) == [] and shift_markdown({"rescans": {}}) == []
+
+
+def test_ablation_section_has_one_table_per_cohort_and_marks_missing_values():
+    text = "\n".join(ablation_markdown(_manifest()["ablation"]))
+    assert "AUC on `validation`:" in text and "AUC on `test_a`:" in text
+    assert "| variant | dlm1 | lipoma |" in text
+    assert "| BUSI init | 0.900 | 0.800 |" in text
+    assert "| scratch | 0.700 | n/a |" in text
+    assert "| scratch | n/a | n/a |" in text  # no test_a numbers for that arm
+    assert "- BUSI init: `python -m softmass_core train --init checkpoint:X`" in text
+    assert ablation_markdown({}) == []
+
+
+def test_write_model_card_renders_every_section_in_order(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps(_manifest()))
+    write_model_card(tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert card == render_model_card(_manifest())
+    order = [
+        "# Weight set `demo` 2.0.0",
+        "## Measured performance",
+        "## Scanner shift on identical lesions",
+        "## What the starting point bought (ablation)",
+        "## Changelog",
+    ]
+    positions = [card.index(h) for h in order]
+    assert positions == sorted(positions)
+    assert "- 2.0.0 (2026-11-26): Longer." in card
+
+
+def test_ablation_arm_reads_aucs_and_the_training_command_from_a_manifest():
+    manifest = {
+        "id": "abl",
+        "version": "1.0.0",
+        "metrics": {
+            "cohorts": {
+                "test_a": {"dlm1": {"metrics": {"auc": _est(0.8, 0.7, 0.9)}}},
+                "validation": {
+                    "dlm1": {"metrics": {"auc": _est(0.9, 0.8, 1.0)}},
+                    "dlm2": {"lipoma": {"metrics": {"auc": _est(0.7, 0.6, 0.8)}}},
+                },
+            }
+        },
+        "training": {"reproduce": "python -m softmass_core phantom --out d\npython -m softmass_core train --id abl"},
+    }
+    arm = ablation_arm("scratch", manifest)
+    assert arm["name"] == "scratch" and arm["weight_set"] == "abl 1.0.0"
+    assert list(arm["auc"]) == ["validation", "test_a"]  # the paper's cohort order
+    assert arm["auc"]["validation"] == {"dlm1": 0.9, "lipoma": 0.7}
+    assert arm["auc"]["test_a"] == {"dlm1": 0.8}
+    assert arm["command"] == "python -m softmass_core train --id abl"
+    assert list(ablation_arm("x", manifest, cohorts=["test_a"])["auc"]) == ["test_a"]

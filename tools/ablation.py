@@ -1,0 +1,54 @@
+"""Record an ablation in a weight set's manifest and model card.
+
+Each arm is a weight set trained with ``python -m softmass_core train`` (its
+manifest holds the measured AUCs and the command that made it).  This script
+copies their validation / test AUCs into ``manifest["ablation"]`` of the
+target set and rewrites its model card; it trains and evaluates nothing.
+
+    python tools/ablation.py --out weights/phantom \\
+        --description "..." \\
+        --arm "random init, multi-task 40 epochs=runs/abl_scratch/ws" \\
+        --arm "BUSI backbone, multi-task 40 epochs (1.0.0)=runs/abl_busi40/ws"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from softmass_core.modelcard import ablation_arm, write_model_card  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="weight-set folder whose manifest gets the ablation section")
+    ap.add_argument("--arm", action="append", required=True, help="NAME=FOLDER (a trained weight set), in order")
+    ap.add_argument("--cohorts", default="validation,test_a,test_b")
+    ap.add_argument("--description", default="")
+    args = ap.parse_args(argv)
+    arms = []
+    for spec in args.arm:
+        name, sep, folder = spec.rpartition("=")
+        if not sep or not name:
+            print(f"--arm {spec!r}: write NAME=FOLDER", file=sys.stderr)
+            return 2
+        path = Path(folder) / "manifest.json"
+        if not path.is_file():
+            print(f"--arm {name!r}: {path} does not exist", file=sys.stderr)
+            return 2
+        arms.append(ablation_arm(name, json.loads(path.read_text()), args.cohorts.split(",")))
+    target = Path(args.out) / "manifest.json"
+    manifest = json.loads(target.read_text())
+    manifest["ablation"] = {"description": args.description, "arms": arms}
+    target.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    write_model_card(args.out)
+    print(f"ablation with {len(arms)} arms written to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
