@@ -3,8 +3,9 @@
 Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
 ``metrics`` (diagnostic metrics of a predictions CSV), ``bench`` (speed),
 ``phantom`` (simulated cohorts), ``baseline`` (histogram baseline), ``train``
-(a weight set from a cohort CSV), ``shift`` (scanner shift on paired cases).  Bad input prints one line on stderr and
-exits with status 2; there are no tracebacks for expected errors.
+(a weight set from a cohort CSV), ``shift`` (scanner shift on paired cases).
+Bad input prints one line on stderr and exits with status 2; there are no
+tracebacks for expected errors.
 """
 
 from __future__ import annotations
