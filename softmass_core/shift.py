@@ -168,7 +168,11 @@ def record(folder, key: str, rows, *, original, rescan, command: str | None = No
         "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test.",
     )
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    entry = {"original": ", ".join(paired_subset(original, rescan).names), "rescan": ", ".join(rescan.names), "rows": clean}
+    entry = {
+        "original": ", ".join(paired_subset(original, rescan).names),
+        "rescan": ", ".join(rescan.names),
+        "rows": clean,
+    }
     if command:
         entry["command"] = command
     section.setdefault("rescans", {})[key] = entry
