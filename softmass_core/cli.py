@@ -59,6 +59,16 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def invoked_command(command: str) -> str | None:
+    """``python -m softmass_core <command> ...`` as this process was started, or None if it was not."""
+    argv = list(sys.argv)
+    if len(argv) < 2 or argv[1] != command:
+        return None
+    import shlex
+
+    return "python -m softmass_core " + shlex.join(argv[1:])
+
+
 def print_json(obj: Any) -> None:
     print(json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False))
 

@@ -277,6 +277,23 @@ def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] 
     return out
 
 
+def update_manifest(folder, edit) -> dict[str, Any]:
+    """Apply ``edit(manifest)`` to ``folder/manifest.json``, write it back and rewrite the model card.
+
+    Only the manifest's descriptive sections change; the weight files and their
+    sha256 are untouched.  Returns the edited manifest.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    edit(manifest)
+    path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=lambda _: None) + "\n", encoding="utf-8")
+    write_model_card(folder)
+    return manifest
+
+
 def write_model_card(folder) -> None:
     """Rewrite ``folder/README.md`` from ``folder/manifest.json``."""
     import json

@@ -153,20 +153,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def record(folder, key: str, rows, *, original, rescan, command: str | None = None) -> None:
     """Store ``rows`` under ``manifest["scanner_shift"]["rescans"][key]`` and rewrite the model card."""
-    import json
-    from pathlib import Path
+    from softmass_core.modelcard import update_manifest
 
-    from softmass_core.modelcard import write_model_card
-
-    path = Path(folder) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    section = manifest.setdefault("scanner_shift", {})
-    section.setdefault(
-        "description",
-        "The same patients imaged on another simulated scanner (`phantom --rescan-hospital N`): lesion, "
-        "surroundings, age and sex are identical, the scanner, settings, speckle and screen are not. "
-        "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test.",
-    )
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     entry = {
         "original": ", ".join(paired_subset(original, rescan).names),
@@ -175,22 +163,18 @@ def record(folder, key: str, rows, *, original, rescan, command: str | None = No
     }
     if command:
         entry["command"] = command
-    section.setdefault("rescans", {})[key] = entry
-    path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_none) + "\n", encoding="utf-8")
-    write_model_card(folder)
 
+    def edit(manifest: dict) -> None:
+        section = manifest.setdefault("scanner_shift", {})
+        section.setdefault(
+            "description",
+            "The same patients imaged on another simulated scanner (`phantom --rescan-hospital N`): lesion, "
+            "surroundings, age and sex are identical, the scanner, settings, speckle and screen are not. "
+            "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test.",
+        )
+        section.setdefault("rescans", {})[key] = entry
 
-def _none(obj):
-    return None
-
-
-def _command_line() -> str | None:
-    argv = list(sys.argv)
-    if len(argv) < 2 or argv[1] != "shift":
-        return None
-    import shlex
-
-    return "python -m softmass_core " + shlex.join(argv[1:])
+    update_manifest(folder, edit)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -214,7 +198,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     from softmass_core.cascade import Cascade
-    from softmass_core.cli import _progress_bar, print_json
+    from softmass_core.cli import _progress_bar, invoked_command, print_json
     from softmass_core.cohort import read_cohort
     from softmass_core.weights import WeightSet
 
@@ -224,7 +208,7 @@ def run_cli(args: argparse.Namespace) -> int:
     progress = None if args.quiet else _progress_bar("shift")
     rows = scanner_shift(Cascade(ws), original, rescan, batch_size=args.batch_size, progress=progress)
     if args.record:
-        record(args.weights, args.record, rows, original=original, rescan=rescan, command=_command_line())
+        record(args.weights, args.record, rows, original=original, rescan=rescan, command=invoked_command("shift"))
     if args.json:
         print_json({"weight_set": {"id": ws.id, "version": ws.version}, "rows": rows})
         return 0

@@ -436,8 +436,10 @@ def train_weight_set(
     import torch
 
     from softmass_core.cascade import Cascade
+    from softmass_core.cli import invoked_command
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate
+    from softmass_core.modelcard import update_manifest, write_model_card
     from softmass_core.models import framework_versions, save_safetensors, write_weight_set
     from softmass_core.roi import InputSpec
     from softmass_core.weights import Architecture, WeightSet
@@ -544,7 +546,7 @@ def train_weight_set(
             "seconds": round(train_seconds, 1),
             "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
             "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
-            "reproduce": _command_line(),
+            "reproduce": invoked_command("train"),
         },
         "framework": framework_versions(),
     }
@@ -556,9 +558,7 @@ def train_weight_set(
     if evaluate_cohorts:
         ws = WeightSet.load(out_dir)
         ev = evaluate(Cascade(ws), cohort, progress=None)
-        manifest_path = out_dir / "manifest.json"
-        manifest = json.loads(manifest_path.read_text())
-        manifest["metrics"] = {
+        metrics = {
             "ci_methods": {
                 "auc": "DeLong",
                 "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
@@ -568,28 +568,13 @@ def train_weight_set(
             "threshold_dlm1": ev.threshold,
             "cohorts": ev.metrics,
         }
-        manifest_path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=_none) + "\n")
+        update_manifest(out_dir, lambda manifest: manifest.__setitem__("metrics", metrics))
         ev.write(work / "evaluation")
         log(f"evaluation written to {work / 'evaluation'}")
-    from softmass_core.modelcard import write_model_card
-
-    write_model_card(out_dir)
+    else:
+        write_model_card(out_dir)
     log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
     return out_dir
-
-
-def _command_line() -> str | None:
-    """The ``python -m softmass_core train ...`` command of this process, if run from the CLI."""
-    argv = list(sys.argv)
-    if not argv or "train" not in argv[1:2] and "softmass_core" not in argv[0]:
-        return None
-    import shlex
-
-    return "python -m softmass_core " + shlex.join(argv[1:])
-
-
-def _none(obj: Any) -> Any:
-    return None
 
 
 # --------------------------------------------------------------------------- CLI

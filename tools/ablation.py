@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from softmass_core.modelcard import ablation_arm, write_model_card  # noqa: E402
+from softmass_core.modelcard import ablation_arm, update_manifest  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +41,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--arm {name!r}: {path} does not exist", file=sys.stderr)
             return 2
         arms.append(ablation_arm(name, json.loads(path.read_text()), args.cohorts.split(",")))
-    target = Path(args.out) / "manifest.json"
-    manifest = json.loads(target.read_text())
-    manifest["ablation"] = {"description": args.description, "arms": arms}
-    target.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
-    write_model_card(args.out)
-    print(f"ablation with {len(arms)} arms written to {target}")
+    section = {"description": args.description, "arms": arms}
+    update_manifest(args.out, lambda manifest: manifest.__setitem__("ablation", section))
+    print(f"ablation with {len(arms)} arms written to {Path(args.out) / 'manifest.json'}")
     return 0
 
 

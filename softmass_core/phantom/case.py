@@ -73,7 +73,7 @@ def generate_case(
     if anatomy_hospital is not None and int(anatomy_hospital) != int(hospital):
         get_scanner(anatomy_hospital)  # validates the number
         patient = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, PHANTOM_LABELS.index(label), int(anatomy_hospital)])
-        r_par, r_scene = (np.random.default_rng(s) for s in patient.spawn(6)[:2])
+        r_par, r_scene = (np.random.default_rng(s) for s in patient.spawn(2))
 
     params = sample_lesion(label, r_par, difficulty)
     age, sex = sample_age_sex(label, r_par)
