@@ -130,14 +130,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from softmass_core.cascade import Cascade
     from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import evaluate
+    from softmass_core.evaluate import evaluate, record_metrics
     from softmass_core.weights import WeightSet
 
     ws = WeightSet.load(args.weights)
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
     cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
     progress = None if args.quiet else _progress_bar("evaluate")
+    if args.record and (args.fusion or args.threshold is not None):
+        raise SoftmassError(
+            "--record stores the weight set's own operating point: drop --fusion and --threshold, "
+            "or evaluate without --record."
+        )
     ev = evaluate(cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed)
+    if args.record:
+        record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)
+        print(f"recorded {', '.join(ev.metrics)} in {args.weights}/manifest.json and README.md", file=sys.stderr)
     if args.out:
         files = ev.write(args.out)
         print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
@@ -274,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also store the metrics in the weight set's manifest and model card (replacing those of the same "
+        "cohorts); the weight files and their sha256 are untouched",
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("metrics", help="diagnostic metrics with 95%% CIs from a predictions CSV")

@@ -138,8 +138,11 @@ def demo_case(case_id: str) -> DemoCase:
 
 
 def demo_cohort_dir(cache_root: Path, *, scale: float = 0.25, seed: int = DEMO_SEED) -> Path:
-    """Folder that holds the demo cohort for this ``scale`` and ``seed``."""
-    return Path(cache_root) / f"phantom-s{scale}-seed{seed}"
+    """Folder that holds the demo cohort for this ``scale``, ``seed`` and generator version
+    (a newer generator draws other images, so it never reuses an older cache)."""
+    from softmass_core.phantom.cohorts import GENERATOR_VERSION
+
+    return Path(cache_root) / f"phantom-g{GENERATOR_VERSION}-s{scale}-seed{seed}"
 
 
 def ensure_demo_cohort(
@@ -152,7 +155,7 @@ def ensure_demo_cohort(
     """Path of the simulated cohorts' CSV (hospitals 1-3), generating them on first use.
 
     Every cohort of ``phantom.COHORT_PLAN`` is generated with its counts
-    multiplied by ``scale`` into ``cache_root / f"phantom-s{scale}-seed{seed}"``;
+    multiplied by ``scale`` into :func:`demo_cohort_dir`;
     a later call finds ``cohort.csv`` there and returns it without generating
     anything.  ``progress`` is handed to ``phantom.generate_cohorts``.
     """

@@ -238,6 +238,41 @@ def _roc_points(roc_curve, y, s) -> dict[str, list[float]] | None:
     }
 
 
+def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Store ``ev``'s metrics in the weight set's manifest and rewrite its model card.
+
+    Cohorts that ``ev`` holds replace the recorded ones of the same name; the
+    others stay, provided they were measured at the same DLM-1 threshold and
+    fusion rule (otherwise they are dropped, since they would describe another
+    operating point).  Weight files and their sha256 are untouched.
+    """
+    from softmass_core.modelcard import update_manifest
+
+    section = {
+        "ci_methods": {
+            "auc": "DeLong",
+            "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
+            "ppv, npv": "logit (Mercaldo et al. 2007)",
+            "f1": f"percentile bootstrap, {n_boot} resamples, seed {seed}",
+        },
+        "threshold_dlm1": ev.threshold,
+        "fusion_rule": ev.fusion_rule,
+        "cohorts": {},
+    }
+
+    def edit(manifest: dict[str, Any]) -> None:
+        old = manifest.get("metrics") or {}
+        same_point = old.get("threshold_dlm1") == ev.threshold and old.get("fusion_rule", ev.fusion_rule) == (
+            ev.fusion_rule
+        )
+        if same_point and old.get("ci_methods") == section["ci_methods"]:
+            section["cohorts"] = dict(old.get("cohorts") or {})
+        section["cohorts"].update(ev.metrics)
+        manifest["metrics"] = section
+
+    return update_manifest(folder, edit)
+
+
 def evaluate(
     cascade: Cascade,
     cohort: Cohort,

@@ -166,11 +166,12 @@ def record(folder, key: str, rows, *, original, rescan, command: str | None = No
 
     def edit(manifest: dict) -> None:
         section = manifest.setdefault("scanner_shift", {})
-        section.setdefault(
-            "description",
-            "The same patients imaged on another simulated scanner (`phantom --rescan-hospital N`): lesion, "
-            "surroundings, age and sex are identical, the scanner, settings, speckle and screen are not. "
-            "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test.",
+        section["description"] = (
+            "The same patients imaged at another simulated hospital (`phantom --rescan-hospital N`): lesion, "
+            "surroundings, age and sex are identical; the scanner, settings, speckle, screen and the ROI its "
+            "readers draw are not. The re-scans come from `python -m softmass_core phantom --out DIR --cohorts "
+            "COHORT --rescan-hospital N` with the seed of the original cohorts. "
+            "Difference = re-scanned minus first scan; 95% CI and p from the paired DeLong test."
         )
         section.setdefault("rescans", {})[key] = entry
 

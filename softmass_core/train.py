@@ -438,8 +438,8 @@ def train_weight_set(
     from softmass_core.cascade import Cascade
     from softmass_core.cli import invoked_command
     from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import evaluate
-    from softmass_core.modelcard import update_manifest, write_model_card
+    from softmass_core.evaluate import evaluate, record_metrics
+    from softmass_core.modelcard import write_model_card
     from softmass_core.models import framework_versions, save_safetensors, write_weight_set
     from softmass_core.roi import InputSpec
     from softmass_core.weights import Architecture, WeightSet
@@ -558,17 +558,7 @@ def train_weight_set(
     if evaluate_cohorts:
         ws = WeightSet.load(out_dir)
         ev = evaluate(Cascade(ws), cohort, progress=None)
-        metrics = {
-            "ci_methods": {
-                "auc": "DeLong",
-                "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
-                "ppv, npv": "logit (Mercaldo et al. 2007)",
-                "f1": "percentile bootstrap, 2000 resamples, seed 0",
-            },
-            "threshold_dlm1": ev.threshold,
-            "cohorts": ev.metrics,
-        }
-        update_manifest(out_dir, lambda manifest: manifest.__setitem__("metrics", metrics))
+        record_metrics(out_dir, ev)
         ev.write(work / "evaluation")
         log(f"evaluation written to {work / 'evaluation'}")
     else:

@@ -77,6 +77,43 @@ def test_evaluate_command_json(tiny_weights, tmp_path, capsys):
     assert (tmp_path / "out" / "predictions.csv").is_file()
 
 
+def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights, tmp_path, capsys):
+    import shutil
+
+    from softmass_core.weights import WeightSet
+
+    ws = tmp_path / "ws"
+    shutil.copytree(tiny_weights, ws)
+    rng = np.random.default_rng(1)
+    lines = ["case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi"]
+    labels = ["malignant", "lipoma", "malignant", "neurinoma", "lipoma", "hemangioma"]
+    for cohort in ("validation", "test_b"):
+        for i, label in enumerate(labels):
+            name = f"{cohort}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / name)
+            lines.append(f"{cohort}{i},{cohort},{label},{name},,,")
+    csv_path = tmp_path / "cohort.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    base = ["evaluate", "--weights", str(ws), "--cohort", str(csv_path), "--quiet", "--n-boot", "100"]
+    assert main([*base, "--cohorts", "validation", "--record"]) == 0
+    first = json.loads((ws / "manifest.json").read_text())["metrics"]
+    assert list(first["cohorts"]) == ["validation"]
+    assert first["threshold_dlm1"] == WeightSet.load(ws).entry("dlm1").threshold
+    assert "100 resamples" in first["ci_methods"]["f1"]
+    # a second cohort is added beside the first; re-recording a cohort replaces it
+    assert main([*base, "--cohorts", "test_b", "--record"]) == 0
+    assert main([*base, "--cohorts", "validation", "--record"]) == 0
+    manifest = json.loads((ws / "manifest.json").read_text())
+    assert sorted(manifest["metrics"]["cohorts"]) == ["test_b", "validation"]
+    assert manifest["metrics"]["cohorts"]["validation"] == first["cohorts"]["validation"]
+    assert "test_b" in (ws / "README.md").read_text()
+    assert WeightSet.load(ws).verified
+    capsys.readouterr()
+    # another operating point is refused instead of being stored as the set's own
+    assert main([*base, "--threshold", "0.3", "--record"]) == 2
+    assert "--record stores the weight set's own operating point" in capsys.readouterr().err
+
+
 BAD_INPUTS = [
     ["predict", "--weights", "/nonexistent", "--gray", "x.png"],
     ["metrics", "--predictions", "/nonexistent.csv"],

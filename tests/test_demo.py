@@ -78,12 +78,12 @@ def test_ensure_demo_cohort_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setattr(phantom, "generate_cohorts", fake_generate)
     tick = object()
     path = demo.ensure_demo_cohort(tmp_path, progress=tick)
-    assert path == tmp_path / "phantom-s0.25-seed2023" / "cohort.csv"
-    assert calls == [(tmp_path / "phantom-s0.25-seed2023", 0.25, demo.DEMO_SEED, tick)]
+    assert path == tmp_path / "phantom-g2-s0.25-seed2023" / "cohort.csv"
+    assert calls == [(tmp_path / "phantom-g2-s0.25-seed2023", 0.25, demo.DEMO_SEED, tick)]
     assert demo.ensure_demo_cohort(tmp_path) == path
     assert len(calls) == 1  # reused
     other = demo.ensure_demo_cohort(tmp_path, scale=0.5, seed=7)
-    assert other == tmp_path / "phantom-s0.5-seed7" / "cohort.csv"
+    assert other == tmp_path / "phantom-g2-s0.5-seed7" / "cohort.csv"
     assert len(calls) == 2
 
 

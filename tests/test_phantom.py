@@ -22,7 +22,9 @@ from softmass_core.phantom import (
     plan_cases,
     scaled_counts,
 )
+from softmass_core.phantom.bmode import _compound_posterior, _resample_lines
 from softmass_core.phantom.classes import p_swap_for, sample_age_sex, sample_lesion
+from softmass_core.phantom.scanner import with_overrides
 
 
 def _sector(hospital: int) -> tuple[int, int, int, int]:
@@ -112,9 +114,60 @@ def test_hospitals_differ_in_size_and_texture():
     assert len(shapes) == 3
     ratio = {h: v[:, 0].mean() for h, v in stats.items()}
     sd = {h: v[:, 1].mean() for h, v in stats.items()}
-    # hospital 3 (9-10 MHz, no smoothing) has the coarsest speckle; hospital 2 compounds (smoother, lower sd)
+    # hospital 3 (9 MHz, coarse line density) has the coarsest speckle; hospital 2 compounds (smoother, lower sd)
     assert ratio[3] < min(ratio[1], ratio[2])
     assert sd[2] < sd[1]
+
+
+def test_steered_compounding_makes_posterior_signs_shallower_and_wider():
+    post = np.zeros((80, 30), dtype=np.float32)
+    post[:, 10:20] = 10.0  # a 10 dB shadow straight below the lesion
+    plain = np.zeros((80, 100), dtype=np.float32)
+    plain[:, 40:70] = post
+    same = _compound_posterior(post, 40, 100, 1e-9)  # no steering: the same shadow
+    np.testing.assert_allclose(same, plain, atol=1e-4)
+    out = _compound_posterior(post, 40, 100, 15.0)
+    deep = out[-1]
+    assert deep.max() < 10.0 * 0.75  # shallower once the steered frames part
+    assert (deep > 0.5).sum() > 2 * (plain[-1] > 0.5).sum()  # wider at depth
+    assert (out[0] > 0.5).sum() == (plain[0] > 0.5).sum()  # not yet spread at the lesion's base
+    # enhancement (negative dB) is softened the same way
+    assert -_compound_posterior(-post, 40, 100, 15.0)[-1].min() < 10.0 * 0.75
+
+
+def test_coarse_line_sampling_keeps_flat_areas_and_loses_fine_lateral_detail():
+    flat = np.full((5, 60), 0.4, dtype=np.float32)
+    np.testing.assert_allclose(_resample_lines(flat, 3.0), flat, atol=1e-6)
+    stripes = np.tile(np.array([0.0, 1.0], dtype=np.float32), (5, 30))
+    out = _resample_lines(stripes, 3.0)
+    assert out.shape == stripes.shape
+    assert np.abs(np.diff(out, axis=1)).mean() < 0.5 * np.abs(np.diff(stripes, axis=1)).mean()
+
+
+def test_edge_enhancement_sharpens_the_speckle(monkeypatch):
+    def fine_over_coarse(case) -> float:
+        x0, y0, x1, y1 = _sector(case.hospital)
+        g = case.gray[y0 + 40 : y1 - 40, x0:x1].mean(axis=2)
+        return float(np.abs(np.diff(g, axis=0)).mean() / (np.abs(g[6:] - g[:-6]).mean() + 1e-6))
+
+    plain = with_overrides(HOSPITALS[3], edge_enhance=0.0, line_pitch=1.0)
+    monkeypatch.setitem(HOSPITALS, 3, plain)
+    soft = np.mean([fine_over_coarse(generate_case("lipoma", hospital=3, seed=s)) for s in range(2)])
+    monkeypatch.setitem(HOSPITALS, 3, with_overrides(plain, edge_enhance=1.5))
+    sharp = np.mean([fine_over_coarse(generate_case("lipoma", hospital=3, seed=s)) for s in range(2)])
+    assert sharp > 1.1 * soft
+
+
+def test_hospital_3_readers_draw_tighter_rois():
+    def margin(case) -> float:
+        x0, y0, x1, y1 = case.gray_roi
+        bx0, by0, bx1, by1 = case.meta["lesion_box_gray"]
+        return ((x1 - x0) * (y1 - y0)) / ((bx1 - bx0) * (by1 - by0))
+
+    assert HOSPITALS[3].roi_margin[1] < HOSPITALS[1].roi_margin[0] + 0.1
+    loose = np.median([margin(generate_case("neurinoma", hospital=1, seed=s)) for s in range(8)])
+    tight = np.median([margin(generate_case("neurinoma", hospital=3, seed=s)) for s in range(8)])
+    assert tight < loose
 
 
 def test_unknown_label_and_bad_difficulty_are_refused():

@@ -7,10 +7,12 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from softmass_core.cascade import Cascade
 from softmass_core.cohort import read_cohort
@@ -178,3 +180,54 @@ def test_shift_cli_records_the_table_in_the_manifest_and_model_card(tiny_weights
     card = (ws / "README.md").read_text()
     assert "## Scanner shift on identical lesions" in card and "re-scanned as `validation_h3`" in card
     assert WeightSet.load(ws).verified  # weights and their sha256 untouched
+
+
+def test_scanner_screen_tool_takes_hospital_3_apart(tiny_weights, paired_cohorts, tmp_path):
+    from softmass_core.phantom import HOSPITALS
+
+    orig, _ = paired_cohorts
+    shipped = HOSPITALS[3]
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "tools"))
+    try:
+        import scanner_screen
+    finally:
+        sys.path.pop(0)
+    names = [name for name, _ in scanner_screen.arms(3)]
+    assert names[0] == "plain scanner" and names[-1] == "as shipped"
+    assert {"+ steered compounding", "+ coarse line density", "+ edge enhancement", "+ tighter ROIs"} <= set(names)
+    out = tmp_path / "screen"
+    rc = scanner_screen.main(
+        ["--weights", str(tiny_weights), "--original", str(orig), "--seed", "3", "--scale", "0.04", "--out", str(out)]
+    )
+    assert rc == 0
+    assert HOSPITALS[3] is shipped  # the patch is undone
+    doc = json.loads((out / "screen.json").read_text())
+    assert [a["arm"] for a in doc["arms"]] == names
+    for arm in doc["arms"]:
+        assert [r["task"] for r in arm["rows"]] == [DLM1, *SUBTYPES]
+    # the "as shipped" arm is exactly the ordinary hospital-3 re-scan
+    shipped_rows = doc["arms"][-1]["rows"]
+    direct = scanner_shift(
+        Cascade(WeightSet.load(tiny_weights)),
+        read_cohort(orig),
+        read_cohort(generate_cohorts(tmp_path / "h3", seed=3, scale=0.04, cohorts=["validation"], rescan_hospital=3)),
+    )
+    assert [r["auc_rescan"] for r in shipped_rows] == pytest.approx([r["auc_rescan"] for r in direct], nan_ok=True)
+    # and the plain arm draws other images than the shipped one
+    first = sorted((out / "arm0").rglob("*_gray.png"))[0]
+    last = out / f"arm{len(names) - 1}" / first.relative_to(out / "arm0")
+    a, b = np.asarray(Image.open(first)), np.asarray(Image.open(last))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_phantom_cli_refuses_an_unknown_rescan_hospital_with_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "softmass_core", "phantom", "--out", str(tmp_path / "x")]
+        + ["--cohorts", "validation", "--rescan-hospital", "9"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "error: Unknown simulated hospital 9: use one of [1, 2, 3]."
+    assert not (tmp_path / "x" / "cohort.csv").exists()

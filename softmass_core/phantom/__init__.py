@@ -19,6 +19,7 @@ from softmass_core.phantom.classes import PHANTOM_LABELS
 from softmass_core.phantom.cohorts import (
     COHORT_PLAN,
     CSV_COLUMNS,
+    GENERATOR_VERSION,
     add_arguments,
     benchmark,
     generate_cohorts,
@@ -33,6 +34,7 @@ __all__ = [
     "COHORT_PLAN",
     "CSV_COLUMNS",
     "DEFAULT_DIFFICULTY",
+    "GENERATOR_VERSION",
     "HOSPITALS",
     "PHANTOM_LABELS",
     "PhantomCase",

@@ -97,7 +97,10 @@ def form_bmode(scene: Scene, settings: Settings, rng: np.random.Generator) -> BM
         a = np.float32(np.exp(-1.0 / max(fade_px, 1.0)))
         post += lfilter([16.0 * (1.0 - a)], [1.0, -a], src, axis=0).astype(np.float32)
         gaussian_filter1d(post, sig_lat0 * 1.5, axis=1, output=post, mode="constant")
-        att[r0:, c0:c1] += post
+        if sc.compound_deg > 0:
+            att[r0:] += _compound_posterior(post, c0, w, sc.compound_deg)
+        else:
+            att[r0:, c0:c1] += post
     sig = env * np.exp(-att * _LN10_20)
 
     # ---- side-lobe clutter floor and electronic noise
@@ -130,4 +133,43 @@ def form_bmode(scene: Scene, settings: Settings, rng: np.random.Generator) -> BM
     if sc.speckle_reduction > 0:
         sm = gaussian_filter1d(gaussian_filter1d(grey, 1.1, axis=0), 1.1, axis=1)
         grey = grey * np.float32(1.0 - sc.speckle_reduction) + sm * np.float32(sc.speckle_reduction)
+    if sc.line_pitch > 1.0:
+        grey = _resample_lines(grey, sc.line_pitch)
+    if sc.edge_enhance > 0:
+        detail = grey - gaussian_filter1d(gaussian_filter1d(grey, 1.6, axis=0), 1.6, axis=1)
+        grey = np.clip(grey + np.float32(sc.edge_enhance) * detail, 0.0, 1.0)
     return BMode(grey=grey, att_db=att, psf_px=(sig_ax, sig_lat0))
+
+
+def _compound_posterior(post: np.ndarray, c0: int, width: int, half_angle_deg: float) -> np.ndarray:
+    """Extra attenuation below a lesion (dB) as a steered spatial-compounding scanner shows it.
+
+    Each of three steered frames (-a, 0, +a) sees the shadow or enhancement cast
+    along its own beam direction, so it leans sideways with depth; the frames are
+    averaged in amplitude.  Shadows and enhancement come out shallower and wider,
+    as compounding is known to do to these posterior signs.
+    """
+    rows, cols = post.shape
+    full = np.zeros((rows, width), dtype=np.float32)
+    full[:, c0 : c0 + cols] = post
+    amp = np.zeros_like(full)
+    col_idx = np.arange(width)
+    for angle in (-half_angle_deg, 0.0, half_angle_deg):
+        lean = np.rint(np.arange(rows) * np.tan(np.radians(angle))).astype(int)
+        src = np.clip(col_idx[None, :] - lean[:, None], 0, width - 1)
+        amp += np.exp(-np.take_along_axis(full, src, axis=1) * _LN10_20)
+    return (-np.log(amp / np.float32(3.0)) / _LN10_20).astype(np.float32)
+
+
+def _resample_lines(grey: np.ndarray, pitch: float) -> np.ndarray:
+    """Keep one scan line every ``pitch`` columns and interpolate between them (scan conversion)."""
+    w = grey.shape[1]
+    lines = np.arange(0.0, w - 1 + 1e-6, pitch)
+    lo = np.floor(lines).astype(int)
+    frac = (lines - lo).astype(np.float32)
+    hi = np.minimum(lo + 1, w - 1)
+    sampled = grey[:, lo] * (1 - frac) + grey[:, hi] * frac
+    pos = np.arange(w) / pitch
+    j = np.minimum(np.floor(pos).astype(int), len(lines) - 2)
+    t = np.clip(pos - j, 0.0, 1.0).astype(np.float32)
+    return (sampled[:, j] * (1 - t) + sampled[:, j + 1] * t).astype(np.float32)

@@ -20,6 +20,10 @@ from softmass_core.labels import MALIGNANT
 from softmass_core.phantom.case import DEFAULT_DIFFICULTY, generate_case
 from softmass_core.phantom.classes import PHANTOM_LABELS
 
+#: Raised whenever a seed draws other images than before (2: hospital 3 gained steered
+#: compounding, coarse line density, edge enhancement and tighter reader ROIs).
+GENERATOR_VERSION = 2
+
 #: cohort -> (hospital, {label: count}); counts from the paper's Table 1.
 COHORT_PLAN: dict[str, tuple[int, dict[str, int]]] = {
     "training": (
@@ -286,11 +290,13 @@ def run_cli(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     cohorts = None if not args.cohorts else [c for c in str(args.cohorts).split(",") if c.strip()]
-    bar = tqdm(total=0, unit="case", file=sys.stderr, desc="phantom")
+    bar = None  # opened on the first case, so that a refused argument prints only its message
 
     def progress(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="case", file=sys.stderr, desc="phantom")
+        bar.total = total
         bar.n = done
         bar.refresh()
 
@@ -306,6 +312,7 @@ def run_cli(args: argparse.Namespace) -> int:
             rescan_hospital=args.rescan_hospital,
         )
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     print(path)
     return 0

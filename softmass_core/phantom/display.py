@@ -45,12 +45,12 @@ def make_mapping(settings: Settings, sim_hw: tuple[int, int], shift_px: tuple[in
 
 
 def roi_around(box: tuple[float, float, float, float], settings: Settings, rng: np.random.Generator) -> Box:
-    """A generous, randomised ROI (x0, y0, x1, y1; exclusive) around a lesion box in canvas px,
-    clipped to the image area."""
+    """A randomised hand-drawn ROI (x0, y0, x1, y1; exclusive) around a lesion box in canvas px,
+    clipped to the image area.  The margin follows the hospital's readers (``roi_margin``)."""
     sc = settings.scanner
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
-    m = rng.uniform(0.12, 0.6, 4) * np.array([bw, bh, bw, bh]) + rng.uniform(6.0, 22.0, 4)
+    m = rng.uniform(*sc.roi_margin, 4) * np.array([bw, bh, bw, bh]) + rng.uniform(6.0, 22.0, 4)
     sy0, sx0 = sc.sector_yx
     sy1, sx1 = sy0 + sc.sector_hw[0], sx0 + sc.sector_hw[1]
     rx0 = int(np.clip(np.floor(x0 - m[0]), sx0, sx1 - 8))

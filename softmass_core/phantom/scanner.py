@@ -1,8 +1,9 @@
 """Simulated scanner makes ("hospitals") and the per-image operator settings.
 
 Hospital 1 gives the training and validation cohorts, hospital 2 test cohort A
-(a mild shift), hospital 3 test cohort B (a stronger shift).  Nothing here
-depends on the class of a case.
+(a mild shift), hospital 3 test cohort B (a stronger shift: lower frequency,
+steered compounding, coarse line density, edge enhancement, JPEG, and readers
+who draw tighter ROIs).  Nothing here depends on the class of a case.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class Scanner:
     ruler_side: str  # "left" or "right"
     text_colour: tuple[int, int, int]
     header: str  # burned-in make/model text
+    # Make-specific processing (defaults leave a scanner's images unchanged)
+    compound_deg: float = 0.0  # steering half-angle of spatial compounding, degrees (0 = none)
+    line_pitch: float = 1.0  # scan-line spacing in simulation px (> 1: coarser lateral sampling)
+    edge_enhance: float = 0.0  # gain of the make's edge/detail enhancement (unsharp mask)
+    roi_margin: tuple[float, float] = (0.12, 0.6)  # readers' ROI margin, fraction of the lesion size
 
 
 HOSPITALS: dict[int, Scanner] = {
@@ -121,7 +127,7 @@ HOSPITALS: dict[int, Scanner] = {
         bandwidth=0.50,
         f_number=2.6,
         focus_frac=0.50,
-        looks=1,
+        looks=3,
         dynamic_range=44.0,
         gamma=1.5,
         target_grey=0.22,
@@ -146,6 +152,12 @@ HOSPITALS: dict[int, Scanner] = {
         ruler_side="right",
         text_colour=(200, 230, 255),
         header="AX-9 Linear 4-11  Soft tissue",
+        # Another make's image processing, and readers who draw tighter boxes
+        # (chosen on the hospital-3 re-scan of the validation patients; see README)
+        compound_deg=15.0,
+        line_pitch=3.0,
+        edge_enhance=1.5,
+        roi_margin=(0.02, 0.15),
     ),
 }
 
