@@ -243,8 +243,9 @@ def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0)
 
     Cohorts that ``ev`` holds replace the recorded ones of the same name; the
     others stay, provided they were measured at the same DLM-1 threshold and
-    fusion rule (otherwise they are dropped, since they would describe another
-    operating point).  Weight files and their sha256 are untouched.
+    fusion rule with the same CI methods (otherwise they are dropped, since one
+    table would mix two operating points or two bootstraps).  Weight files and
+    their sha256 are untouched.
     """
     from softmass_core.modelcard import update_manifest
 
