@@ -4,7 +4,8 @@ The paper's images are private, so the project renders realistic cases of the
 six classes with numpy/scipy/Pillow: a convolution speckle model over skin,
 fat, fascia and muscle layers, class-specific signs drawn with literature
 frequencies, deliberate overlap (``difficulty``), and three simulated
-scanners ("hospitals").  Design and sources: docs/phantom.md.
+scanners ("hospitals").  Design and sources: the team's notes, shared/docs/phantom.md
+(outside this repository).
 
 Modules: ``classes`` (per-class parameters), ``scene`` (tissue maps),
 ``bmode`` (image formation), ``doppler`` (CDFI), ``display`` (screen, ROI,

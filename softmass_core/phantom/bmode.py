@@ -4,7 +4,7 @@ The scatterer field ``S = E * [(1 - C) n / sqrt(2) + C]`` (``n`` complex white
 Gaussian noise) is filtered by a separable Gaussian IQ point-spread function
 whose lateral width grows away from the focus, envelope-detected, attenuated
 along each A-line, log-compressed and mapped to grey.  float32 throughout, no
-FFTs.  See docs/phantom.md 2.2.
+FFTs.  See the design notes, shared/docs/phantom.md 2.2 (outside this repository).
 """
 
 from __future__ import annotations

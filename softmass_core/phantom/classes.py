@@ -5,7 +5,7 @@ A case's appearance is drawn in five groups: ``geometry``, ``echo``,
 case's own class sampler, except that with probability ``p_swap`` a group is
 drawn from a random *other* class (an atypical case: deliberate overlap,
 never label noise).  ``difficulty`` in [0, 1] raises ``p_swap`` and shrinks
-the continuous parameters toward the pooled mean.  See docs/phantom.md 2.3.
+the continuous parameters toward the pooled mean.  See the design notes, shared/docs/phantom.md 2.3 (outside this repository).
 """
 
 from __future__ import annotations

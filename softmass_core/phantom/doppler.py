@@ -4,7 +4,7 @@ Vessels are polylines in mm with a calibre (mm) and a speed (cm/s).  They are
 splatted onto the grid inside the colour box, blurred by calibre plus
 "blooming", thresholded by colour gain and the wall filter, and the mean axial
 velocity is aliased at the Nyquist scale and looked up in the scanner's colour
-map.  See docs/phantom.md 2.2.
+map.  See the design notes, shared/docs/phantom.md 2.2 (outside this repository).
 """
 
 from __future__ import annotations
