@@ -48,17 +48,6 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-def _clean(obj: Any) -> Any:
-    """NaN -> None so the JSON is standard."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def invoked_command(command: str) -> str | None:
     """``python -m softmass_core <command> ...`` as this process was started, or None if it was not."""
     argv = list(sys.argv)
@@ -70,7 +59,9 @@ def invoked_command(command: str) -> str | None:
 
 
 def print_json(obj: Any) -> None:
-    print(json.dumps(_clean(obj), indent=2, default=_json_default, allow_nan=False))
+    from softmass_core.metrics import nan_to_none
+
+    print(json.dumps(nan_to_none(obj), indent=2, default=_json_default, allow_nan=False))
 
 
 def _progress_bar(desc: str):
@@ -133,15 +124,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from softmass_core.evaluate import evaluate, record_metrics
     from softmass_core.weights import WeightSet
 
-    ws = WeightSet.load(args.weights)
-    cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
-    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
-    progress = None if args.quiet else _progress_bar("evaluate")
     if args.record and (args.fusion or args.threshold is not None):
         raise SoftmassError(
             "--record stores the weight set's own operating point: drop --fusion and --threshold, "
             "or evaluate without --record."
         )
+    ws = WeightSet.load(args.weights)
+    cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
+    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
+    progress = None if args.quiet else _progress_bar("evaluate")
     ev = evaluate(cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed)
     if args.record:
         record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)

@@ -102,6 +102,17 @@ def _json_float(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def nan_to_none(obj: Any) -> Any:
+    """``obj`` with every float NaN (in nested dicts, lists and tuples) replaced by None, for standard JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
 def _show(value: Any) -> str:
     """repr() of a user's value, without numpy's ``np.float64(...)`` wrapper."""
     if isinstance(value, np.generic):

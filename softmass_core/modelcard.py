@@ -286,10 +286,13 @@ def update_manifest(folder, edit) -> dict[str, Any]:
     import json
     from pathlib import Path
 
+    from softmass_core.metrics import nan_to_none
+
     path = Path(folder) / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     edit(manifest)
-    path.write_text(json.dumps(manifest, indent=2, allow_nan=False, default=lambda _: None) + "\n", encoding="utf-8")
+    text = json.dumps(nan_to_none(manifest), indent=2, allow_nan=False, default=lambda _: None)
+    path.write_text(text + "\n", encoding="utf-8")
     write_model_card(folder)
     return manifest
 

@@ -155,11 +155,10 @@ def record(folder, key: str, rows, *, original, rescan, command: str | None = No
     """Store ``rows`` under ``manifest["scanner_shift"]["rescans"][key]`` and rewrite the model card."""
     from softmass_core.modelcard import update_manifest
 
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     entry = {
         "original": ", ".join(paired_subset(original, rescan).names),
         "rescan": ", ".join(rescan.names),
-        "rows": clean,
+        "rows": list(rows),  # NaN is written as null by update_manifest
     }
     if command:
         entry["command"] = command

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             if pred_o is None:
                 pred_o = predict_cohort(cascade, paired_subset(original, rescan))
             rows = paired_shift(pred_o, predict_cohort(cascade, rescan))
-            results.append({"arm": name, "changes": {k2: v for k2, v in changes.items()}, "rows": rows})
+            results.append({"arm": name, "changes": dict(changes), "rows": rows})
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     finally:
         scanner.HOSPITALS[args.hospital] = shipped
