@@ -9,7 +9,7 @@ from softmass_core.labels import DLM1, SUBMODEL_IDS, display_name
 from softmass_core.report import MODALITY_NAMES, MODEL_NAMES, ReportImage, build_report, draw_roi, model_name
 from ui import case_charts
 from ui.case_view import case_cams, case_input, guarded_call, roi_editor, run_case
-from ui.common import DISCLAIMER, active_weight_set, guarded
+from ui.common import DISCLAIMER, active_weight_set, guarded, tta_text
 
 KEY_RUN_FOR = "softmass.case.run_for"  # case id the user pressed Run for
 PREFIX = "case"
@@ -49,6 +49,9 @@ c1, c2, c3 = st.columns(3)
 c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}")
 c2.metric("Operating threshold", f"{result.threshold:.3f}")
 c3.metric("Weight set", f"{result.weight_set_id} v{result.weight_set_version}")
+st.caption(
+    f"Each model scores the {tta_text(ws.manifest.tta)}; the case score is the {result.fusion_rule} of the images."
+)
 if case.label is not None:
     hit = result.diagnosis == case.label
     st.caption(f"True class of this simulated case: {display_name(case.label)} ({'match' if hit else 'no match'}).")

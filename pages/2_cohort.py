@@ -135,6 +135,7 @@ if st.button("Evaluate", type="primary", disabled=not can_run, key="cohort.run")
             "cohorts": list(chosen),
             "demo": source == SOURCE_DEMO,
             "data_kind": ws.manifest.data_kind,
+            "views": common.tta_text(ws.manifest.tta),
             "folder": ws_folder,
         }
         st.session_state.pop(KEY_COMPARE, None)
@@ -150,7 +151,10 @@ st.divider()
 preds_all = ev.predictions
 names = list(dict.fromkeys(preds_all["cohort"].astype(str)))
 st.subheader(f"{ev.weight_set_id} v{ev.weight_set_version} on {len(preds_all)} cases")
-st.caption(f"Cohort file `{current['csv']}`; fusion of the images: {ev.fusion_rule}.")
+st.caption(
+    f"Cohort file `{current['csv']}`; each model scores the {current.get('views', 'image')}; "
+    f"fusion of the images: {ev.fusion_rule}."
+)
 st.warning(tables.data_note(current["data_kind"], demo=current["demo"]), icon=":material/info:")
 
 shown = st.multiselect("Cohorts shown", names, default=names, key="cohort.shown")

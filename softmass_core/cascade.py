@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from softmass_core import tta
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
 from softmass_core.models import stage_index, tail_forward, trunk_forward
@@ -152,21 +153,26 @@ class Cascade:
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
 
-        With ``keep_features`` also returns the input of the Grad-CAM target
-        stage, so a later CAM reuses the forward pass instead of repeating it.
+        With the weight set's test-time views (e.g. ``hflip``) every image is
+        scored once per view in a single batch and the probabilities are
+        averaged.  With ``keep_features`` also returns the input of the
+        Grad-CAM target stage for the whole expanded batch, so a later CAM
+        reuses the forward pass instead of repeating it.
         """
         entry = self.weight_set.entry(model_id)
         model = self.weight_set.model(model_id)
+        views = self.weight_set.manifest.tta
+        x = tta.expand(batch, views)
         with torch.no_grad():
             if keep_features:
                 index = stage_index(model, entry.gradcam_target_layer)
-                feats = trunk_forward(model, batch, index)
+                feats = trunk_forward(model, x, index)
                 logits = tail_forward(model, feats, index)
             else:
                 feats = None
-                logits = model(batch)
+                logits = model(x)
             probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index]
-        return probs.numpy().astype(np.float64), feats
+        return tta.average(probs.numpy().astype(np.float64), views), feats
 
     # ------------------------------------------------------------------ cases
 

@@ -3,7 +3,8 @@
 Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
 ``metrics`` (diagnostic metrics of a predictions CSV), ``bench`` (speed),
 ``phantom`` (simulated cohorts), ``baseline`` (histogram baseline), ``train``
-(a weight set from a cohort CSV), ``shift`` (scanner shift on paired cases).
+(a weight set from a cohort CSV), ``shift`` (scanner shift on paired cases),
+``retune`` (operating thresholds and test-time augmentation of a weight set).
 Bad input prints one line on stderr and exits with status 2; there are no
 tracebacks for expected errors.
 """
@@ -30,6 +31,10 @@ _MODULE_COMMANDS = {
     "busi-cohort": ("softmass_core.busi", "cohort CSV from the public BUSI breast-ultrasound set"),
     "train": ("softmass_core.train", "train a weight set (DLM-1 and optionally DLM-2) from a cohort CSV"),
     "shift": ("softmass_core.shift", "scanner shift on identical lesions: paired AUCs of a cohort and its rescan"),
+    "retune": (
+        "softmass_core.retune",
+        "re-choose a weight set's thresholds (and test-time augmentation) on validation",
+    ),
 }
 
 

@@ -18,6 +18,10 @@ dashboard's sake:
   cascade's forward pass); only the tail runs with gradients enabled, and
   only activations (not weights) get gradients.
 
+With test-time augmentation (``hflip`` in the manifest) the CAM of the
+mirrored image is mirrored back and averaged with the plain one, so the map
+explains the same averaged score the cascade reports.
+
 The CAM comes back at model-input resolution (H, W) in [0, 1] (min-max per
 image, as pytorch-grad-cam scales it) and is mapped onto the ROI with
 :func:`softmass_core.roi.cam_to_roi`.
@@ -33,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from softmass_core import tta
 from softmass_core.errors import SoftmassError
 from softmass_core.models import Tail, stage_index, trunk_forward
 from softmass_core.roi import Prepared, Roi, cam_to_roi, paste_roi_map
@@ -92,16 +97,17 @@ def compute_cams(
     modalities = list(prepared)
     if not modalities:
         raise SoftmassError("No image to explain.")
+    views = weight_set.manifest.tta
     if features is None:
         batch = torch.from_numpy(np.stack([prepared[m].array for m in modalities]))
         with torch.no_grad():
-            features = trunk_forward(model, batch, index)
-    elif features.shape[0] != len(modalities):
+            features = trunk_forward(model, tta.expand(batch, views), index)
+    elif features.shape[0] != len(modalities) * tta.n_passes(views):
         raise SoftmassError("Cached features do not match the images; rerun the cascade.")
     height, width = prepared[modalities[0]].array.shape[1:]
     tail, lock = _tail_for(model, index)
     feats = features.detach().clone().requires_grad_(True)
-    targets = [ClassifierOutputTarget(target_index) for _ in modalities]
+    targets = [ClassifierOutputTarget(target_index) for _ in range(feats.shape[0])]
     with lock, torch.enable_grad():
         # Not ``with GradCAM(...)``: its __exit__ swallows IndexError.  Release the hooks ourselves.
         cam = GradCAM(model=tail, target_layers=[tail.target_layer])
@@ -109,6 +115,7 @@ def compute_cams(
             maps = cam(input_tensor=feats, targets=targets)
         finally:
             cam.activations_and_grads.release()
+    maps = tta.average_maps(np.asarray(maps, dtype=np.float32), views)
     maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
     maps_t = F.interpolate(maps_t, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     out: dict[str, CamResult] = {}

@@ -90,6 +90,15 @@ def table3_markdown(metrics: Mapping[str, Any], cohorts: Sequence[str] | None = 
     return "\n".join(lines)
 
 
+def _tta_line(views: Sequence[str]) -> str:
+    if "hflip" in views:
+        return (
+            "- Test-time augmentation: every image is also scored mirrored left to right and the two "
+            "probabilities are averaged; Grad-CAM maps are averaged the same way."
+        )
+    return "- Test-time augmentation: none (one pass per image)."
+
+
 def render_model_card(manifest: Mapping[str, Any]) -> str:
     """A model-card README (Markdown) from a manifest dictionary."""
     m = manifest
@@ -122,6 +131,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
         f"`{spec.get('resize_mode', 'stretch')}`, interpolation `{spec.get('interpolation', 'bilinear')}`, "
         f"mean {spec.get('mean')}, std {spec.get('std')}; grayscale replicated to 3 channels.",
         f"- Case score: {m.get('fusion', {}).get('rule', 'mean')} of the available images' probabilities.",
+        _tta_line(m.get("test_time_augmentation") or []),
         "",
         "| model | labels | threshold | how chosen | storage | sha256 |",
         "|---|---|---|---|---|---|",
@@ -148,6 +158,8 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
         ]
         if tr.get("data_source"):
             lines.append(f"- Data: {tr['data_source']}")
+        if tr.get("note"):
+            lines.append(f"- Note: {tr['note']}")
         if tr.get("reproduce"):
             lines += ["- Reproduce:", "", "```bash", str(tr["reproduce"]), "```"]
         lines.append("")

@@ -24,6 +24,10 @@ Fine-tuning keeps the starting point if no epoch improves validation AUC.
 Each case contributes its grayscale and its CDFI image as two samples (the
 paper's models take one image at a time); validation AUC is computed on the
 case score (the weight set's fusion rule: mean of the two probabilities).
+Model selection scores each validation image once; the written set's
+operating thresholds (Youden's J on validation) and recorded metrics come
+from the cascade as shipped, with its test-time views (``--tta``, default
+``hflip``: each image averaged with its mirror).
 Progress goes to stderr; finished models are kept in ``--work-dir`` so a
 restarted run skips them (``--resume``).
 """
@@ -77,6 +81,7 @@ class TrainConfig:
     device: str = "auto"
     drop_path_rate: float = 0.1
     max_pos_weight: float = 20.0
+    tta: tuple[str, ...] = ("hflip",)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -439,8 +444,9 @@ def train_weight_set(
     from softmass_core.cli import invoked_command
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate, record_metrics
-    from softmass_core.modelcard import write_model_card
+    from softmass_core.modelcard import update_manifest, write_model_card
     from softmass_core.models import framework_versions, save_safetensors, write_weight_set
+    from softmass_core.retune import operating_thresholds
     from softmass_core.roi import InputSpec
     from softmass_core.weights import Architecture, WeightSet
 
@@ -522,15 +528,6 @@ def train_weight_set(
         state_path.write_text(json.dumps(state, indent=2))
         trained[model_id] = model
 
-    # Operating thresholds: Youden's J on the validation cohort's case scores.
-    thresholds: dict[str, tuple[float, str]] = {}
-    for model_id, model in trained.items():
-        out = _predict(model, val.x, device if device.type == "cpu" else torch.device("cpu"))
-        e = np.exp(out - out.max(1, keepdims=True))
-        s = _case_scores((e / e.sum(1, keepdims=True))[:, 1], val)
-        y, mask = task_targets(val.labels, model_id)
-        thr = youden_threshold(y[mask], s[mask])
-        thresholds[model_id] = (thr, f"Youden's J on the '{cfg.val_cohort}' cohort (case score = mean of images)")
     train_seconds = time.perf_counter() - started
     labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
     extra = {
@@ -549,12 +546,23 @@ def train_weight_set(
             "reproduce": invoked_command("train"),
         },
         "framework": framework_versions(),
+        "test_time_augmentation": list(cfg.tta),
     }
     out_dir = Path(out_dir)
     write_weight_set(
         out_dir, trained, set_id=set_id, version=version, architecture=arch, input_spec=spec, labels=labels,
-        thresholds=thresholds, storage_dtype=storage_dtype, data_kind=data_kind, description=description, extra=extra,
+        storage_dtype=storage_dtype, data_kind=data_kind, description=description, extra=extra,
     )  # fmt: skip
+    # Operating thresholds: Youden's J on the validation cohort, scored as the
+    # shipped set scores it (stored weights, fusion rule, test-time views).
+    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir)), cohort, cfg.val_cohort)
+
+    def set_thresholds(manifest: dict[str, Any]) -> None:
+        for model_id, (thr, how) in thresholds.items():
+            manifest["models"][model_id]["threshold"] = thr
+            manifest["models"][model_id]["threshold_method"] = how
+
+    update_manifest(out_dir, set_thresholds)
     if evaluate_cohorts:
         ws = WeightSet.load(out_dir)
         ev = evaluate(Cascade(ws), cohort, progress=None)
@@ -594,6 +602,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-cohorts", default="training")
     p.add_argument("--val-cohort", default="validation")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--tta", default="hflip", choices=("hflip", "none"),
+        help="test-time augmentation of the written set: hflip averages each image with its mirror (training "
+        "flips at random); model selection scores one plain pass",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--storage-dtype", default="float16", choices=("float32", "float16"))
     p.add_argument("--work-dir", help="intermediate files (default runs/<id>)")
@@ -612,7 +625,7 @@ def run_cli(args: argparse.Namespace) -> int:
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         finetune_lr=args.finetune_lr, patience=args.patience, pretrain_patience=args.pretrain_patience, seed=args.seed,
         train_cohorts=tuple(c.strip() for c in args.train_cohorts.split(",")), val_cohort=args.val_cohort,
-        device=args.device,
+        device=args.device, tta=() if args.tta == "none" else (args.tta,),
     )  # fmt: skip
     out = train_weight_set(
         args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=args.data_kind,

@@ -5,8 +5,9 @@ MONAI bundle metadata).  ``weights/<id>/`` holds
 
 * ``manifest.json``: schema version, id, version and changelog, intended use
   and limits, architecture (timm model name and arguments), input spec,
-  per-model labels / positive label / operating threshold / Grad-CAM layer /
-  sha256, training data, measured metrics, framework versions;
+  test-time augmentation views, per-model labels / positive label / operating
+  threshold / Grad-CAM layer / sha256, training data, measured metrics,
+  framework versions;
 * one ``<model>.safetensors`` per model (``dlm1`` and optionally ``sm1`` ..
   ``sm5``);
 * ``README.md``: the model card for people.
@@ -31,6 +32,7 @@ from typing import Any
 from softmass_core.errors import ManifestError, WeightsError
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.roi import InputSpec
+from softmass_core.tta import check_views
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -89,6 +91,7 @@ class Manifest:
     fusion_rule: str
     models: dict[str, ModelEntry]
     raw: dict[str, Any]
+    tta: tuple[str, ...] = ()
 
     @property
     def has_dlm2(self) -> bool:
@@ -107,6 +110,7 @@ class Manifest:
             "data_kind": self.data_kind,
             "models": list(self.models),
             "has_dlm2": self.has_dlm2,
+            "test_time_augmentation": list(self.tta),
             "path": str(self.path.parent),
         }
 
@@ -217,6 +221,13 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
     rule = fusion.get("rule", "mean") if isinstance(fusion, Mapping) else fusion
     if rule not in FUSION_RULES:
         raise ManifestError(f"{where}: fusion.rule must be one of {FUSION_RULES}, got {rule!r}.")
+    tta_obj = raw.get("test_time_augmentation", [])
+    if not isinstance(tta_obj, list) or not all(isinstance(v, str) for v in tta_obj):
+        raise ManifestError(f"{where}: 'test_time_augmentation' must be a list of view names such as [\"hflip\"].")
+    try:
+        tta = check_views(tta_obj)
+    except ValueError as exc:
+        raise ManifestError(f"{where}: {exc}") from None
     default_arch = _parse_architecture(raw["architecture"], where) if "architecture" in raw else None
     models_obj = _need(raw, "models", dict, where)
     unknown = sorted(set(models_obj) - set(MODEL_IDS))
@@ -249,6 +260,7 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
         fusion_rule=rule,
         models=models,
         raw=dict(raw),
+        tta=tta,
     )
 
 

@@ -78,7 +78,8 @@ def test_phantom_card_records_the_scanner_shift_and_the_ablation():
             "python -m softmass_core shift"
         )
     arms = manifest["ablation"]["arms"]
-    assert len(arms) >= 4 and all(arm.get("command", "").startswith("python -m softmass_core train") for arm in arms)
+    commands = ("python -m softmass_core train", "python -m softmass_core retune")
+    assert len(arms) >= 4 and all(arm.get("command", "").startswith(commands) for arm in arms)
     shipped = [a for a in arms if "shipped" in a["name"]]
     assert len(shipped) == 1  # the shipped row agrees with the set's own measured metrics
     assert (
@@ -87,3 +88,12 @@ def test_phantom_card_records_the_scanner_shift_and_the_ablation():
     )
     card = (WEIGHTS / "phantom" / "README.md").read_text()
     assert "## Scanner shift on identical lesions" in card and "## What the starting point bought (ablation)" in card
+
+
+def test_thresholds_were_chosen_with_the_sets_own_test_time_views():
+    for set_id in SHIPPED:
+        ws = WeightSet.load(WEIGHTS / set_id)
+        for entry in ws.manifest.models.values():
+            assert entry.threshold_method.startswith("Youden's J on the 'validation' cohort")
+            assert ("mirrored view averaged" in entry.threshold_method) == ("hflip" in ws.manifest.tta)
+    assert WeightSet.load(WEIGHTS / "phantom").manifest.tta == ("hflip",)

@@ -59,8 +59,10 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     assert manifest["training"]["n_train_cases"] == 18
     assert set(manifest["metrics"]["cohorts"]) == {"training", "validation"}
     assert set(manifest["metrics"]["cohorts"]["validation"]["dlm2"]) == set(SUBTYPES)
+    assert manifest["test_time_augmentation"] == ["hflip"]
     for m in manifest["models"].values():
         assert 0.0 <= m["threshold"] <= 1.0 and "Youden" in m["threshold_method"]
+        assert "mirrored view averaged" in m["threshold_method"]
     img = np.asarray(Image.open(tmp_path / "validation-lipoma-0_gray.png").convert("RGB"))
     res = Cascade(ws).run(CaseImages(gray=img), run_all=True)
     assert 0.0 <= res.p_malignant <= 1.0 and res.sub_scores is not None

@@ -34,7 +34,7 @@ KEY_EVALUATIONS = "softmass.cohort.evaluations"
 #: How many evaluations a session keeps.
 MAX_EVALUATIONS = 6
 
-EvalKey = tuple[str, str, str, str, int, tuple[str, ...]]
+EvalKey = tuple[Any, ...]  # see evaluation_key
 
 
 def resolve_server_csv(text: str) -> Path:
@@ -107,9 +107,11 @@ def progress_reporter(bar: Any, what: str) -> Callable[..., None]:
 
 
 def evaluation_key(ws: WeightSet, cohort: Cohort, cohorts: Sequence[str]) -> EvalKey:
-    """Cache key: weight set id, version and folder; cohort CSV path and mtime; cohorts evaluated."""
+    """Cache key: weight set id, version, folder and operating settings (test-time views, thresholds);
+    cohort CSV path and mtime; cohorts evaluated.  A set retuned in place is evaluated afresh."""
     path = Path(cohort.csv_path).resolve()
-    return (ws.id, ws.version, str(ws.folder), str(path), path.stat().st_mtime_ns, tuple(cohorts))
+    settings = (ws.manifest.tta, tuple((m, e.threshold, e.sha256) for m, e in ws.manifest.models.items()))
+    return (ws.id, ws.version, str(ws.folder), settings, str(path), path.stat().st_mtime_ns, tuple(cohorts))
 
 
 def cached_evaluation(key: EvalKey) -> Evaluation | None:

@@ -200,8 +200,16 @@ def input_spec_frame(manifest: Manifest) -> pd.DataFrame:
         ("interpolation", spec.interpolation),
         ("mean (RGB)", ", ".join(f"{v:.3f}" for v in spec.mean)),
         ("std (RGB)", ", ".join(f"{v:.3f}" for v in spec.std)),
+        ("test-time views", tta_text(manifest.tta)),
     ]
     return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def tta_text(views) -> str:
+    """How the set scores an image, in words for captions and tables."""
+    if "hflip" in views:
+        return "image and its left-right mirror, probabilities averaged"
+    return "one pass per image"
 
 
 def models_frame(manifest: Manifest) -> pd.DataFrame:
