@@ -98,6 +98,14 @@ def retune(
     thresholds = operating_thresholds(Cascade(WeightSet(manifest)), cohort, val_cohort)
     old = {m: e.threshold for m, e in before.models.items()}
     tta_text = ", ".join(manifest.tta) or "none"
+    # Evaluate the retuned set in memory first: a cohort that fails to load leaves the files as they were.
+    tuned = replace(
+        manifest,
+        version=version or manifest.version,
+        models={m: replace(e, threshold=thresholds[m][0], threshold_method=thresholds[m][1])
+                for m, e in manifest.models.items()},
+    )  # fmt: skip
+    ev = evaluate(Cascade(WeightSet(tuned)), cohort, progress=progress, n_boot=n_boot, seed=seed)
 
     def edit(raw: dict[str, Any]) -> None:
         raw["test_time_augmentation"] = list(manifest.tta)
@@ -115,9 +123,8 @@ def retune(
             raw["changelog"] = [entry] + list(raw.get("changelog") or [])
 
     update_manifest(folder, edit)
-    ws = WeightSet.load(folder)
-    ev = evaluate(Cascade(ws), cohort, progress=progress, n_boot=n_boot, seed=seed)
     record_metrics(folder, ev, n_boot=n_boot, seed=seed)
+    ws = WeightSet.load(folder)
     return {
         "test_time_augmentation": list(ws.manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},

@@ -15,9 +15,12 @@ distribution, whereas a vertical flip would put the skin below the mass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where tensors are made; manifests parse without it
+    import torch
 
 VIEWS = ("hflip",)
 
@@ -40,6 +43,8 @@ def n_passes(views: Sequence[str]) -> int:
 
 def expand(batch: torch.Tensor, views: Sequence[str]) -> torch.Tensor:
     """(N, C, H, W) -> (V*N, C, H, W): the plain batch followed by each view's batch."""
+    import torch
+
     parts = [batch]
     for v in views:
         if v == "hflip":

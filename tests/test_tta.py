@@ -146,6 +146,10 @@ def test_retune_refusals_leave_the_manifest_as_it_was(tiny_weights, tmp_path):
         retune(folder, csv, version="0.0.1")
     with pytest.raises(SoftmassError, match="unknown view"):
         retune(folder, csv, views=["rotate"])
+    # an image that cannot be read in a cohort other than validation: nothing is written either
+    (tmp_path / "training-lipoma-0_gray.png").write_text("not an image")
+    with pytest.raises(SoftmassError, match="training-lipoma-0"):
+        retune(folder, csv, views=["hflip"], version="0.0.2")
     assert (folder / "manifest.json").read_bytes() == before
 
 
