@@ -92,6 +92,7 @@ class CascadeResult:
     models_run: list[str]
     stopped_because: str
     rois: dict[str, Roi] = field(default_factory=dict)
+    test_time_views: tuple[str, ...] = ()
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -110,6 +111,7 @@ class CascadeResult:
             "malignant": self.malignant,
             "threshold": self.threshold,
             "fusion_rule": self.fusion_rule,
+            "test_time_augmentation": list(self.test_time_views),
             "per_image": {m: dict(p) for m, p in self.per_image.items()},
             "per_image_p_malignant": self.per_image_p_malignant(),
             "sub_scores": dict(self.sub_scores) if self.sub_scores is not None else None,
@@ -221,6 +223,7 @@ class Cascade:
             models_run=models_run,
             stopped_because=decision.reason,
             rois={m: prepared[m].roi for m in modalities},
+            test_time_views=self.weight_set.manifest.tta,
             prepared=dict(prepared),
             features=features,
         )

@@ -114,7 +114,8 @@ class CaseReport:
         r = self.result
         lines = [
             f"Case: {self.case_name}",
-            f"Weight set: {r.weight_set_id} version {r.weight_set_version} (fusion rule: {r.fusion_rule})",
+            f"Weight set: {r.weight_set_id} version {r.weight_set_version} (fusion rule: {r.fusion_rule}; "
+            f"test-time views: {', '.join(('plain', *r.test_time_views))})",
             f"Diagnosis: {display_name(r.diagnosis)}",
             f"DLM-1 P(malignant): {r.p_malignant:.3f} against operating threshold {r.threshold:.3f} "
             f"-> {'malignant' if r.malignant else 'benign'}",

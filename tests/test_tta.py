@@ -80,6 +80,11 @@ def test_cascade_averages_the_image_and_its_mirror(flip_weights):
         b = torch.softmax(ws.model("sm3")(x.flip(-1)), 1)[0, 1].item()
     assert a != pytest.approx(b, abs=1e-4)  # the random model is not mirror-symmetric by itself
     assert res.per_image["gray"]["sm3"] == pytest.approx((a + b) / 2, abs=1e-6)
+    assert res.to_dict()["test_time_augmentation"] == ["hflip"]
+    from softmass_core.report import ReportImage, build_report
+
+    line = build_report(res, [ReportImage("gray", img, res.rois["gray"])]).summary_lines()[1]
+    assert line.endswith("(fusion rule: mean; test-time views: plain, hflip)")
     # ... so the averaged score of the mirror image is the same
     mirrored = Cascade(ws).run(CaseImages(gray=np.ascontiguousarray(img[:, ::-1])), run_all=True)
     for model_id in ws.manifest.models:
