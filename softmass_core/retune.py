@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from softmass_core.errors import SoftmassError
-from softmass_core.labels import DLM1, MALIGNANT, SUBMODEL_IDS, SUBTYPES
+from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES
 
 
 def threshold_method(val_cohort: str, fusion_rule: str, views) -> str:
@@ -39,7 +39,7 @@ def operating_thresholds(cascade, cohort, val_cohort: str) -> dict[str, tuple[fl
     chosen" says so (it shows in the manifest and the model card).
     """
     from softmass_core.evaluate import predict_cohort
-    from softmass_core.train import youden_threshold
+    from softmass_core.metrics import youden_threshold
 
     ws = cascade.weight_set
     if val_cohort not in cohort.names:
@@ -49,7 +49,7 @@ def operating_thresholds(cascade, cohort, val_cohort: str) -> dict[str, tuple[fl
     out: dict[str, tuple[float, str]] = {}
     for model_id in ws.manifest.models:
         if model_id == DLM1:
-            y = (df["label"] == MALIGNANT).to_numpy(dtype=int)
+            y = df["y_malignant"].to_numpy(dtype=int)
             s = df["p_malignant"].to_numpy(dtype=float)
         else:
             subtype = SUBMODEL_IDS[model_id]
@@ -124,12 +124,11 @@ def retune(
 
     update_manifest(folder, edit)
     record_metrics(folder, ev, n_boot=n_boot, seed=seed)
-    ws = WeightSet.load(folder)
     return {
-        "test_time_augmentation": list(ws.manifest.tta),
+        "test_time_augmentation": list(manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},
         "cohorts": list(ev.metrics),
-        "stale": [k for k in ("scanner_shift", "ablation") if k in ws.manifest.raw],
+        "stale": [k for k in ("scanner_shift", "ablation") if k in before.raw],
     }
 
 

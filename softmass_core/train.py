@@ -159,23 +159,6 @@ def _augment(x, cfg: TrainConfig, gen):
     return out * contrast + bright
 
 
-def youden_threshold(y: np.ndarray, s: np.ndarray) -> float:
-    """Threshold maximising sensitivity + specificity - 1 (midpoint between scores)."""
-    from softmass_core.metrics import roc_curve
-
-    if len(np.unique(y)) < 2:
-        return 0.5
-    fpr, tpr, thr = roc_curve(y, s)
-    j = tpr - fpr
-    best = int(np.argmax(j[1:])) + 1 if len(j) > 1 else 0
-    t = float(thr[best])
-    if not math.isfinite(t):
-        return 0.5
-    below = s[s < t]
-    mid = (t + float(below.max())) / 2 if below.size else t
-    return float(min(max(mid, 0.0), 1.0))
-
-
 # --------------------------------------------------------------------------- models
 
 

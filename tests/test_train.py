@@ -10,7 +10,8 @@ from PIL import Image
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, SUBTYPES
-from softmass_core.train import TrainConfig, task_targets, train_weight_set, youden_threshold
+from softmass_core.metrics import youden_threshold
+from softmass_core.train import TrainConfig, task_targets, train_weight_set
 
 
 def _tiny_cohort(root, per_class=(3, 2)):
