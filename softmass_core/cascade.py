@@ -130,8 +130,20 @@ class Cascade:
         *,
         fusion_rule: str | None = None,
         threshold: float | None = None,
+        device: str | torch.device = "cpu",
     ):
+        """``device`` (e.g. ``"cuda"``) runs the models there for scoring;
+        Grad-CAM features (``keep_features``) need the CPU."""
         self.weight_set = weight_set
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise SoftmassError(f"Unknown device {device!r}; use cpu or cuda.") from None
+        if self.device.type not in ("cpu", "cuda"):
+            raise SoftmassError(f"Unknown device {device!r}; use cpu or cuda.")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise SoftmassError("The cascade was asked to run on cuda but no CUDA GPU is visible; use the CPU.")
+        self._device_models: dict[str, torch.nn.Module] = {}
         self.fusion_rule = fusion_rule or weight_set.manifest.fusion_rule
         if self.fusion_rule not in FUSION_RULES:
             raise SoftmassError(f"Unknown fusion rule {self.fusion_rule!r}; use one of {FUSION_RULES}.")
@@ -162,9 +174,13 @@ class Cascade:
         reuses the forward pass instead of repeating it.
         """
         entry = self.weight_set.entry(model_id)
-        model = self.weight_set.model(model_id)
+        model = self._model(model_id)
         views = self.weight_set.manifest.tta
         x = tta.expand(batch, views)
+        if self.device.type != "cpu":
+            if keep_features:
+                raise SoftmassError("Grad-CAM features are computed on the CPU; use a CPU cascade for them.")
+            x = x.to(self.device)
         with torch.no_grad():
             if keep_features:
                 index = stage_index(model, entry.gradcam_target_layer)
@@ -173,8 +189,19 @@ class Cascade:
             else:
                 feats = None
                 logits = model(x)
-            probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index]
+            probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index].cpu()
         return tta.average(probs.numpy().astype(np.float64), views), feats
+
+    def _model(self, model_id: str) -> torch.nn.Module:
+        """The weight set's model, or this cascade's own copy of it on ``self.device``."""
+        model = self.weight_set.model(model_id)
+        if self.device.type == "cpu":
+            return model
+        if model_id not in self._device_models:
+            import copy
+
+            self._device_models[model_id] = copy.deepcopy(model).to(self.device).eval()
+        return self._device_models[model_id]
 
     # ------------------------------------------------------------------ cases
 

@@ -136,7 +136,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     ws = WeightSet.load(args.weights)
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
-    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold)
+    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)
     progress = None if args.quiet else _progress_bar("evaluate")
     ev = evaluate(cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed)
     if args.record:
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the models run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true")
     p.add_argument(

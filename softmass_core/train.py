@@ -82,6 +82,7 @@ class TrainConfig:
     drop_path_rate: float = 0.1
     max_pos_weight: float = 20.0
     tta: tuple[str, ...] = ("hflip",)
+    pretrain_time_limit: float = 0.0  # seconds; 0 = none
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -137,7 +138,11 @@ def task_targets(labels: Sequence[str], task: str) -> tuple[np.ndarray, np.ndarr
 
 
 def _augment(x, cfg: TrainConfig, gen):
-    """Random scaling, random crop (shift), horizontal flip and intensity jitter on a batch."""
+    """Random scaling, random crop (shift), horizontal flip and intensity jitter on a batch.
+
+    The random draws come from ``gen`` on the CPU whatever ``x``'s device, so a
+    seed gives the same augmentation on a GPU as on the CPU.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -152,11 +157,18 @@ def _augment(x, cfg: TrainConfig, gen):
     theta[:, 1, 1] = 1.0 / scale
     theta[:, 0, 2] = tx
     theta[:, 1, 2] = ty
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     contrast = 1.0 + torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
     bright = torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
-    return out * contrast + bright
+    return out * contrast.to(x.device) + bright.to(x.device)
+
+
+def _autocast(device):
+    """bf16 autocast on a CUDA device (about twice the speed); plain fp32 on the CPU."""
+    import torch
+
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
 # --------------------------------------------------------------------------- models
@@ -253,13 +265,24 @@ class _Schedule:
             g["lr"] = lr
 
 
+def epochs_within(planned: int, *, done: int, elapsed: float, per_epoch: float, limit: float) -> int:
+    """How many epochs fit in ``limit`` seconds, after ``done`` epochs took ``elapsed``.
+
+    Training with a time limit refits its learning-rate schedule to this count,
+    so the rate still anneals to zero instead of being cut off mid-cosine.
+    Never more than ``planned``, never fewer than ``done + 1``.
+    """
+    fits = done + int(max(limit - elapsed, 0.0) // max(per_epoch, 1e-6))
+    return max(min(planned, fits), done + 1)
+
+
 def _predict(model, x, device, batch: int = 64) -> np.ndarray:
     """Sigmoid/softmax-positive outputs (N, C) for a float16 image tensor."""
     import torch
 
     model.eval()
     outs = []
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(device):
         for i in range(0, x.shape[0], batch):
             xb = x[i : i + batch].to(device, dtype=torch.float32)
             outs.append(model(xb).float().cpu())
@@ -291,8 +314,13 @@ def _fit(
     name: str,
     keep_initial: bool,
     patience: int | None = None,
+    time_limit: float = 0.0,
 ) -> tuple[Any, dict[str, Any]]:
-    """Train ``model``; return the best state (by validation AUC) and its history."""
+    """Train ``model``; return the best state (by validation AUC) and its history.
+
+    ``time_limit`` (seconds, 0 = none) ends training after the first epoch that
+    finishes past it, like early stopping; the history says so.
+    """
     import copy
 
     import torch
@@ -352,11 +380,16 @@ def _fit(
         log(f"[{name}] start: validation AUC {auc0:.4f}")
     patience = cfg.patience if patience is None else patience
     rng = np.random.default_rng(cfg.seed)
-    for epoch in range(1, epochs + 1):
+    fit_started = time.perf_counter()
+    stopped = "epochs"
+    planned = epochs
+    epoch = 0
+    while epoch < epochs:
+        epoch += 1
         model.train()
         t0 = time.perf_counter()
         order = rng.permutation(idx_all)
-        total_loss = 0.0
+        total_loss = torch.zeros((), device=device)
         bar = tqdm(
             range(0, len(order), cfg.batch_size), desc=f"{name} epoch {epoch}/{epochs}", file=sys.stderr, leave=False
         )
@@ -364,9 +397,11 @@ def _fit(
             bi = order[i : i + cfg.batch_size]
             if len(bi) < 2:
                 continue
-            xb = _augment(train.x[bi].float(), cfg, gen).to(device)
+            xb = _augment(train.x[bi].to(device).float(), cfg, gen)
             yb, mb = y_img[bi].to(device), m_img[bi].to(device)
-            out = model(xb)
+            with _autocast(device):
+                out = model(xb)
+            out = out.float()
             if multitask:
                 loss_el = F.binary_cross_entropy_with_logits(
                     out, yb, pos_weight=pos_weight.to(device), reduction="none"
@@ -379,27 +414,44 @@ def _fit(
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += float(loss.detach()) * len(bi)
+            total_loss += loss.detach() * len(bi)
         auc, per = val_auc(model)
         secs = time.perf_counter() - t0
-        history.append(
-            {"epoch": epoch, "loss": total_loss / len(order), "val_auc": auc, "val_auc_per_task": per, "seconds": secs}
-        )
-        log(f"[{name}] epoch {epoch}: loss {total_loss / len(order):.4f}, validation AUC {auc:.4f} ({secs:.0f} s)")
+        mean_loss = float(total_loss) / len(order)
+        history.append({"epoch": epoch, "loss": mean_loss, "val_auc": auc, "val_auc_per_task": per, "seconds": secs})
+        log(f"[{name}] epoch {epoch}: loss {mean_loss:.4f}, validation AUC {auc:.4f} ({secs:.0f} s)")
         if math.isfinite(auc) and auc > best_auc + 1e-4:
             best_state, best_auc, best_epoch, stale = copy.deepcopy(model.state_dict()), auc, epoch, 0
         else:
             stale += 1
             if stale >= patience:
                 log(f"[{name}] early stop: no validation improvement for {patience} epochs")
+                stopped = "early stop"
                 break
+        if time_limit > 0 and epoch < epochs:
+            elapsed = time.perf_counter() - fit_started
+            if elapsed > time_limit:
+                log(f"[{name}] time limit: stopped after epoch {epoch} ({elapsed:.0f} s)")
+                stopped = f"time limit {time_limit:g} s"
+                break
+            if epoch == 2:
+                # Judged by the second epoch (the first carries start-up costs).
+                fitted = epochs_within(epochs, done=epoch, elapsed=elapsed, per_epoch=secs, limit=time_limit)
+                if fitted < epochs:
+                    epochs = fitted
+                    sched.total = epochs * steps_per_epoch
+                    log(f"[{name}] time limit {time_limit:g} s: schedule cut from {planned} to {epochs} epochs")
     if best_state is None:
         best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     model.eval().cpu()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model, {"best_epoch": best_epoch, "best_val_auc": best_auc, "history": history}
+    info = {"best_epoch": best_epoch, "best_val_auc": best_auc, "epochs_run": len(history) - int(keep_initial)}
+    info["stopped_by"] = stopped
+    if epochs != planned:
+        info["epochs_planned"], info["epochs_scheduled"] = planned, epochs
+    return model, {**info, "history": history}
 
 
 # --------------------------------------------------------------------------- main flow
@@ -445,6 +497,8 @@ def train_weight_set(
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+    else:
+        torch.backends.cudnn.benchmark = True
     cohort = read_cohort(cohort_csv)
     names = cohort.names
     missing = [c for c in (*cfg.train_cohorts, cfg.val_cohort) if c not in names]
@@ -480,7 +534,7 @@ def train_weight_set(
             model_multi, info = _fit(
                 model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
                 lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
-                patience=cfg.pretrain_patience,
+                patience=cfg.pretrain_patience, time_limit=cfg.pretrain_time_limit,
             )  # fmt: skip
             save_safetensors(model_multi, pre_file)
             state["pretrain"] = info
@@ -538,7 +592,7 @@ def train_weight_set(
     )  # fmt: skip
     # Operating thresholds: Youden's J on the validation cohort, scored as the
     # shipped set scores it (stored weights, fusion rule, test-time views).
-    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir)), cohort, cfg.val_cohort)
+    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir), device=device), cohort, cfg.val_cohort)
 
     def set_thresholds(manifest: dict[str, Any]) -> None:
         for model_id, (thr, how) in thresholds.items():
@@ -548,7 +602,7 @@ def train_weight_set(
     update_manifest(out_dir, set_thresholds)
     if evaluate_cohorts:
         ws = WeightSet.load(out_dir)
-        ev = evaluate(Cascade(ws), cohort, progress=None)
+        ev = evaluate(Cascade(ws, device=device), cohort, progress=None)
         record_metrics(out_dir, ev)
         ev.write(work / "evaluation")
         log(f"evaluation written to {work / 'evaluation'}")
@@ -582,6 +636,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-lr", type=float, default=5e-4)
     p.add_argument("--patience", type=int, default=4, help="early stopping of each model's training")
     p.add_argument("--pretrain-patience", type=int, default=10, help="early stopping of the multi-task pretraining")
+    p.add_argument(
+        "--pretrain-time-limit", type=float, default=0.0, metavar="SECONDS",
+        help="end the multi-task pretraining after the first epoch that finishes past this many seconds "
+        "(0 = no limit); the manifest records where it stopped",
+    )  # fmt: skip
     p.add_argument("--train-cohorts", default="training")
     p.add_argument("--val-cohort", default="validation")
     p.add_argument("--seed", type=int, default=0)
@@ -609,6 +668,7 @@ def run_cli(args: argparse.Namespace) -> int:
         finetune_lr=args.finetune_lr, patience=args.patience, pretrain_patience=args.pretrain_patience, seed=args.seed,
         train_cohorts=tuple(c.strip() for c in args.train_cohorts.split(",")), val_cohort=args.val_cohort,
         device=args.device, tta=() if args.tta == "none" else (args.tta,),
+        pretrain_time_limit=args.pretrain_time_limit,
     )  # fmt: skip
     out = train_weight_set(
         args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=args.data_kind,

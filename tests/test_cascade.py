@@ -77,3 +77,21 @@ def test_empty_case_and_bad_threshold(ws):
         Cascade(ws).run(CaseImages())
     with pytest.raises(SoftmassError, match="Threshold"):
         Cascade(ws, threshold=2.0)
+
+
+def test_device_must_be_cpu_or_a_visible_gpu(ws):
+    with pytest.raises(SoftmassError, match="Unknown device 'tpu'"):
+        Cascade(ws, device="tpu")
+    with pytest.raises(SoftmassError, match="Unknown device 'meta'"):
+        Cascade(ws, device="meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(SoftmassError, match="no CUDA GPU is visible"):
+            Cascade(ws, device="cuda")
+
+
+def test_cpu_cascade_uses_the_weight_sets_own_models(ws, rgb_pair):
+    cascade = Cascade(ws, device="cpu")
+    assert cascade._model("dlm1") is ws.model("dlm1")
+    a = cascade.run(CaseImages(gray=rgb_pair[0]), run_all=True)
+    b = Cascade(ws).run(CaseImages(gray=rgb_pair[0]), run_all=True)
+    assert a.per_image == b.per_image

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from softmass_core.cli import main
@@ -75,6 +76,12 @@ def test_evaluate_command_json(tiny_weights, tmp_path, capsys):
     assert m["dlm1"]["n"] == 6 and m["dlm1"]["n_positive"] == 2
     assert set(m["dlm2"]) == {"lipoma", "hemangioma", "neurinoma", "epidermal_cyst", "calcifying_epithelioma"}
     assert (tmp_path / "out" / "predictions.csv").is_file()
+    # --device: the same evaluation on a device that is not there is one clear line, exit 2
+    bad = "tpu" if torch.cuda.is_available() else "cuda"
+    rc = main(["evaluate", "--weights", str(tiny_weights), "--cohort", str(tmp_path / "cohort.csv"), "--quiet",
+               "--device", bad])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and ("no CUDA GPU is visible" in err or "Unknown device" in err)
 
 
 def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights, tmp_path, capsys):

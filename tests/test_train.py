@@ -11,7 +11,7 @@ from PIL import Image
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, SUBTYPES
 from softmass_core.metrics import youden_threshold
-from softmass_core.train import TrainConfig, task_targets, train_weight_set
+from softmass_core.train import TrainConfig, epochs_within, task_targets, train_weight_set
 
 
 def _tiny_cohort(root, per_class=(3, 2)):
@@ -85,3 +85,45 @@ def test_bad_requests_are_clear(tmp_path):
             csv, tmp_path / "x", set_id="x", log=lambda s: None,
             cfg=TrainConfig(arch="test_convnext", width=64, height=48, init="imagenet", epochs=1),
         )  # fmt: skip
+
+
+def test_epochs_within_fits_the_schedule_to_the_time_left():
+    # 2 epochs took 20 s of a 100 s budget at 10 s each: 8 more fit
+    assert epochs_within(160, done=2, elapsed=20.0, per_epoch=10.0, limit=100.0) == 10
+    # never more than planned, never fewer than one more epoch
+    assert epochs_within(5, done=2, elapsed=20.0, per_epoch=10.0, limit=1000.0) == 5
+    assert epochs_within(160, done=2, elapsed=120.0, per_epoch=10.0, limit=100.0) == 3
+
+
+def test_pretrain_time_limit_stops_and_is_recorded(tmp_path):
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(
+        arch="test_convnext", width=64, height=48, pretrain_epochs=50, pretrain_patience=50, epochs=1,
+        batch_size=16, seed=1, pretrain_time_limit=1e-6,
+    )  # fmt: skip
+    logs: list[str] = []
+    out = train_weight_set(
+        csv, tmp_path / "ws", set_id="limited", cfg=cfg, work_dir=tmp_path / "work", evaluate_cohorts=False,
+        log=logs.append,
+    )  # fmt: skip
+    pre = json.loads((out / "manifest.json").read_text())["training"]["pretrain"]
+    assert pre["epochs_run"] == 1 and pre["stopped_by"] == "time limit 1e-06 s"
+    assert json.loads((out / "manifest.json").read_text())["training"]["config"]["pretrain_time_limit"] == 1e-6
+    assert any("[pretrain] time limit" in line for line in logs)
+
+
+def test_augment_is_seeded_and_stays_on_the_input_device():
+    import torch
+
+    from softmass_core.train import _augment, _autocast
+
+    cfg = TrainConfig()
+    x = torch.rand(4, 3, 24, 32)
+    a = _augment(x, cfg, torch.Generator().manual_seed(3))
+    b = _augment(x, cfg, torch.Generator().manual_seed(3))
+    c = _augment(x, cfg, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and a.device == x.device and a.dtype == torch.float32
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # no autocast on the CPU: training there stays in float32
+    with _autocast(torch.device("cpu")):
+        assert torch.nn.Linear(3, 2)(torch.ones(1, 3)).dtype == torch.float32
