@@ -151,7 +151,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"- Cohort CSV: `{tr.get('cohort_csv')}`; trained on {tr.get('n_train_cases')} cases "
             f"({tr.get('n_train_images')} images) of {tr.get('train_cohorts')}, selected on "
             f"{tr.get('n_validation_cases')} `{tr.get('validation_cohort')}` cases by AUC.",
-            f"- Init `{cfg.get('init')}`, shared multi-task pretraining {cfg.get('pretrain_epochs')} epochs, "
+            f"- Init `{cfg.get('init')}`, shared multi-task pretraining {_pretrain_text(cfg, tr.get('pretrain') or {})}, "
             f"fine-tuning up to {cfg.get('epochs')} epochs per model, AdamW lr {cfg.get('lr')} / "
             f"{cfg.get('finetune_lr')}, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}.",
             f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s. {tr.get('seconds_note', '')}".rstrip(),
@@ -262,6 +262,21 @@ def ablation_markdown(ablation: Mapping[str, Any] | None) -> list[str]:
             lines.append(f"- {arm.get('name')}: `{arm['command']}`")
     lines.append("")
     return lines
+
+
+def _pretrain_text(cfg: Mapping[str, Any], pre: Mapping[str, Any]) -> str:
+    """``160 epochs`` or, when the run says where it stopped, ``up to 160 epochs (ran 118, ...)``."""
+    planned = cfg.get("pretrain_epochs")
+    if not pre.get("epochs_run"):
+        return f"{planned} epochs"
+    detail = [f"ran {pre['epochs_run']}"]
+    if pre.get("epochs_scheduled"):
+        detail.append(f"schedule fitted to {pre['epochs_scheduled']}")
+    if pre.get("stopped_by") and pre["stopped_by"] != "epochs":
+        detail.append(f"stopped by {pre['stopped_by']}")
+    if pre.get("best_epoch") is not None:
+        detail.append(f"best epoch {pre['best_epoch']}")
+    return f"up to {planned} epochs ({', '.join(detail)})"
 
 
 def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> dict[str, Any]:

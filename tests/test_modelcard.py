@@ -151,3 +151,16 @@ def test_ablation_arm_reads_aucs_and_the_training_command_from_a_manifest():
     assert arm["auc"]["test_a"] == {"dlm1": 0.8}
     assert arm["command"] == "python -m softmass_core train --id abl"
     assert list(ablation_arm("x", manifest, cohorts=["test_a"])["auc"]) == ["test_a"]
+
+
+def test_pretraining_line_says_where_a_limited_run_stopped():
+    from softmass_core.modelcard import _pretrain_text
+
+    assert _pretrain_text({"pretrain_epochs": 160}, {}) == "160 epochs"
+    pre = {"epochs_run": 118, "epochs_scheduled": 124, "stopped_by": "time limit 270 s", "best_epoch": 88}
+    assert _pretrain_text({"pretrain_epochs": 160}, pre) == (
+        "up to 160 epochs (ran 118, schedule fitted to 124, stopped by time limit 270 s, best epoch 88)"
+    )
+    assert _pretrain_text(
+        {"pretrain_epochs": 40}, {"epochs_run": 25, "stopped_by": "early stop", "best_epoch": 15}
+    ) == ("up to 40 epochs (ran 25, stopped by early stop, best epoch 15)")

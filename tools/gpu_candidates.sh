@@ -7,6 +7,11 @@
 #
 # Dry run on a CPU: DEVICE=cpu SCALE=0.05 BUDGET=5 ... with a small WxH.
 #
+# Timing on one H200 (2026-11-27): three candidates side by side, about 2.3 s
+# per pretraining epoch each; scoring a set on validation afterwards takes
+# about 20 s (image decoding on the CPU), packing 10 s.  Give the call a limit
+# of at least HARD + 25 s per set scored + 30 s, or nothing comes back.
+#
 # BUDGET is each candidate's pretraining time limit in seconds (the schedule is
 # fitted to it after two epochs, see `train --pretrain-time-limit`).  The
 # cohort is generated here with the shipped seed; only training and validation
@@ -21,21 +26,22 @@ BUDGET=${BUDGET:-300}
 HARD=${HARD:-460}  # seconds after which unfinished candidates are stopped
 DEVICE=${DEVICE:-cuda}
 SCALE=${SCALE:-1}  # < 1 only for a dry run of this script
-WORK=runs/gpu
+WORK=${WORK:-runs/gpu}
+DATA=${DATA:-data/phantom}
 mkdir -p "$WORK"
 T0=$(date +%s)
 stamp() { echo "[$(($(date +%s) - T0)) s] $*" | tee -a "$WORK/driver.log"; }
 
 stamp "generating the training and validation cohorts"
-python3 -m softmass_core phantom --out data/phantom --cohorts training,validation --scale "$SCALE" --workers "$(nproc)" \
+python3 -m softmass_core phantom --out "$DATA" --cohorts training,validation --scale "$SCALE" --workers "$(nproc)" \
   >"$WORK/phantom.log" 2>&1 || { stamp "phantom failed"; tail -5 "$WORK/phantom.log"; exit 1; }
-(cd data/phantom && sha256sum cohort.csv && find images -type f | sort | xargs sha256sum) >"$WORK/phantom_sha256.txt"
-stamp "cohort ready: $(($(wc -l <data/phantom/cohort.csv) - 1)) cases"
+(cd "$DATA" && sha256sum cohort.csv && find images -type f | sort | xargs sha256sum) >"$WORK/phantom_sha256.txt"
+stamp "cohort ready: $(($(wc -l <"$DATA/cohort.csv") - 1)) cases"
 
 pids=()
 for spec in "$@"; do
   IFS=: read -r name size seed <<<"$spec"
-  python3 -m softmass_core train --cohort data/phantom/cohort.csv --out "$WORK/$name/set" --id phantom \
+  python3 -m softmass_core train --cohort "$DATA/cohort.csv" --out "$WORK/$name/set" --id phantom \
     --version "gpu-$name" --data-kind simulated --models dlm1,sm1,sm2,sm3,sm4,sm5 --arch convnext_atto \
     --size "$size" --resize-mode stretch --init checkpoint:weights/busi/dlm1.safetensors \
     --pretrain-epochs 160 --pretrain-patience 40 --pretrain-time-limit "$BUDGET" --epochs 3 --patience 2 \
@@ -61,13 +67,13 @@ wait
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$WORK/gpu.txt" 2>&1
 
 stamp "validation scores (cascade on cuda, the set's own views)"
-COMPARE=${COMPARE:-shipped:-:-}  # set empty to skip scoring weights/phantom
+COMPARE=${COMPARE-shipped:-:-}  # COMPARE= (empty) skips scoring weights/phantom
 for spec in "$@" $COMPARE; do
   IFS=: read -r name _ _ <<<"$spec"
   set_dir="$WORK/$name/set"
   [ "$name" = shipped ] && set_dir=weights/phantom
   [ -f "$set_dir/manifest.json" ] || { stamp "$name: no weight set"; continue; }
-  python3 -m softmass_core evaluate --weights "$set_dir" --cohort data/phantom/cohort.csv --cohorts validation \
+  python3 -m softmass_core evaluate --weights "$set_dir" --cohort "$DATA/cohort.csv" --cohorts validation \
     --device "$DEVICE" --n-boot 200 --quiet --json >"$WORK/$name.val.json" 2>"$WORK/$name.val.err" \
     || stamp "$name: evaluation failed"
 done

@@ -40,7 +40,7 @@ def _healthy(url: str) -> bool:
 
 def _idle(page) -> None:
     page.wait_for_timeout(500)
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=300_000)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=900_000)
 
 
 def main(cohort_csv: str) -> int:
@@ -70,7 +70,7 @@ def main(cohort_csv: str) -> int:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit("streamlit did not start")
             time.sleep(0.5)
-        expect.set_options(timeout=300_000)
+        expect.set_options(timeout=900_000)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 3400})

@@ -1,0 +1,44 @@
+"""tools/gpu_candidates.sh, dry-run on the CPU: candidates train, the validation ranking picks one, and the
+packed set comes back whole and loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
+    out, work, data = tmp_path / "out", tmp_path / "work", tmp_path / "data"
+    out.mkdir()
+    env = dict(
+        os.environ, OUT=str(out), WORK=str(work), DATA=str(data), DEVICE="cpu", SCALE="0.03", BUDGET="1",
+        HARD="300", COMPARE="", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHONPATH=str(ROOT),
+    )  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "tools/gpu_candidates.sh", "a:64x48:0", "b:48x32:1"], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    ranking = (work / "selection.txt").read_text().splitlines()
+    winner = ranking[-1].split()[1]
+    assert winner in {"a", "b"} and ranking[0].startswith(winner)  # the first row is the highest mean
+    parts = sorted(out.glob("winner.tar.part-*"))
+    assert parts and all(p.stat().st_size <= 16 * 2**20 for p in parts)
+    blob = tmp_path / "winner.tar"
+    blob.write_bytes(b"".join(p.read_bytes() for p in parts))
+    with tarfile.open(blob) as tar:
+        tar.extractall(tmp_path / "back", filter="data")
+    from softmass_core.weights import WeightSet
+
+    ws = WeightSet.load(tmp_path / "back" / "set")
+    assert ws.verified and ws.input_spec.width == {"a": 64, "b": 48}[winner]
+    with tarfile.open(out / "logs.tgz") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("phantom_sha256.txt") for n in names)
+    assert not any(n.endswith(".safetensors") for n in names)
