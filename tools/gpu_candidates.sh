@@ -66,7 +66,7 @@ done
 wait
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >"$WORK/gpu.txt" 2>&1
 
-stamp "validation scores (cascade on cuda, the set's own views)"
+stamp "validation scores (cascade on $DEVICE, the set's own views)"
 COMPARE=${COMPARE-shipped:-:-}  # COMPARE= (empty) skips scoring weights/phantom
 for spec in "$@" $COMPARE; do
   IFS=: read -r name _ _ <<<"$spec"
