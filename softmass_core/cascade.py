@@ -15,6 +15,7 @@ threshold, which models ran, the diagnosis and why the cascade stopped.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from softmass_core import tta
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
-from softmass_core.models import stage_index, tail_forward, trunk_forward
+from softmass_core.models import resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.roi import Prepared, Roi, prepare
 from softmass_core.weights import FUSION_RULES, WeightSet
 
@@ -135,14 +136,7 @@ class Cascade:
         """``device`` (e.g. ``"cuda"``) runs the models there for scoring;
         Grad-CAM features (``keep_features``) need the CPU."""
         self.weight_set = weight_set
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise SoftmassError(f"Unknown device {device!r}; use cpu or cuda.") from None
-        if self.device.type not in ("cpu", "cuda"):
-            raise SoftmassError(f"Unknown device {device!r}; use cpu or cuda.")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise SoftmassError("The cascade was asked to run on cuda but no CUDA GPU is visible; use the CPU.")
+        self.device = resolve_device(device)
         self._device_models: dict[str, torch.nn.Module] = {}
         self.fusion_rule = fusion_rule or weight_set.manifest.fusion_rule
         if self.fusion_rule not in FUSION_RULES:
@@ -198,8 +192,6 @@ class Cascade:
         if self.device.type == "cpu":
             return model
         if model_id not in self._device_models:
-            import copy
-
             self._device_models[model_id] = copy.deepcopy(model).to(self.device).eval()
         return self._device_models[model_id]
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from softmass_core.errors import WeightsError
+from softmass_core.errors import SoftmassError, WeightsError
 from softmass_core.weights import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -33,6 +33,25 @@ _DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
 }
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` (or ``cuda:N``) or ``auto`` (a GPU when one is visible) as a torch device.
+
+    Anything else, or cuda without a visible GPU, is a :class:`SoftmassError`
+    that says what to pass instead.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise SoftmassError(f"Unknown device {str(name)!r}; use cpu or cuda.")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SoftmassError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+    return device
 
 
 def build_model(arch: Architecture, num_classes: int) -> nn.Module:

@@ -174,16 +174,6 @@ def _autocast(device):
 # --------------------------------------------------------------------------- models
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SoftmassError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
-    return torch.device(name)
-
-
 def _new_model(cfg: TrainConfig, num_classes: int):
     import timm
 
@@ -480,7 +470,7 @@ def train_weight_set(
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate, record_metrics
     from softmass_core.modelcard import update_manifest, write_model_card
-    from softmass_core.models import framework_versions, save_safetensors, write_weight_set
+    from softmass_core.models import framework_versions, resolve_device, save_safetensors, write_weight_set
     from softmass_core.retune import operating_thresholds
     from softmass_core.roi import InputSpec
     from softmass_core.weights import Architecture, WeightSet
@@ -493,7 +483,7 @@ def train_weight_set(
     if any(m in SUBMODEL_IDS for m in cfg.models) and not all(m in cfg.models for m in SUBMODEL_IDS):
         raise SoftmassError("DLM-2 needs all five sub-models: pass --models dlm1,sm1,sm2,sm3,sm4,sm5 or --models dlm1.")
     started = time.perf_counter()
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -127,3 +127,14 @@ def test_augment_is_seeded_and_stays_on_the_input_device():
     # no autocast on the CPU: training there stays in float32
     with _autocast(torch.device("cpu")):
         assert torch.nn.Linear(3, 2)(torch.ones(1, 3)).dtype == torch.float32
+
+
+def test_unknown_or_missing_device_is_a_clear_error(tmp_path):
+    import torch
+
+    csv = _tiny_cohort(tmp_path)
+    with pytest.raises(SoftmassError, match="Unknown device 'tpu'; use cpu or cuda"):
+        train_weight_set(csv, tmp_path / "x", set_id="x", cfg=TrainConfig(device="tpu"), log=lambda s: None)
+    if not torch.cuda.is_available():
+        with pytest.raises(SoftmassError, match="no CUDA GPU is visible; use --device cpu"):
+            train_weight_set(csv, tmp_path / "x", set_id="x", cfg=TrainConfig(device="cuda"), log=lambda s: None)
