@@ -308,8 +308,10 @@ def _fit(
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model``; return the best state (by validation AUC) and its history.
 
-    ``time_limit`` (seconds, 0 = none) ends training after the first epoch that
-    finishes past it, like early stopping; the history says so.
+    ``time_limit`` (seconds, 0 = none): after the second epoch the schedule is
+    fitted to the time left (:func:`epochs_within`), and training ends after
+    the first epoch that finishes past the limit, like early stopping; the
+    returned info says which (``stopped_by``, ``epochs_scheduled``).
     """
     import copy
 

@@ -79,17 +79,18 @@ for spec in "$@" $COMPARE; do
 done
 python3 - "$WORK" "$@" <<'EOF' | tee "$WORK/selection.txt"
 import json, sys
+from softmass_core.modelcard import ablation_arm
 work, specs = sys.argv[1], sys.argv[2:]
 rows = []
 for spec in [*specs, "shipped:-:-"]:
     name = spec.split(":")[0]
     try:
-        cohorts = json.load(open(f"{work}/{name}.val.json"))["cohorts"]["validation"]
-    except (OSError, ValueError, KeyError):
+        metrics = json.load(open(f"{work}/{name}.val.json"))  # {"cohorts": ...}, as a manifest's "metrics"
+    except (OSError, ValueError):
         continue
-    tasks = {"dlm1": cohorts["dlm1"], **cohorts.get("dlm2", {})}
-    aucs = {m: v["metrics"]["auc"]["value"] for m, v in tasks.items()}
-    rows.append((sum(aucs.values()) / len(aucs), name, aucs))
+    aucs = ablation_arm(name, {"metrics": metrics}, ["validation"])["auc"].get("validation")
+    if aucs:
+        rows.append((sum(aucs.values()) / len(aucs), name, aucs))
 for mean, name, aucs in sorted(rows, reverse=True):
     print(f"{name:10s} mean {mean:.4f} " + " ".join(f"{m} {a:.3f}" for m, a in sorted(aucs.items())))
 best = [r for r in sorted(rows, reverse=True) if r[1] != "shipped"]
