@@ -28,8 +28,9 @@ Model selection scores each validation image once; the written set's
 operating thresholds (Youden's J on validation) and recorded metrics come
 from the cascade as shipped, with its test-time views (``--tta``, default
 ``hflip``: each image averaged with its mirror).
-Progress goes to stderr; finished models are kept in ``--work-dir`` so a
-restarted run skips them (``--resume``).
+Progress goes to stderr. ``--work-dir`` keeps every finished model and, for
+the one in progress, a checkpoint of its last finished epoch: ``--resume``
+skips the finished models and continues the unfinished one where it stopped.
 """
 
 from __future__ import annotations
@@ -266,6 +267,38 @@ def epochs_within(planned: int, *, done: int, elapsed: float, per_epoch: float, 
     return max(min(planned, fits), done + 1)
 
 
+def _checkpoint_key(name: str, cfg: TrainConfig, tasks: list[str], planned: int) -> dict[str, Any]:
+    """What a checkpoint belongs to; a resumed run must match it (the device may differ)."""
+    conf = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+    return {"name": name, "tasks": list(tasks), "epochs_planned": planned, "config": json.dumps(conf, sort_keys=True)}
+
+
+def _write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)  # a run killed while writing keeps the previous checkpoint
+
+
+def _read_checkpoint(path: Path, *, name: str, cfg: TrainConfig, tasks: list[str], planned: int) -> dict[str, Any]:
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged file gets one clear message
+        raise SoftmassError(
+            f"{path} cannot be read ({type(e).__name__}); delete it to restart this model, or drop --resume."
+        ) from None
+    want = _checkpoint_key(name, cfg, tasks, planned)
+    if ck.get("what") != want:
+        raise SoftmassError(
+            f"{path} belongs to a run with other settings, so --resume cannot continue it. "
+            "Repeat the original command, or use a new --work-dir."
+        )
+    return ck
+
+
 def _predict(model, x, device, batch: int = 64) -> np.ndarray:
     """Sigmoid/softmax-positive outputs (N, C) for a float16 image tensor."""
     import torch
@@ -305,6 +338,8 @@ def _fit(
     keep_initial: bool,
     patience: int | None = None,
     time_limit: float = 0.0,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Train ``model``; return the best state (by validation AUC) and its history.
 
@@ -312,6 +347,12 @@ def _fit(
     fitted to the time left (:func:`epochs_within`), and training ends after
     the first epoch that finishes past the limit, like early stopping; the
     returned info says which (``stopped_by``, ``epochs_scheduled``).
+
+    ``checkpoint``: after every epoch the whole state of the run (weights,
+    optimiser, schedule, random generators, best state so far, history, time
+    spent) is written there; with ``resume`` an existing checkpoint is
+    continued from its last finished epoch, and on the CPU the result is the
+    same, bit for bit, as a run that was never interrupted.
     """
     import copy
 
@@ -365,17 +406,31 @@ def _fit(
     sched = _Schedule(opt, lr, epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch))
     history: list[dict[str, Any]] = []
     best_state, best_auc, best_epoch, stale = None, -1.0, -1, 0
-    if keep_initial:
+    resuming = resume and checkpoint is not None and checkpoint.exists()
+    if keep_initial and not resuming:
         auc0, per0 = val_auc(model)
         history.append({"epoch": 0, "val_auc": auc0, "val_auc_per_task": per0})
         best_state, best_auc, best_epoch = copy.deepcopy(model.state_dict()), auc0, 0
         log(f"[{name}] start: validation AUC {auc0:.4f}")
     patience = cfg.patience if patience is None else patience
     rng = np.random.default_rng(cfg.seed)
-    fit_started = time.perf_counter()
     stopped = "epochs"
     planned = epochs
     epoch = 0
+    spent = 0.0  # seconds of this fit before the current process (a resumed run)
+    if resuming:
+        ck = _read_checkpoint(checkpoint, name=name, cfg=cfg, tasks=tasks, planned=planned)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.total, sched.step_n = ck["schedule_total"], ck["schedule_step"]
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        rng.bit_generator.state = ck["numpy_rng"]
+        history, best_state = ck["history"], ck["best_state"]
+        best_auc, best_epoch, stale = ck["best_auc"], ck["best_epoch"], ck["stale"]
+        epoch, epochs, spent = ck["epoch"], ck["epochs"], ck["seconds"]
+        log(f"[{name}] resumed after epoch {epoch} of {epochs} ({spent:.0f} s already spent)")
+    fit_started = time.perf_counter() - spent
     while epoch < epochs:
         epoch += 1
         model.train()
@@ -433,6 +488,19 @@ def _fit(
                     epochs = fitted
                     sched.total = epochs * steps_per_epoch
                     log(f"[{name}] time limit {time_limit:g} s: schedule cut from {planned} to {epochs} epochs")
+        if checkpoint is not None and epoch < epochs:
+            _write_checkpoint(
+                checkpoint,
+                {
+                    "what": _checkpoint_key(name, cfg, tasks, planned),
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "schedule_total": sched.total, "schedule_step": sched.step_n,
+                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": rng.bit_generator.state, "history": history, "best_state": best_state,
+                    "best_auc": best_auc, "best_epoch": best_epoch, "stale": stale, "epoch": epoch,
+                    "epochs": epochs, "seconds": time.perf_counter() - fit_started,
+                },
+            )  # fmt: skip
     if best_state is None:
         best_state = copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -527,10 +595,12 @@ def train_weight_set(
                 model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
                 lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
                 patience=cfg.pretrain_patience, time_limit=cfg.pretrain_time_limit,
+                checkpoint=work / "pretrain.ckpt", resume=resume,
             )  # fmt: skip
             save_safetensors(model_multi, pre_file)
             state["pretrain"] = info
             state_path.write_text(json.dumps(state, indent=2))
+            (work / "pretrain.ckpt").unlink(missing_ok=True)
         pretrained = model_multi
 
     trained = {}
@@ -551,10 +621,12 @@ def train_weight_set(
         model, info = _fit(
             model, train, val, tasks=[model_id], multitask=False, epochs=cfg.epochs, lr=lr, cfg=cfg,
             device=device, log=log, name=model_id, keep_initial=keep_initial,
+            checkpoint=work / f"{model_id}.ckpt", resume=resume,
         )  # fmt: skip
         save_safetensors(model, file)
         state["models"][model_id] = info
         state_path.write_text(json.dumps(state, indent=2))
+        (work / f"{model_id}.ckpt").unlink(missing_ok=True)
         trained[model_id] = model
 
     train_seconds = time.perf_counter() - started
@@ -644,7 +716,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--storage-dtype", default="float16", choices=("float32", "float16"))
     p.add_argument("--work-dir", help="intermediate files (default runs/<id>)")
-    p.add_argument("--resume", action="store_true", help="skip models already finished in --work-dir")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run from --work-dir: finished models are kept, the unfinished one continues "
+        "after its last finished epoch (same settings required)",
+    )  # fmt: skip
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluating every cohort at the end")
 
 

@@ -138,3 +138,69 @@ def test_unknown_or_missing_device_is_a_clear_error(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(SoftmassError, match="no CUDA GPU is visible; use --device cpu"):
             train_weight_set(csv, tmp_path / "x", set_id="x", cfg=TrainConfig(device="cuda"), log=lambda s: None)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(marker: str, logs: list[str]):
+    def log(line: str) -> None:
+        logs.append(line)
+        if line.startswith(marker):
+            raise _Killed(line)
+
+    return log
+
+
+def test_an_interrupted_pretraining_resumes_bit_for_bit(tmp_path):
+    from safetensors.numpy import load_file
+
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(
+        arch="test_convnext", width=64, height=48, pretrain_epochs=4, pretrain_patience=10, epochs=2, patience=5,
+        batch_size=16, seed=3,
+    )  # fmt: skip
+    whole = train_weight_set(csv, tmp_path / "whole", set_id="r", cfg=cfg, work_dir=tmp_path / "w1",
+                             evaluate_cohorts=False, log=lambda s: None)  # fmt: skip
+    # killed while epoch 3 of the pretraining is being reported: epochs 1-2 are checkpointed
+    logs: list[str] = []
+    with pytest.raises(_Killed):
+        train_weight_set(csv, tmp_path / "cut", set_id="r", cfg=cfg, work_dir=tmp_path / "w2",
+                         evaluate_cohorts=False, log=_kill_at("[pretrain] epoch 3:", logs))  # fmt: skip
+    assert (tmp_path / "w2" / "pretrain.ckpt").exists() and not (tmp_path / "w2" / "pretrain.safetensors").exists()
+    logs.clear()
+    cut = train_weight_set(csv, tmp_path / "cut", set_id="r", cfg=cfg, work_dir=tmp_path / "w2", resume=True,
+                           evaluate_cohorts=False, log=logs.append)  # fmt: skip
+    assert any(line.startswith("[pretrain] resumed after epoch 2 of 4") for line in logs)
+    assert not any(line.startswith("[pretrain] epoch 2:") for line in logs)  # not trained again
+    assert not list((tmp_path / "w2").glob("*.ckpt"))  # finished models leave no checkpoint behind
+    for f in ("pretrain.safetensors", "dlm1.safetensors", "sm3.safetensors"):
+        a, b = load_file(tmp_path / "w1" / f), load_file(tmp_path / "w2" / f)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    m_whole = json.loads((whole / "manifest.json").read_text())["training"]
+    m_cut = json.loads((cut / "manifest.json").read_text())["training"]
+    assert m_cut["pretrain"] == m_whole["pretrain"] and m_cut["pretrain"]["epochs_run"] == 4
+    assert m_cut["per_model"] == m_whole["per_model"]
+    # the epochs after the cut (not only the best state) match: losses and validation AUCs per epoch
+    h_whole, h_cut = (
+        [(e["epoch"], e["loss"], e["val_auc"]) for e in json.loads((w / "train_state.json").read_text())["pretrain"]["history"]]
+        for w in (tmp_path / "w1", tmp_path / "w2")
+    )  # fmt: skip
+    assert len(h_cut) == 4 and h_cut == h_whole
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(arch="test_convnext", width=64, height=48, pretrain_epochs=3, epochs=1, batch_size=16, seed=3)
+    with pytest.raises(_Killed):
+        train_weight_set(csv, tmp_path / "a", set_id="r", cfg=cfg, work_dir=tmp_path / "w", evaluate_cohorts=False,
+                         log=_kill_at("[pretrain] epoch 2:", []))  # fmt: skip
+    other = TrainConfig(**{**cfg.__dict__, "lr": cfg.lr / 2})
+    with pytest.raises(SoftmassError, match="other settings.*new --work-dir"):
+        train_weight_set(csv, tmp_path / "a", set_id="r", cfg=other, work_dir=tmp_path / "w", resume=True,
+                         evaluate_cohorts=False, log=lambda s: None)  # fmt: skip
+    (tmp_path / "w" / "pretrain.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SoftmassError, match="cannot be read.*delete it"):
+        train_weight_set(csv, tmp_path / "a", set_id="r", cfg=cfg, work_dir=tmp_path / "w", resume=True,
+                         evaluate_cohorts=False, log=lambda s: None)  # fmt: skip
