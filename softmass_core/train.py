@@ -191,12 +191,21 @@ def _new_model(cfg: TrainConfig, num_classes: int):
                 f"ImageNet weights for {cfg.arch} could not be fetched ({type(exc).__name__}: {exc}). "
                 "This machine may be offline: use --init scratch, --pretrain-epochs N, or --init checkpoint:FILE."
             ) from None
+    _check_init(cfg.init)
     model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
     if cfg.init.startswith("checkpoint:"):
         _load_partial(model, Path(cfg.init.split(":", 1)[1]))
-    elif cfg.init != "scratch":
-        raise SoftmassError(f"--init {cfg.init!r}: use scratch, imagenet or checkpoint:FILE.")
     return model
+
+
+def _check_init(init: str) -> None:
+    """Refuse an ``--init`` that cannot work, before any image is loaded."""
+    if init.startswith("checkpoint:"):
+        path = Path(init.split(":", 1)[1])
+        if not path.is_file():
+            raise SoftmassError(f"--init {init!r}: checkpoint {path} does not exist.")
+    elif init not in ("scratch", "imagenet"):
+        raise SoftmassError(f"--init {init!r}: use scratch, imagenet or checkpoint:FILE.")
 
 
 def _load_partial(model, path: Path) -> int:
@@ -552,6 +561,7 @@ def train_weight_set(
         raise SoftmassError(f"Unknown model id(s) {unknown}; use dlm1 and sm1..sm5.")
     if any(m in SUBMODEL_IDS for m in cfg.models) and not all(m in cfg.models for m in SUBMODEL_IDS):
         raise SoftmassError("DLM-2 needs all five sub-models: pass --models dlm1,sm1,sm2,sm3,sm4,sm5 or --models dlm1.")
+    _check_init(cfg.init)
     started = time.perf_counter()
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)

@@ -87,6 +87,19 @@ def test_bad_requests_are_clear(tmp_path):
         )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("init", "message"),
+    [("random", "use scratch, imagenet or checkpoint:FILE"), ("checkpoint:/nonexistent.safetensors", "does not exist")],
+)
+def test_a_bad_init_is_refused_before_any_image_is_loaded(tmp_path, init, message):
+    csv = _tiny_cohort(tmp_path)
+    logs: list[str] = []
+    cfg = TrainConfig(arch="test_convnext", width=64, height=48, init=init, epochs=1)
+    with pytest.raises(SoftmassError, match=message):
+        train_weight_set(csv, tmp_path / "x", set_id="x", cfg=cfg, log=logs.append)
+    assert logs == []  # nothing was loaded or trained first
+
+
 def test_epochs_within_fits_the_schedule_to_the_time_left():
     # 2 epochs took 20 s of a 100 s budget at 10 s each: 8 more fit
     assert epochs_within(160, done=2, elapsed=20.0, per_epoch=10.0, limit=100.0) == 10
