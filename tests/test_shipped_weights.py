@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -97,3 +98,20 @@ def test_thresholds_were_chosen_with_the_sets_own_test_time_views():
             assert entry.threshold_method.startswith("Youden's J on the 'validation' cohort")
             assert ("mirrored view averaged" in entry.threshold_method) == ("hflip" in ws.manifest.tta)
     assert WeightSet.load(WEIGHTS / "phantom").manifest.tta == ("hflip",)
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+@pytest.mark.parametrize("set_id", SHIPPED)
+def test_changelog_is_newest_first_and_tops_at_the_current_version(set_id):
+    manifest = json.loads((WEIGHTS / set_id / "manifest.json").read_text())
+    versions = [c["version"] for c in manifest["changelog"]]
+    assert versions[0] == manifest["version"]
+    assert versions == sorted(set(versions), key=_version_key, reverse=True)  # unique, newest first
+    assert all(c["changes"].strip() and c["date"] for c in manifest["changelog"])
+    # an entry can only speak of its own and earlier versions (an edit once wrote 1.4.0's text over 1.0.0's)
+    for c in manifest["changelog"]:
+        named = {_version_key(v) for v in re.findall(r"(?<![\d.])\d+\.\d+\.\d+(?![\d.])", c["changes"])}
+        assert all(v <= _version_key(c["version"]) for v in named), c["version"]
