@@ -101,19 +101,6 @@ class Manifest:
     def metrics(self) -> dict[str, Any]:
         return dict(self.raw.get("metrics") or {})
 
-    def summary(self) -> dict[str, Any]:
-        """A small JSON-safe description for lists and sidebars."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "version": self.version,
-            "data_kind": self.data_kind,
-            "models": list(self.models),
-            "has_dlm2": self.has_dlm2,
-            "test_time_augmentation": list(self.tta),
-            "path": str(self.path.parent),
-        }
-
 
 # --------------------------------------------------------------------------- parsing
 
