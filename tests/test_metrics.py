@@ -694,7 +694,9 @@ def test_predictive_value_interval_never_collapses_when_nothing_is_called_positi
 
     y = np.array([1] * 5 + [0] * 95)
     s = np.zeros(100)  # nothing reaches the threshold
-    m = binary_metrics(y, s, threshold=0.5, n_boot=200)
+    with pytest.warns(UndefinedMetricWarning, match="ppv is undefined"):
+        m = binary_metrics(y, s, threshold=0.5, n_boot=200)
+    assert m["metrics"]["ppv"]["value"] is None
     npv = m["metrics"]["npv"]
     assert npv["value"] == pytest.approx(0.95)
     assert npv["ci_low"] < 0.95 < npv["ci_high"]
