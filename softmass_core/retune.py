@@ -70,11 +70,17 @@ def retune(
     val_cohort: str = "validation",
     views=None,
     version: str | None = None,
+    changes: str | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     progress=None,
 ) -> dict[str, Any]:
-    """Set test-time views (``None`` keeps them), re-choose every threshold, re-record metrics."""
+    """Set test-time views (``None`` keeps them), re-choose every threshold, re-record metrics.
+
+    ``version`` adds a changelog entry; its text is ``changes`` when given (say
+    what is new, e.g. new weights copied into the folder), else a line saying
+    the weights are the same and the thresholds were re-chosen.
+    """
     from softmass_core.cascade import Cascade
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate, record_metrics
@@ -91,6 +97,8 @@ def retune(
             raise SoftmassError(str(exc)) from None
     if version is not None and version == before.version:
         raise SoftmassError(f"--version {version} is the set's current version; give the new one.")
+    if changes is not None and (version is None or not changes.strip()):
+        raise SoftmassError("--changes is the changelog text of a new version: give it with --version, and not empty.")
     cohort = read_cohort(cohort_csv)
     if val_cohort not in cohort.names:
         raise SoftmassError(f"{cohort_csv}: no cohort named {val_cohort!r}; it has {cohort.names}.")
@@ -117,7 +125,9 @@ def retune(
             entry = {
                 "version": version,
                 "date": date.today().isoformat(),
-                "changes": f"Same weights. Test-time augmentation: {tta_text}. Thresholds re-chosen by Youden's J "
+                "changes": changes.strip()
+                if changes is not None
+                else f"Same weights. Test-time augmentation: {tta_text}. Thresholds re-chosen by Youden's J "
                 f"on '{val_cohort}' through the cascade; metrics re-recorded.",
             }
             raw["changelog"] = [entry] + list(raw.get("changelog") or [])
@@ -138,6 +148,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-cohort", default="validation", help="cohort the thresholds are chosen on")
     p.add_argument("--tta", choices=("hflip", "none"), help="test-time augmentation to set (default: keep)")
     p.add_argument("--version", help="new version; adds a changelog entry")
+    p.add_argument(
+        "--changes", metavar="TEXT",
+        help="changelog text of the new --version (default: same weights, thresholds re-chosen); say so when the "
+        "folder holds new weights",
+    )  # fmt: skip
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -150,7 +165,7 @@ def run_cli(args: argparse.Namespace) -> int:
     progress = None if args.quiet else _progress_bar("evaluate")
     out = retune(
         args.weights, args.cohort, val_cohort=args.val_cohort, views=views, version=args.version,
-        n_boot=args.n_boot, seed=args.seed, progress=progress,
+        changes=args.changes, n_boot=args.n_boot, seed=args.seed, progress=progress,
     )  # fmt: skip
     print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
     for m, t in out["thresholds"].items():

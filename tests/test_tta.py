@@ -140,6 +140,27 @@ def test_retune_sets_views_rechooses_thresholds_and_keeps_weights(tiny_weights, 
     assert WeightSet.load(folder).manifest.tta == ()
 
 
+def test_retune_writes_the_changelog_text_it_is_given(tiny_weights, tmp_path):
+    csv = _tiny_cohort(tmp_path)
+    folder = tmp_path / "ws"
+    shutil.copytree(tiny_weights, folder)
+    retune(folder, csv, version="0.1.0", changes=" New weights, seed 2. ", n_boot=50)
+    raw = json.loads((folder / "manifest.json").read_text())
+    assert raw["changelog"][0] == {
+        "version": "0.1.0",
+        "date": raw["changelog"][0]["date"],
+        "changes": "New weights, seed 2.",
+    }
+    assert raw["changelog"][1]["version"] != "0.1.0"  # the earlier entries stay as they were
+    assert "New weights, seed 2." in (folder / "README.md").read_text()
+    before = (folder / "manifest.json").read_bytes()
+    with pytest.raises(SoftmassError, match="give it with --version"):
+        retune(folder, csv, changes="New weights.", n_boot=50)
+    with pytest.raises(SoftmassError, match="not empty"):
+        retune(folder, csv, version="0.2.0", changes="  ", n_boot=50)
+    assert (folder / "manifest.json").read_bytes() == before
+
+
 def test_retune_refusals_leave_the_manifest_as_it_was(tiny_weights, tmp_path):
     csv = _tiny_cohort(tmp_path)
     folder = tmp_path / "ws"
