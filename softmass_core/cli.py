@@ -335,5 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        hint = ""
+        if getattr(args, "command", None) == "train":
+            work = args.work_dir or f"runs/{args.id}"
+            hint = f"; finished epochs are kept in {work}: run the same command with --resume to go on"
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130

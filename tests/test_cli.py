@@ -157,3 +157,17 @@ def test_real_process_has_no_traceback(args, subst):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "error" in proc.stderr
+
+
+@pytest.mark.parametrize(("extra", "work"), [([], "runs/mine"), (["--work-dir", "/tmp/w"], "/tmp/w")])
+def test_ctrl_c_during_training_says_how_to_go_on(monkeypatch, capsys, extra, work):
+    import softmass_core.train as train_module
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "run_cli", interrupted)
+    code = main(["train", "--cohort", "c.csv", "--out", "o", "--id", "mine", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 130
+    assert err == f"interrupted; finished epochs are kept in {work}: run the same command with --resume to go on"
