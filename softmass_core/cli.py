@@ -337,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         hint = ""
         if getattr(args, "command", None) == "train":
-            work = args.work_dir or f"runs/{args.id}"
+            from softmass_core.train import work_dir_for
+
+            work = work_dir_for(args.id, args.work_dir)
             hint = f"; finished epochs are kept in {work}: run the same command with --resume to go on"
         print(f"interrupted{hint}", file=sys.stderr)
         return 130

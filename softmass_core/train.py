@@ -191,11 +191,15 @@ def _new_model(cfg: TrainConfig, num_classes: int):
                 f"ImageNet weights for {cfg.arch} could not be fetched ({type(exc).__name__}: {exc}). "
                 "This machine may be offline: use --init scratch, --pretrain-epochs N, or --init checkpoint:FILE."
             ) from None
-    _check_init(cfg.init)
     model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
     if cfg.init.startswith("checkpoint:"):
         _load_partial(model, Path(cfg.init.split(":", 1)[1]))
     return model
+
+
+def work_dir_for(set_id: str, work_dir: str | Path | None = None) -> Path:
+    """Where a training run keeps its intermediate files: ``work_dir``, else ``runs/<set id>``."""
+    return Path(work_dir) if work_dir else Path("runs") / set_id
 
 
 def _check_init(init: str) -> None:
@@ -290,7 +294,7 @@ def _write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)  # a run killed while writing keeps the previous checkpoint
 
 
-def _read_checkpoint(path: Path, *, name: str, cfg: TrainConfig, tasks: list[str], planned: int) -> dict[str, Any]:
+def _read_checkpoint(path: Path, want: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     try:
@@ -299,7 +303,6 @@ def _read_checkpoint(path: Path, *, name: str, cfg: TrainConfig, tasks: list[str
         raise SoftmassError(
             f"{path} cannot be read ({type(e).__name__}); delete it to restart this model, or drop --resume."
         ) from None
-    want = _checkpoint_key(name, cfg, tasks, planned)
     if ck.get("what") != want:
         raise SoftmassError(
             f"{path} belongs to a run with other settings, so --resume cannot continue it. "
@@ -416,6 +419,7 @@ def _fit(
     history: list[dict[str, Any]] = []
     best_state, best_auc, best_epoch, stale = None, -1.0, -1, 0
     resuming = resume and checkpoint is not None and checkpoint.exists()
+    key = _checkpoint_key(name, cfg, tasks, epochs)
     if keep_initial and not resuming:
         auc0, per0 = val_auc(model)
         history.append({"epoch": 0, "val_auc": auc0, "val_auc_per_task": per0})
@@ -428,7 +432,7 @@ def _fit(
     epoch = 0
     spent = 0.0  # seconds of this fit before the current process (a resumed run)
     if resuming:
-        ck = _read_checkpoint(checkpoint, name=name, cfg=cfg, tasks=tasks, planned=planned)
+        ck = _read_checkpoint(checkpoint, key)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.total, sched.step_n = ck["schedule_total"], ck["schedule_step"]
@@ -501,7 +505,7 @@ def _fit(
             _write_checkpoint(
                 checkpoint,
                 {
-                    "what": _checkpoint_key(name, cfg, tasks, planned),
+                    "what": key,
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "schedule_total": sched.total, "schedule_step": sched.step_n,
                     "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
@@ -586,7 +590,7 @@ def train_weight_set(
         y, m = task_targets(train.labels, t)
         if y[m].sum() == 0 or y[m].sum() == m.sum():
             raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
-    work = Path(work_dir) if work_dir else Path("runs") / set_id
+    work = work_dir_for(set_id, work_dir)
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / "train_state.json"
     state: dict[str, Any] = json.loads(state_path.read_text()) if resume and state_path.exists() else {}
