@@ -154,7 +154,8 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"- Init `{cfg.get('init')}`, shared multi-task pretraining {_pretrain_text(cfg, tr.get('pretrain') or {})}, "
             f"fine-tuning up to {cfg.get('epochs')} epochs per model, AdamW lr {cfg.get('lr')} / "
             f"{cfg.get('finetune_lr')}, batch {cfg.get('batch_size')}, seed {cfg.get('seed')}.",
-            f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s. {tr.get('seconds_note', '')}".rstrip(),
+            f"- Device `{tr.get('device')}`; wall time {tr.get('seconds')} s{_resumed_text(tr)}. "
+            f"{tr.get('seconds_note', '')}".rstrip(),
         ]
         if tr.get("data_source"):
             lines.append(f"- Data: {tr['data_source']}")
@@ -262,6 +263,11 @@ def ablation_markdown(ablation: Mapping[str, Any] | None) -> list[str]:
             lines.append(f"- {arm.get('name')}: `{arm['command']}`")
     lines.append("")
     return lines
+
+
+def _resumed_text(tr: dict[str, Any]) -> str:
+    earlier = tr.get("seconds_in_earlier_processes")
+    return f" (a resumed run: {earlier} s of it before the last restart)" if earlier else ""
 
 
 def _pretrain_text(cfg: Mapping[str, Any], pre: Mapping[str, Any]) -> str:

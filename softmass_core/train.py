@@ -522,6 +522,9 @@ def _fit(
         p.requires_grad_(False)
     info = {"best_epoch": best_epoch, "best_val_auc": best_auc, "epochs_run": len(history) - int(keep_initial)}
     info["stopped_by"] = stopped
+    # Seconds of this fit in every process that worked on it; spent_before: those of earlier processes.
+    info["seconds"] = round(time.perf_counter() - fit_started, 1)
+    info["spent_before"] = round(spent, 1)
     if epochs != planned:
         info["epochs_planned"], info["epochs_scheduled"] = planned, epochs
     return model, {**info, "history": history}
@@ -597,12 +600,16 @@ def train_weight_set(
     state.setdefault("models", {})
     arch = Architecture(cfg.arch, {})
 
+    # Training seconds spent by earlier processes of a resumed run (finished or checkpointed fits); this
+    # process's own wall time is added at the end, so the recorded time is the whole run's.
+    earlier = 0.0
     pretrained = None
     if cfg.pretrain_epochs > 0:
         pre_file = work / "pretrain.safetensors"
         model_multi = _new_model(cfg, len(cfg.models))
         if resume and pre_file.exists() and "pretrain" in state:
             _load_partial(model_multi, pre_file)
+            earlier += state["pretrain"].get("seconds", 0.0)
             log("[pretrain] resumed from work dir")
         else:
             model_multi, info = _fit(
@@ -612,6 +619,7 @@ def train_weight_set(
                 checkpoint=work / "pretrain.ckpt", resume=resume,
             )  # fmt: skip
             save_safetensors(model_multi, pre_file)
+            earlier += info.pop("spent_before")
             state["pretrain"] = info
             state_path.write_text(json.dumps(state, indent=2))
             (work / "pretrain.ckpt").unlink(missing_ok=True)
@@ -624,6 +632,7 @@ def train_weight_set(
             model = _new_model(TrainConfig(**{**cfg.__dict__, "init": "scratch"}), 2)
             _load_partial(model, file)
             trained[model_id] = model.eval()
+            earlier += state["models"][model_id].get("seconds", 0.0)
             log(f"[{model_id}] resumed from work dir")
             continue
         if pretrained is not None:
@@ -638,12 +647,13 @@ def train_weight_set(
             checkpoint=work / f"{model_id}.ckpt", resume=resume,
         )  # fmt: skip
         save_safetensors(model, file)
+        earlier += info.pop("spent_before")
         state["models"][model_id] = info
         state_path.write_text(json.dumps(state, indent=2))
         (work / f"{model_id}.ckpt").unlink(missing_ok=True)
         trained[model_id] = model
 
-    train_seconds = time.perf_counter() - started
+    train_seconds = time.perf_counter() - started + earlier
     labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
     extra = {
         "training": {
@@ -656,6 +666,7 @@ def train_weight_set(
             "config": cfg.to_dict(),
             "device": str(device),
             "seconds": round(train_seconds, 1),
+            **({"seconds_in_earlier_processes": round(earlier, 1)} if earlier else {}),
             "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
             "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
             "reproduce": invoked_command("train"),

@@ -69,9 +69,16 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     assert 0.0 <= res.p_malignant <= 1.0 and res.sub_scores is not None
     # a restarted run resumes finished models instead of retraining them
     logs: list[str] = []
-    train_weight_set(csv, tmp_path / "ws2", set_id="smoke", cfg=cfg, work_dir=tmp_path / "work", resume=True,
-                     evaluate_cohorts=False, log=logs.append)  # fmt: skip
+    again = train_weight_set(csv, tmp_path / "ws2", set_id="smoke", cfg=cfg, work_dir=tmp_path / "work",
+                             resume=True, evaluate_cohorts=False, log=logs.append)  # fmt: skip
     assert any("resumed" in line for line in logs)
+    # its recorded training time still counts the fits done by the first process
+    first = manifest["training"]
+    fits = first["pretrain"]["seconds"] + sum(i["seconds"] for i in first["per_model"].values())
+    second = json.loads((again / "manifest.json").read_text())["training"]
+    assert second["seconds_in_earlier_processes"] == pytest.approx(fits, abs=0.5)
+    assert second["seconds"] >= second["seconds_in_earlier_processes"]
+    assert "a resumed run:" in (again / "README.md").read_text() and "seconds_in_earlier_processes" not in first
 
 
 def test_bad_requests_are_clear(tmp_path):
@@ -167,6 +174,7 @@ def _kill_at(marker: str, logs: list[str]):
 
 
 def test_an_interrupted_pretraining_resumes_bit_for_bit(tmp_path):
+    import torch
     from safetensors.numpy import load_file
 
     csv = _tiny_cohort(tmp_path)
@@ -182,6 +190,7 @@ def test_an_interrupted_pretraining_resumes_bit_for_bit(tmp_path):
         train_weight_set(csv, tmp_path / "cut", set_id="r", cfg=cfg, work_dir=tmp_path / "w2",
                          evaluate_cohorts=False, log=_kill_at("[pretrain] epoch 3:", logs))  # fmt: skip
     assert (tmp_path / "w2" / "pretrain.ckpt").exists() and not (tmp_path / "w2" / "pretrain.safetensors").exists()
+    before_cut = torch.load(tmp_path / "w2" / "pretrain.ckpt", weights_only=True)["seconds"]
     logs.clear()
     cut = train_weight_set(csv, tmp_path / "cut", set_id="r", cfg=cfg, work_dir=tmp_path / "w2", resume=True,
                            evaluate_cohorts=False, log=logs.append)  # fmt: skip
@@ -193,8 +202,17 @@ def test_an_interrupted_pretraining_resumes_bit_for_bit(tmp_path):
         assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     m_whole = json.loads((whole / "manifest.json").read_text())["training"]
     m_cut = json.loads((cut / "manifest.json").read_text())["training"]
-    assert m_cut["pretrain"] == m_whole["pretrain"] and m_cut["pretrain"]["epochs_run"] == 4
-    assert m_cut["per_model"] == m_whole["per_model"]
+
+    def timeless(info):
+        return {k: v for k, v in info.items() if k != "seconds"}
+
+    assert timeless(m_cut["pretrain"]) == timeless(m_whole["pretrain"]) and m_cut["pretrain"]["epochs_run"] == 4
+    assert {m: timeless(i) for m, i in m_cut["per_model"].items()} == {
+        m: timeless(i) for m, i in m_whole["per_model"].items()
+    }
+    # the epochs done before the cut count in the recorded time of the pretraining and of the run
+    assert m_cut["seconds_in_earlier_processes"] == pytest.approx(before_cut, abs=0.05)
+    assert m_cut["pretrain"]["seconds"] > before_cut and m_cut["seconds"] > m_cut["pretrain"]["seconds"]
     # the epochs after the cut (not only the best state) match: losses and validation AUCs per epoch
     h_whole, h_cut = (
         [(e["epoch"], e["loss"], e["val_auc"]) for e in json.loads((w / "train_state.json").read_text())["pretrain"]["history"]]
