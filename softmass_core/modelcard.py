@@ -265,7 +265,7 @@ def ablation_markdown(ablation: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def _resumed_text(tr: dict[str, Any]) -> str:
+def _resumed_text(tr: Mapping[str, Any]) -> str:
     earlier = tr.get("seconds_in_earlier_processes")
     return f" (a resumed run: {earlier} s of it before the last restart)" if earlier else ""
 
