@@ -36,12 +36,13 @@ skips the finished models and continues the unfinished one where it stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,71 @@ def _new_model(cfg: TrainConfig, num_classes: int):
 def work_dir_for(set_id: str, work_dir: str | Path | None = None) -> Path:
     """Where a training run keeps its intermediate files: ``work_dir``, else ``runs/<set id>``."""
     return Path(work_dir) if work_dir else Path("runs") / set_id
+
+
+LOCK_NAME = "train.lock"
+
+
+@contextlib.contextmanager
+def work_dir_lock(work: Path) -> Iterator[None]:
+    """Hold ``work/train.lock`` for one training run; refuse a second run on the same work dir.
+
+    Two runs on one work dir overwrite each other's checkpoints. The lock is an
+    operating-system file lock, so it is released when its process ends in any
+    way (finished, Ctrl-C, killed): a stale lock file never blocks a later run.
+    """
+    path = work / LOCK_NAME
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise SoftmassError(
+            f"Cannot write in the work dir {work} ({e.strerror}); pass a writable --work-dir."
+        ) from None
+    try:
+        if not _try_lock(fd):
+            holder = _lock_holder(path)
+            raise SoftmassError(
+                f"Another training run{holder} is using the work dir {work}. Wait for it to finish, or stop it "
+                "(Ctrl-C) and then add --resume; to train side by side, give this run its own --work-dir."
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _try_lock(fd: int) -> bool:
+    """Take an exclusive lock on ``fd`` without waiting; False when another process holds it."""
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as e:  # e.g. a network file system without locks: say so rather than train unguarded
+        raise SoftmassError(
+            f"Cannot lock a file in the work dir ({e.strerror}); pass a --work-dir on a local disk."
+        ) from None
+    return True
+
+
+def _lock_holder(path: Path) -> str:
+    """' (pid N since TIME)' from the lock file, or '' when it cannot be read."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return ""
+    return f" ({text})" if text.startswith("pid ") else ""
 
 
 def _check_init(init: str) -> None:
@@ -586,119 +652,119 @@ def train_weight_set(
     spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode)
     train_rows = [r for r in cohort.rows if r.cohort in cfg.train_cohorts]
     val_rows = [r for r in cohort.rows if r.cohort == cfg.val_cohort]
-    log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
-    train = _load_images(train_rows, spec, log)
-    val = _load_images(val_rows, spec, log)
-    for t in cfg.models:
-        y, m = task_targets(train.labels, t)
-        if y[m].sum() == 0 or y[m].sum() == m.sum():
-            raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
     work = work_dir_for(set_id, work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    state_path = work / "train_state.json"
-    state: dict[str, Any] = json.loads(state_path.read_text()) if resume and state_path.exists() else {}
-    state.setdefault("models", {})
-    arch = Architecture(cfg.arch, {})
+    with work_dir_lock(work):  # before any image is loaded, so a clash is reported at once
+        log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
+        train = _load_images(train_rows, spec, log)
+        val = _load_images(val_rows, spec, log)
+        for t in cfg.models:
+            y, m = task_targets(train.labels, t)
+            if y[m].sum() == 0 or y[m].sum() == m.sum():
+                raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
+        state_path = work / "train_state.json"
+        state: dict[str, Any] = json.loads(state_path.read_text()) if resume and state_path.exists() else {}
+        state.setdefault("models", {})
+        arch = Architecture(cfg.arch, {})
 
-    # Training seconds spent by earlier processes of a resumed run (finished or checkpointed fits); this
-    # process's own wall time is added at the end, so the recorded time is the whole run's.
-    earlier = 0.0
-    pretrained = None
-    if cfg.pretrain_epochs > 0:
-        pre_file = work / "pretrain.safetensors"
-        model_multi = _new_model(cfg, len(cfg.models))
-        if resume and pre_file.exists() and "pretrain" in state:
-            _load_partial(model_multi, pre_file)
-            earlier += state["pretrain"].get("seconds", 0.0)
-            log("[pretrain] resumed from work dir")
-        else:
-            model_multi, info = _fit(
-                model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
-                lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
-                patience=cfg.pretrain_patience, time_limit=cfg.pretrain_time_limit,
-                checkpoint=work / "pretrain.ckpt", resume=resume,
+        # Training seconds spent by earlier processes of a resumed run (finished or checkpointed fits); this
+        # process's own wall time is added at the end, so the recorded time is the whole run's.
+        earlier = 0.0
+        pretrained = None
+        if cfg.pretrain_epochs > 0:
+            pre_file = work / "pretrain.safetensors"
+            model_multi = _new_model(cfg, len(cfg.models))
+            if resume and pre_file.exists() and "pretrain" in state:
+                _load_partial(model_multi, pre_file)
+                earlier += state["pretrain"].get("seconds", 0.0)
+                log("[pretrain] resumed from work dir")
+            else:
+                model_multi, info = _fit(
+                    model_multi, train, val, tasks=list(cfg.models), multitask=True, epochs=cfg.pretrain_epochs,
+                    lr=cfg.lr, cfg=cfg, device=device, log=log, name="pretrain", keep_initial=False,
+                    patience=cfg.pretrain_patience, time_limit=cfg.pretrain_time_limit,
+                    checkpoint=work / "pretrain.ckpt", resume=resume,
+                )  # fmt: skip
+                save_safetensors(model_multi, pre_file)
+                earlier += info.pop("spent_before")
+                state["pretrain"] = info
+                state_path.write_text(json.dumps(state, indent=2))
+                (work / "pretrain.ckpt").unlink(missing_ok=True)
+            pretrained = model_multi
+
+        trained = {}
+        for j, model_id in enumerate(cfg.models):
+            file = work / f"{model_id}.safetensors"
+            if resume and model_id in state["models"] and file.exists():
+                model = _new_model(TrainConfig(**{**cfg.__dict__, "init": "scratch"}), 2)
+                _load_partial(model, file)
+                trained[model_id] = model.eval()
+                earlier += state["models"][model_id].get("seconds", 0.0)
+                log(f"[{model_id}] resumed from work dir")
+                continue
+            if pretrained is not None:
+                model = _two_class_from_task(pretrained, j, cfg)
+                lr, keep_initial = cfg.finetune_lr, True
+            else:
+                model = _new_model(cfg, 2)
+                lr, keep_initial = cfg.lr, False
+            model, info = _fit(
+                model, train, val, tasks=[model_id], multitask=False, epochs=cfg.epochs, lr=lr, cfg=cfg,
+                device=device, log=log, name=model_id, keep_initial=keep_initial,
+                checkpoint=work / f"{model_id}.ckpt", resume=resume,
             )  # fmt: skip
-            save_safetensors(model_multi, pre_file)
+            save_safetensors(model, file)
             earlier += info.pop("spent_before")
-            state["pretrain"] = info
+            state["models"][model_id] = info
             state_path.write_text(json.dumps(state, indent=2))
-            (work / "pretrain.ckpt").unlink(missing_ok=True)
-        pretrained = model_multi
+            (work / f"{model_id}.ckpt").unlink(missing_ok=True)
+            trained[model_id] = model
 
-    trained = {}
-    for j, model_id in enumerate(cfg.models):
-        file = work / f"{model_id}.safetensors"
-        if resume and model_id in state["models"] and file.exists():
-            model = _new_model(TrainConfig(**{**cfg.__dict__, "init": "scratch"}), 2)
-            _load_partial(model, file)
-            trained[model_id] = model.eval()
-            earlier += state["models"][model_id].get("seconds", 0.0)
-            log(f"[{model_id}] resumed from work dir")
-            continue
-        if pretrained is not None:
-            model = _two_class_from_task(pretrained, j, cfg)
-            lr, keep_initial = cfg.finetune_lr, True
-        else:
-            model = _new_model(cfg, 2)
-            lr, keep_initial = cfg.lr, False
-        model, info = _fit(
-            model, train, val, tasks=[model_id], multitask=False, epochs=cfg.epochs, lr=lr, cfg=cfg,
-            device=device, log=log, name=model_id, keep_initial=keep_initial,
-            checkpoint=work / f"{model_id}.ckpt", resume=resume,
+        train_seconds = time.perf_counter() - started + earlier
+        labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
+        extra = {
+            "training": {
+                "cohort_csv": str(cohort_csv),
+                "train_cohorts": list(cfg.train_cohorts),
+                "validation_cohort": cfg.val_cohort,
+                "n_train_cases": len(train_rows),
+                "n_train_images": int(train.x.shape[0]),
+                "n_validation_cases": len(val_rows),
+                "config": cfg.to_dict(),
+                "device": str(device),
+                "seconds": round(train_seconds, 1),
+                **({"seconds_in_earlier_processes": round(earlier, 1)} if earlier else {}),
+                "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
+                "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
+                "reproduce": invoked_command("train"),
+            },
+            "framework": framework_versions(),
+            "test_time_augmentation": list(cfg.tta),
+        }
+        out_dir = Path(out_dir)
+        write_weight_set(
+            out_dir, trained, set_id=set_id, version=version, architecture=arch, input_spec=spec, labels=labels,
+            storage_dtype=storage_dtype, data_kind=data_kind, description=description, extra=extra,
         )  # fmt: skip
-        save_safetensors(model, file)
-        earlier += info.pop("spent_before")
-        state["models"][model_id] = info
-        state_path.write_text(json.dumps(state, indent=2))
-        (work / f"{model_id}.ckpt").unlink(missing_ok=True)
-        trained[model_id] = model
+        # Operating thresholds: Youden's J on the validation cohort, scored as the
+        # shipped set scores it (stored weights, fusion rule, test-time views).
+        thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir), device=device), cohort, cfg.val_cohort)
 
-    train_seconds = time.perf_counter() - started + earlier
-    labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
-    extra = {
-        "training": {
-            "cohort_csv": str(cohort_csv),
-            "train_cohorts": list(cfg.train_cohorts),
-            "validation_cohort": cfg.val_cohort,
-            "n_train_cases": len(train_rows),
-            "n_train_images": int(train.x.shape[0]),
-            "n_validation_cases": len(val_rows),
-            "config": cfg.to_dict(),
-            "device": str(device),
-            "seconds": round(train_seconds, 1),
-            **({"seconds_in_earlier_processes": round(earlier, 1)} if earlier else {}),
-            "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
-            "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
-            "reproduce": invoked_command("train"),
-        },
-        "framework": framework_versions(),
-        "test_time_augmentation": list(cfg.tta),
-    }
-    out_dir = Path(out_dir)
-    write_weight_set(
-        out_dir, trained, set_id=set_id, version=version, architecture=arch, input_spec=spec, labels=labels,
-        storage_dtype=storage_dtype, data_kind=data_kind, description=description, extra=extra,
-    )  # fmt: skip
-    # Operating thresholds: Youden's J on the validation cohort, scored as the
-    # shipped set scores it (stored weights, fusion rule, test-time views).
-    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir), device=device), cohort, cfg.val_cohort)
+        def set_thresholds(manifest: dict[str, Any]) -> None:
+            for model_id, (thr, how) in thresholds.items():
+                manifest["models"][model_id]["threshold"] = thr
+                manifest["models"][model_id]["threshold_method"] = how
 
-    def set_thresholds(manifest: dict[str, Any]) -> None:
-        for model_id, (thr, how) in thresholds.items():
-            manifest["models"][model_id]["threshold"] = thr
-            manifest["models"][model_id]["threshold_method"] = how
-
-    update_manifest(out_dir, set_thresholds)
-    if evaluate_cohorts:
-        ws = WeightSet.load(out_dir)
-        ev = evaluate(Cascade(ws, device=device), cohort, progress=None)
-        record_metrics(out_dir, ev)
-        ev.write(work / "evaluation")
-        log(f"evaluation written to {work / 'evaluation'}")
-    else:
-        write_model_card(out_dir)
-    log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
-    return out_dir
+        update_manifest(out_dir, set_thresholds)
+        if evaluate_cohorts:
+            ws = WeightSet.load(out_dir)
+            ev = evaluate(Cascade(ws, device=device), cohort, progress=None)
+            record_metrics(out_dir, ev)
+            ev.write(work / "evaluation")
+            log(f"evaluation written to {work / 'evaluation'}")
+        else:
+            write_model_card(out_dir)
+        log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
+        return out_dir
 
 
 # --------------------------------------------------------------------------- CLI

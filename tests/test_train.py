@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -235,3 +236,52 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     with pytest.raises(SoftmassError, match="cannot be read.*delete it"):
         train_weight_set(csv, tmp_path / "a", set_id="r", cfg=cfg, work_dir=tmp_path / "w", resume=True,
                          evaluate_cohorts=False, log=lambda s: None)  # fmt: skip
+
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from softmass_core.train import work_dir_lock
+with work_dir_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _hold_lock_in_another_process(work):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(work)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_run_on_a_busy_work_dir_is_refused_and_a_dead_holder_blocks_nothing(tmp_path, capsys):
+    from softmass_core.cli import main
+    from softmass_core.train import LOCK_NAME, work_dir_lock
+
+    csv = _tiny_cohort(tmp_path)
+    work = tmp_path / "work"
+    holder = _hold_lock_in_another_process(work)
+    try:
+        logs: list[str] = []
+        cfg = TrainConfig(arch="test_convnext", width=64, height=48, pretrain_epochs=1, epochs=1, batch_size=16)
+        with pytest.raises(SoftmassError, match=rf"Another training run \(pid {holder.pid} since .*\) is using"):
+            train_weight_set(csv, tmp_path / "ws", set_id="busy", cfg=cfg, work_dir=work, log=logs.append)
+        assert logs == []  # refused before any image was loaded
+        assert list(work.iterdir()) == [work / LOCK_NAME]  # and nothing of the holder's was touched
+        rc = main(["train", "--cohort", str(csv), "--out", str(tmp_path / "ws"), "--id", "busy",
+                   "--work-dir", str(work), "--arch", "test_convnext", "--size", "64x48", "--resume"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1
+        assert "Another training run" in err and "--work-dir" in err and "Traceback" not in err
+    finally:
+        holder.kill()  # killed, so it never released the lock itself
+        holder.wait()
+    assert (work / LOCK_NAME).exists()  # the file stays behind, but the lock died with its process
+    with work_dir_lock(work):
+        assert (work / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} since ")
+    assert not (tmp_path / "ws").exists()
