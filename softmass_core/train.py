@@ -31,6 +31,7 @@ from the cascade as shipped, with its test-time views (``--tta``, default
 Progress goes to stderr. ``--work-dir`` keeps every finished model and, for
 the one in progress, a checkpoint of its last finished epoch: ``--resume``
 skips the finished models and continues the unfinished one where it stopped.
+A run holds a lock on its work dir, so a second run there is refused.
 """
 
 from __future__ import annotations
