@@ -653,15 +653,15 @@ def train_weight_set(
     spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode)
     train_rows = [r for r in cohort.rows if r.cohort in cfg.train_cohorts]
     val_rows = [r for r in cohort.rows if r.cohort == cfg.val_cohort]
+    for t in cfg.models:
+        y, m = task_targets([r.label for r in train_rows], t)
+        if y[m].sum() == 0 or y[m].sum() == m.sum():
+            raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
     work = work_dir_for(set_id, work_dir)
     with work_dir_lock(work):  # before any image is loaded, so a clash is reported at once
         log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
         train = _load_images(train_rows, spec, log)
         val = _load_images(val_rows, spec, log)
-        for t in cfg.models:
-            y, m = task_targets(train.labels, t)
-            if y[m].sum() == 0 or y[m].sum() == m.sum():
-                raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
         state_path = work / "train_state.json"
         state: dict[str, Any] = json.loads(state_path.read_text()) if resume and state_path.exists() else {}
         state.setdefault("models", {})

@@ -285,3 +285,19 @@ def test_a_second_run_on_a_busy_work_dir_is_refused_and_a_dead_holder_blocks_not
     with work_dir_lock(work):
         assert (work / LOCK_NAME).read_text().startswith(f"pid {os.getpid()} since ")
     assert not (tmp_path / "ws").exists()
+
+
+def test_a_task_with_one_class_is_refused_before_anything_is_loaded_or_written(tmp_path):
+    csv = _tiny_cohort(tmp_path)
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(ln for ln in lines if not ln.startswith("training-lipoma-")) + "\n")
+    logs: list[str] = []
+    with pytest.raises(SoftmassError, match="Task sm1 has a single class in the training cohort"):
+        train_weight_set(
+            csv, tmp_path / "ws", set_id="x", cfg=TrainConfig(), work_dir=tmp_path / "work", log=logs.append
+        )
+    assert logs == [] and not (tmp_path / "work").exists() and not (tmp_path / "ws").exists()
+    # DLM-1 alone does not need lipomas, so the same cohort passes that check
+    cfg = TrainConfig(arch="test_convnext", width=64, height=48, models=("dlm1",), pretrain_epochs=0, epochs=1)
+    train_weight_set(csv, tmp_path / "ws", set_id="x", cfg=cfg, work_dir=tmp_path / "work", log=logs.append)
+    assert (tmp_path / "ws" / "dlm1.safetensors").exists()
