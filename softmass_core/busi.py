@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from softmass_core.errors import CohortError
+from softmass_core.paths import make_dir
 
 SPLITS = (("training", 0.70), ("validation", 0.15), ("test_internal", 0.15))
 
@@ -72,7 +73,8 @@ def build_busi_cohort(busi: str | Path, out_dir: str | Path, *, margin: float = 
     contradictory = {g for g, labs in labels_by_group.items() if len(labs) > 1}
     kept = [r for r in rows if (r["dup_group"] or r["image"]) not in contradictory]
     split = split_groups(kept, seed=seed)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    make_dir(out_dir, "--out")
+    make_dir(out_dir / "images", "--out")
     lines = []
     for r in kept:
         src = busi / r["image"]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from softmass_core.errors import SoftmassError
+from softmass_core.paths import make_dir
 
 EXIT_BAD_INPUT = 2
 
@@ -134,6 +135,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "--record stores the weight set's own operating point: drop --fusion and --threshold, "
             "or evaluate without --record."
         )
+    if args.out:
+        make_dir(args.out, "--out")  # before the cohort is scored, not after
     ws = WeightSet.load(args.weights)
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
     cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)

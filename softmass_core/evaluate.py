@@ -24,6 +24,7 @@ from softmass_core.cohort import Cohort, CohortRow
 from softmass_core.errors import CohortError, SoftmassError
 from softmass_core.images import load_image
 from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+from softmass_core.paths import make_dir
 from softmass_core.roi import Prepared, prepare
 
 Progress = Callable[[int, int], None]
@@ -80,8 +81,7 @@ class Evaluation:
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write predictions.csv, metrics.json and metrics.csv to ``out_dir``."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = make_dir(out_dir, "--out")
         files = {
             "predictions": out / "predictions.csv",
             "metrics_json": out / "metrics.json",

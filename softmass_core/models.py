@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from softmass_core.errors import SoftmassError, WeightsError
+from softmass_core.paths import make_dir
 from softmass_core.weights import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
@@ -151,8 +152,7 @@ def write_weight_set(
     ``labels[model_id]`` is ``[negative, positive]``; ``thresholds[model_id]``
     is ``(threshold, how_chosen)`` (default 0.5, "default 0.5").
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_dir(folder, "Weight-set folder")
     thresholds = dict(thresholds or {})
     entries: dict[str, Any] = {}
     for model_id, model in models.items():

@@ -52,6 +52,7 @@ import numpy as np
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+from softmass_core.paths import make_dir
 
 Log = Callable[[str], None]
 
@@ -215,9 +216,8 @@ def work_dir_lock(work: Path) -> Iterator[None]:
     operating-system file lock, so it is released when its process ends in any
     way (finished, Ctrl-C, killed): a stale lock file never blocks a later run.
     """
-    path = work / LOCK_NAME
+    path = make_dir(work, "--work-dir") / LOCK_NAME
     try:
-        work.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise SoftmassError(
@@ -659,6 +659,7 @@ def train_weight_set(
             raise SoftmassError(f"Task {t} has a single class in the training cohort; it cannot be trained.")
     work = work_dir_for(set_id, work_dir)
     with work_dir_lock(work):  # before any image is loaded, so a clash is reported at once
+        make_dir(out_dir, "--out")  # refused now rather than after hours of training
         log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
         train = _load_images(train_rows, spec, log)
         val = _load_images(val_rows, spec, log)

@@ -171,3 +171,31 @@ def test_ctrl_c_during_training_says_how_to_go_on(monkeypatch, capsys, extra, wo
     err = capsys.readouterr().err.strip()
     assert code == 130
     assert err == f"interrupted; finished epochs are kept in {work}: run the same command with --resume to go on"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["phantom", "--out", "FILE", "--scale", "0.05"],
+        ["evaluate", "--weights", "WS", "--cohort", "BADCSV", "--out", "FILE"],
+        ["train", "--cohort", "TINYCSV", "--out", "FILE", "--id", "x", "--work-dir", "WORK"],
+        ["train", "--cohort", "TINYCSV", "--out", "OUT", "--id", "x", "--work-dir", "FILE"],
+        ["busi-cohort", "--busi", "BUSI", "--out", "FILE"],
+    ],
+)
+def test_an_output_path_that_is_a_file_is_refused_before_the_work(args, subst, tmp_path, capsys):
+    from tests.test_train import _tiny_cohort
+
+    (tmp_path / "cohort").mkdir()
+    (tmp_path / "FILE").write_text("keep me")
+    busi = tmp_path / "busi"
+    (busi / "images").mkdir(parents=True)
+    (busi / "labels.csv").write_text("image,label,dup_group\n")
+    names = {"FILE": tmp_path / "FILE", "TINYCSV": _tiny_cohort(tmp_path / "cohort"), "WORK": tmp_path / "work",
+             "OUT": tmp_path / "out", "BUSI": busi}  # fmt: skip
+    rc = main([str(names.get(a, subst.get(a, a))) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'FILE'} is a file, not a folder: pass a folder path." in err
+    assert (tmp_path / "FILE").read_text() == "keep me"
+    assert not (tmp_path / "work" / "train_state.json").exists() and not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ from PIL import Image
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import MALIGNANT
+from softmass_core.paths import make_dir
 from softmass_core.phantom.case import DEFAULT_DIFFICULTY, generate_case
 from softmass_core.phantom.classes import PHANTOM_LABELS
 
@@ -195,8 +196,7 @@ def generate_cohorts(
 
         get_scanner(rescan_hospital)  # a clear error for an unknown hospital
         rescan_hospital = int(rescan_hospital)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out_dir, "--out")
     csv_path = out / CSV_NAME
     csv_path.unlink(missing_ok=True)
     jobs = [
