@@ -127,17 +127,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from softmass_core.cascade import Cascade
     from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import evaluate, record_metrics
+    from softmass_core.evaluate import check_replicate, evaluate, record_metrics, record_replicate
     from softmass_core.weights import WeightSet
 
-    if args.record and (args.fusion or args.threshold is not None):
+    if args.record and args.record_replicate:
         raise SoftmassError(
-            "--record stores the weight set's own operating point: drop --fusion and --threshold, "
-            "or evaluate without --record."
+            "Choose one: --record stores the set's own tables, --record-replicate KEY an independent sample beside them."
+        )
+    flag = "--record" if args.record else "--record-replicate" if args.record_replicate else None
+    if flag and (args.fusion or args.threshold is not None):
+        raise SoftmassError(
+            f"{flag} stores the weight set's own operating point: drop --fusion and --threshold, "
+            f"or evaluate without {flag}."
         )
     if args.out:
         make_dir(args.out, "--out")  # before the cohort is scored, not after
     ws = WeightSet.load(args.weights)
+    if args.record_replicate:
+        check_replicate(args.weights, args.record_replicate, args.cohort)  # before the cohort is scored
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
     cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)
     progress = None if args.quiet else _progress_bar("evaluate")
@@ -145,6 +152,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.record:
         record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)
         print(f"recorded {', '.join(ev.metrics)} in {args.weights}/manifest.json and README.md", file=sys.stderr)
+    if args.record_replicate:
+        record_replicate(
+            args.weights, args.record_replicate, ev, cohort_csv=args.cohort, n_boot=args.n_boot, seed=args.seed,
+            command=invoked_command("evaluate"),
+        )  # fmt: skip
+        print(
+            f"recorded {', '.join(ev.metrics)} as replicate {args.record_replicate} in {args.weights}/manifest.json "
+            "and README.md",
+            file=sys.stderr,
+        )
     if args.out:
         files = ev.write(args.out)
         print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
@@ -287,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also store the metrics in the weight set's manifest and model card (replacing those of the same "
         "cohorts); the weight files and their sha256 are untouched",
+    )
+    p.add_argument(
+        "--record-replicate",
+        metavar="KEY",
+        help="store the metrics as an independent replicate (manifest replicates.KEY, its own model-card section) "
+        "beside the set's tables instead of replacing them: for a fresh sample of cohorts the set was already "
+        "measured on, e.g. phantom --seed 7 --scale 5",
     )
     p.set_defaults(func=_cmd_evaluate)
 

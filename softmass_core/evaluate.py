@@ -10,6 +10,7 @@ decision is kept in the ``diagnosis`` column.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -238,6 +239,15 @@ def _roc_points(roc_curve, y, s) -> dict[str, list[float]] | None:
     }
 
 
+def _ci_methods(n_boot: int, seed: int) -> dict[str, str]:
+    return {
+        "auc": "DeLong",
+        "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
+        "ppv, npv": "logit (Mercaldo et al. 2007)",
+        "f1": f"percentile bootstrap, {n_boot} resamples, seed {seed}",
+    }
+
+
 def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Store ``ev``'s metrics in the weight set's manifest and rewrite its model card.
 
@@ -250,12 +260,7 @@ def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0)
     from softmass_core.modelcard import update_manifest
 
     section = {
-        "ci_methods": {
-            "auc": "DeLong",
-            "accuracy, sensitivity, specificity": "Clopper-Pearson exact",
-            "ppv, npv": "logit (Mercaldo et al. 2007)",
-            "f1": f"percentile bootstrap, {n_boot} resamples, seed {seed}",
-        },
+        "ci_methods": _ci_methods(n_boot, seed),
         "threshold_dlm1": ev.threshold,
         "fusion_rule": ev.fusion_rule,
         "cohorts": {},
@@ -270,6 +275,67 @@ def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0)
             section["cohorts"] = dict(old.get("cohorts") or {})
         section["cohorts"].update(ev.metrics)
         manifest["metrics"] = section
+
+    return update_manifest(folder, edit)
+
+
+#: Keys of ``manifest["replicates"]``: they name a section of the model card and a CLI argument.
+REPLICATE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+
+
+def check_replicate(folder, key: str, cohort_csv: str | Path) -> None:
+    """Refuse (:class:`SoftmassError`) a replicate :func:`record_replicate` would refuse, before any scoring."""
+    if not REPLICATE_KEY.fullmatch(str(key)):
+        raise SoftmassError(
+            f"Replicate name {key!r} is not allowed: use up to 40 letters, digits, '_', '-' or '.', e.g. seed7x5."
+        )
+    manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    trained_on = (manifest.get("training") or {}).get("cohort_csv")
+    if trained_on and Path(trained_on).resolve() == Path(cohort_csv).resolve():
+        raise SoftmassError(
+            f"{cohort_csv} is the cohort CSV this set was trained and selected on, not an independent sample: "
+            "record it with --record, or draw a fresh one (e.g. phantom --seed 7 --scale 5) for a replicate."
+        )
+
+
+def record_replicate(
+    folder,
+    key: str,
+    ev: Evaluation,
+    *,
+    cohort_csv: str | Path,
+    n_boot: int = 2000,
+    seed: int = 0,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Store ``ev``'s metrics as an independent replicate: ``manifest["replicates"][key]``.
+
+    A replicate is a fresh sample of cohorts the set was already measured on
+    (e.g. the simulated hospitals drawn again with another ``phantom --seed``,
+    and larger), scored at the set's own operating point.  It sits beside the
+    recorded tables instead of replacing them, so the model card can show how
+    far the paper-sized cohorts' figures move on new cases.  The generator's
+    ``phantom.json`` beside the CSV, when there is one, is kept as the source.
+    Refused (:class:`SoftmassError`): a key that is not a short plain name,
+    and the cohort CSV the set was trained and selected on.
+    """
+    from softmass_core.modelcard import update_manifest
+    from softmass_core.phantom import read_provenance
+
+    check_replicate(folder, key, cohort_csv)
+    entry: dict[str, Any] = {
+        "cohort_csv": str(cohort_csv),
+        "source": read_provenance(cohort_csv),
+        "ci_methods": _ci_methods(n_boot, seed),
+        "threshold_dlm1": ev.threshold,
+        "fusion_rule": ev.fusion_rule,
+        "cohorts": ev.metrics,
+    }
+    if command:
+        entry["command"] = command
+
+    def edit(m: dict[str, Any]) -> None:
+        m.setdefault("replicates", {})[str(key)] = entry
 
     return update_manifest(folder, edit)
 

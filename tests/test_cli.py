@@ -121,6 +121,67 @@ def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights,
     assert "--record stores the weight set's own operating point" in capsys.readouterr().err
 
 
+def test_evaluate_record_replicate_stores_a_fresh_sample_beside_the_recorded_tables(
+    tiny_weights, tmp_path, capsys, monkeypatch
+):
+    import shutil
+
+    from softmass_core import evaluate as evaluate_module
+    from softmass_core.modelcard import update_manifest
+    from softmass_core.phantom import generate_cohorts
+    from softmass_core.weights import WeightSet
+
+    ws = tmp_path / "ws"
+    shutil.copytree(tiny_weights, ws)
+    first = generate_cohorts(tmp_path / "first", seed=3, scale=0.001, cohorts=["validation"])
+    fresh = generate_cohorts(tmp_path / "fresh", seed=5, scale=0.001, cohorts=["validation"])
+    common = ["--weights", str(ws), "--quiet", "--n-boot", "100"]
+    assert main(["evaluate", *common, "--cohort", str(first), "--record"]) == 0
+    recorded = json.loads((ws / "manifest.json").read_text())["metrics"]
+    capsys.readouterr()
+    assert main(["evaluate", *common, "--cohort", str(fresh), "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)["cohorts"]["validation"]
+
+    args = ["evaluate", *common, "--cohort", str(fresh), "--record-replicate", "seed5"]
+    monkeypatch.setattr(sys, "argv", ["softmass_core", *args])  # as started from a shell: the command is kept
+    assert main(args) == 0
+    assert "as replicate seed5" in capsys.readouterr().err
+    manifest = json.loads((ws / "manifest.json").read_text())
+    assert manifest["metrics"] == recorded  # the set's own tables are untouched
+    rep = manifest["replicates"]["seed5"]
+    assert rep["source"]["seed"] == 5 and rep["source"]["cohorts"] == {"validation": 6}
+    assert rep["threshold_dlm1"] == recorded["threshold_dlm1"] and rep["fusion_rule"] == "mean"
+    got = rep["cohorts"]["validation"]
+    assert got["dlm1"]["n"] == 6 and got["dlm1"]["metrics"]["auc"] == plain["dlm1"]["metrics"]["auc"]
+    assert got["dlm2"]["lipoma"]["metrics"]["auc"] == plain["dlm2"]["lipoma"]["metrics"]["auc"]
+    assert "--record-replicate seed5" in rep["command"]
+    card = (ws / "README.md").read_text()
+    assert "## Larger independent samples (replicates)" in card and "### `seed5`" in card
+    assert "6 simulated cases drawn afresh with `phantom --seed 5 --scale 0.001`" in card
+    row = next(line for line in card.splitlines() if line.startswith("| DLM-1 (malignant) |") and "6 (1)" in line)
+    ours = recorded["cohorts"]["validation"]["dlm1"]["metrics"]["auc"]
+    assert f"{ours['value']:.3f}" in row.split("|")[2] and f"{got['dlm1']['metrics']['auc']['value']:.3f}" in row
+    assert WeightSet.load(ws).verified
+
+    # refused before any image is scored, one line and exit 2
+    def no_scoring(*a, **k):
+        raise AssertionError("scored a cohort that should have been refused")
+
+    monkeypatch.setattr(evaluate_module, "predict_cohort", no_scoring)
+    for extra, message in (
+        (["--record-replicate", "seed 5"], "Replicate name 'seed 5' is not allowed"),
+        (["--record-replicate", "seed5", "--record"], "Choose one: --record stores"),
+        (["--record-replicate", "seed5", "--threshold", "0.3"], "--record-replicate stores the weight set's own"),
+    ):
+        assert main(["evaluate", *common, "--cohort", str(fresh), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    update_manifest(ws, lambda m: m.setdefault("training", {}).update(cohort_csv=str(fresh)))
+    assert main(["evaluate", *common, "--cohort", str(fresh), "--record-replicate", "again"]) == 2
+    assert "is the cohort CSV this set was trained and selected on" in capsys.readouterr().err
+    assert list(json.loads((ws / "manifest.json").read_text())["replicates"]) == ["seed5"]
+
+
 BAD_INPUTS = [
     ["predict", "--weights", "/nonexistent", "--gray", "x.png"],
     ["metrics", "--predictions", "/nonexistent.csv"],

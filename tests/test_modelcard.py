@@ -1,4 +1,4 @@
-"""Model cards rendered from manifests: Tables 2 and 3, the scanner-shift and the ablation sections."""
+"""Model cards rendered from manifests: Tables 2 and 3, replicates, the scanner-shift and the ablation sections."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from softmass_core.modelcard import (
     ablation_markdown,
     format_estimate,
     render_model_card,
+    replicates_markdown,
     shift_markdown,
     table2_markdown,
     write_model_card,
@@ -68,6 +69,28 @@ def _manifest():
                 }
             },
         },
+        "replicates": {
+            "seed7": {
+                "cohort_csv": "fresh/cohort.csv",
+                "source": {
+                    "generator": "softmass phantom",
+                    "generator_version": 2,
+                    "seed": 7,
+                    "scale": 5.0,
+                    "difficulty": 0.2,
+                    "cohorts": {"validation": 770, "test_b": 615},
+                    "rescan_hospital": None,
+                },
+                "command": "python -m softmass_core evaluate --record-replicate seed7",
+                "cohorts": {
+                    "validation": {
+                        "dlm1": {"n": 770, "n_positive": 40, "metrics": {"auc": _est(0.962, 0.938, 0.987)}},
+                        "dlm2": {"lipoma": {"n": 730, "n_positive": 150, "metrics": {"auc": _est(0.93, 0.903, 0.957)}}},
+                    },
+                    "test_b": {"dlm1": {"n": 615, "n_positive": 50, "metrics": {"auc": _est(0.9, None, None)}}},
+                },
+            }
+        },
         "ablation": {
             "description": "Same recipe, one change at a time.",
             "arms": [
@@ -101,6 +124,25 @@ def test_shift_section_shows_each_rescan_with_signed_differences():
     assert shift_markdown(None) == [] and shift_markdown({"rescans": {}}) == []
 
 
+def test_replicate_section_puts_each_fresh_sample_beside_the_recorded_auc():
+    m = _manifest()
+    text = "\n".join(replicates_markdown(m["replicates"], m["metrics"]))
+    assert "## Larger independent samples (replicates)" in text and "### `seed7`" in text
+    assert "1385 simulated cases drawn afresh with `phantom --seed 7 --scale 5` (difficulty 0.2" in text
+    assert "| task | validation, recorded | validation, replicate | test_b, recorded | test_b, replicate |" in text
+    # recorded validation 0.912 beside the replicate; no recorded test_b, and a replicate AUC without a CI
+    assert (
+        "| DLM-1 (malignant) | 0.912 [0.850, 0.970] 10 (3) | 0.962 [0.938, 0.987] 770 (40) | n/a | 0.900 615 (50) |"
+        in text
+    )
+    assert "| Lipoma | n/a | 0.930 [0.903, 0.957] 730 (150) | n/a | n/a |" in text
+    assert "python -m softmass_core evaluate --record-replicate seed7" in text
+    # a CSV that did not come from the generator is named instead
+    plain = {"k": {"cohort_csv": "own.csv", "cohorts": m["replicates"]["seed7"]["cohorts"]}}
+    assert "Cases from `own.csv`." in "\n".join(replicates_markdown(plain, None))
+    assert replicates_markdown(None, m["metrics"]) == [] and replicates_markdown({}, None) == []
+
+
 def test_ablation_section_has_one_table_per_cohort_and_marks_missing_values():
     text = "\n".join(ablation_markdown(_manifest()["ablation"]))
     assert "AUC on `validation`:" in text and "AUC on `test_a`:" in text
@@ -120,6 +162,7 @@ def test_write_model_card_renders_every_section_in_order(tmp_path):
     order = [
         "# Weight set `demo` 2.0.0",
         "## Measured performance",
+        "## Larger independent samples (replicates)",
         "## Scanner shift on identical lesions",
         "## What the starting point bought (ablation)",
         "## Changelog",

@@ -15,15 +15,18 @@ from softmass_core.labels import MALIGNANT, SUBTYPES
 from softmass_core.phantom import (
     COHORT_PLAN,
     CSV_COLUMNS,
+    GENERATOR_VERSION,
     HOSPITALS,
     PHANTOM_LABELS,
+    PROVENANCE_NAME,
     generate_case,
     generate_cohorts,
     plan_cases,
+    read_provenance,
     scaled_counts,
 )
 from softmass_core.phantom.bmode import _compound_posterior, _resample_lines
-from softmass_core.phantom.classes import p_swap_for, sample_age_sex, sample_lesion
+from softmass_core.phantom.classes import GROUPS, p_swap_for, sample_age_sex, sample_lesion
 from softmass_core.phantom.scanner import with_overrides
 
 
@@ -287,10 +290,11 @@ def test_plan_cases_scales_counts_and_seeds_each_case_independently():
 def tiny_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantom")
     (out / "cohort.csv").write_text("stale\n")
+    (out / PROVENANCE_NAME).write_text("stale\n")
     seen_csv_during_run = []
 
     def progress(done: int, total: int) -> None:
-        seen_csv_during_run.append((out / "cohort.csv").exists())
+        seen_csv_during_run.append((out / "cohort.csv").exists() or (out / PROVENANCE_NAME).exists())
 
     path = generate_cohorts(out, seed=11, scale=0.001, cohorts=["training", "test_b"], progress=progress)
     return path, seen_csv_during_run
@@ -326,6 +330,43 @@ def test_generate_cohorts_writes_the_csv_last(tiny_cohort):
     path, seen = tiny_cohort
     assert seen and not any(seen)  # the stale CSV was removed and the new one only appears at the end
     assert not (path.parent / "cohort.csv.tmp").exists()
+
+
+def test_generate_cohorts_names_each_cases_atypical_feature_groups(tmp_path):
+    # difficulty 1: p_swap 0.4 per group, so nearly every case has some group drawn from another class
+    path = generate_cohorts(tmp_path, seed=4, scale=0.001, cohorts=["validation"], difficulty=1.0)
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    plan = {f"va-{index:04d}": case_seed for index, _, case_seed in plan_cases("validation", seed=4, scale=0.001)}
+    cells = []
+    for r in rows:
+        case = generate_case(r["label"], hospital=1, seed=plan[r["case_id"]], difficulty=1.0)
+        assert r["atypical"] == ";".join(f"{g}:{c}" for g, c in case.meta["swapped"].items())
+        for part in filter(None, r["atypical"].split(";")):
+            group, source = part.split(":")
+            assert group in GROUPS and source in PHANTOM_LABELS and source != r["label"]
+        cells.append(r["atypical"])
+    assert any(cells) and len(set(cells)) > 1
+
+
+def test_generate_cohorts_records_how_the_cases_were_drawn(tiny_cohort, tmp_path):
+    path, _ = tiny_cohort
+    source = read_provenance(path)
+    assert source == {
+        "generator": "softmass phantom",
+        "generator_version": GENERATOR_VERSION,
+        "seed": 11,
+        "scale": 0.001,
+        "difficulty": 0.2,
+        "cohorts": {"training": 6, "test_b": 6},
+        "rescan_hospital": None,
+    }
+    # a CSV made elsewhere has no provenance; an unreadable or foreign file is not taken for one
+    assert read_provenance(tmp_path / "cohort.csv") is None
+    (tmp_path / PROVENANCE_NAME).write_text("{not json")
+    assert read_provenance(tmp_path / "cohort.csv") is None
+    (tmp_path / PROVENANCE_NAME).write_text('{"seed": 3}')
+    assert read_provenance(tmp_path / "cohort.csv") is None
 
 
 def test_generate_cohorts_refuses_unknown_cohort(tmp_path):

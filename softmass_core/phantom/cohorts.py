@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -74,6 +75,8 @@ COHORT_PLAN: dict[str, tuple[int, dict[str, int]]] = {
 }
 
 CSV_NAME = "cohort.csv"
+#: Written beside the CSV: how the cohorts were drawn (seed, scale, difficulty, generator version).
+PROVENANCE_NAME = "phantom.json"
 CSV_COLUMNS: tuple[str, ...] = (
     "case_id",
     "cohort",
@@ -85,6 +88,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "age",
     "sex",
     "hospital",
+    "atypical",
 )
 _PREFIX = {"training": "tr", "validation": "va", "test_a": "ta", "test_b": "tb"}
 
@@ -149,7 +153,16 @@ def _make_case(job: tuple[str, int, str, int, int, float, str, int | None]) -> d
         "age": str(case.age),
         "sex": case.sex,
         "hospital": str(case.hospital),
+        "atypical": atypical_text(case.meta["swapped"]),
     }
+
+
+def atypical_text(swapped: dict[str, str]) -> str:
+    """The CSV's ``atypical`` cell: "group:class" for each feature group drawn from another class, ";"-joined.
+
+    Empty for a typical case.  Example: ``"echo:epidermal_cyst;vascular:malignant"``.
+    """
+    return ";".join(f"{group}:{source}" for group, source in swapped.items())
 
 
 def generate_cohorts(
@@ -199,6 +212,7 @@ def generate_cohorts(
     out = make_dir(out_dir, "--out")
     csv_path = out / CSV_NAME
     csv_path.unlink(missing_ok=True)
+    (out / PROVENANCE_NAME).unlink(missing_ok=True)
     jobs = [
         (name, index, label, COHORT_PLAN[name][0], case_seed, float(difficulty), str(out), rescan_hospital)
         for name in names
@@ -222,8 +236,31 @@ def generate_cohorts(
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["cohort"]] = counts.get(row["cohort"], 0) + 1
+    provenance = {
+        "generator": "softmass phantom",
+        "generator_version": GENERATOR_VERSION,
+        "seed": int(seed),
+        "scale": float(scale),
+        "difficulty": float(difficulty),
+        "cohorts": counts,
+        "rescan_hospital": rescan_hospital,
+    }
+    (out / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, csv_path)
     return csv_path
+
+
+def read_provenance(csv_path: str | os.PathLike[str]) -> dict | None:
+    """The ``phantom.json`` written beside a generated cohort CSV, or None (not generated here, or unreadable)."""
+    path = Path(csv_path).parent / PROVENANCE_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("generator") == "softmass phantom" else None
 
 
 def benchmark(n_cases: int = 60, seed: int = 0, difficulty: float = DEFAULT_DIFFICULTY) -> dict:
