@@ -91,6 +91,22 @@ def test_phantom_card_records_the_scanner_shift_and_the_ablation():
     assert "## Scanner shift on identical lesions" in card and "## What the starting point bought (ablation)" in card
 
 
+def test_phantom_card_records_a_larger_independent_replicate_at_the_sets_own_operating_point():
+    manifest = json.loads((WEIGHTS / "phantom" / "manifest.json").read_text())
+    rep = manifest["replicates"]["seed7x5"]
+    source = rep["source"]
+    assert source["generator"] == "softmass phantom" and source["seed"] != 2023  # not the training draw
+    assert source["generator_version"] == 2 and source["difficulty"] == 0.2 and source["scale"] == 5
+    assert rep["threshold_dlm1"] == manifest["metrics"]["threshold_dlm1"] and rep["fusion_rule"] == "mean"
+    assert rep["command"].startswith("python -m softmass_core evaluate") and "--record-replicate" in rep["command"]
+    recorded = manifest["metrics"]["cohorts"]
+    assert set(rep["cohorts"]) == {"validation", "test_a", "test_b"}
+    for cohort, entry in rep["cohorts"].items():
+        assert entry["dlm1"]["n"] == source["cohorts"][cohort] >= 5 * recorded[cohort]["dlm1"]["n"] - 5
+        assert set(entry["dlm2"]) == set(recorded[cohort]["dlm2"])
+    assert "## Larger independent samples (replicates)" in (WEIGHTS / "phantom" / "README.md").read_text()
+
+
 def test_thresholds_were_chosen_with_the_sets_own_test_time_views():
     for set_id in SHIPPED:
         ws = WeightSet.load(WEIGHTS / set_id)
