@@ -289,12 +289,22 @@ def check_replicate(folder, key: str, cohort_csv: str | Path) -> None:
         raise SoftmassError(
             f"Replicate name {key!r} is not allowed: use up to 40 letters, digits, '_', '-' or '.', e.g. seed7x5."
         )
+    from softmass_core.phantom import read_provenance
+
     manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
     trained_on = (manifest.get("training") or {}).get("cohort_csv")
-    if trained_on and Path(trained_on).resolve() == Path(cohort_csv).resolve():
+    if not trained_on:
+        return
+    if Path(trained_on).resolve() == Path(cohort_csv).resolve():
         raise SoftmassError(
             f"{cohort_csv} is the cohort CSV this set was trained and selected on, not an independent sample: "
             "record it with --record, or draw a fresh one (e.g. phantom --seed 7 --scale 5) for a replicate."
+        )
+    ours, theirs = read_provenance(trained_on), read_provenance(cohort_csv)
+    if ours and theirs and ours.get("seed") == theirs.get("seed"):
+        raise SoftmassError(
+            f"{cohort_csv} was drawn with --seed {theirs.get('seed')}, as were the cohorts this set was trained and "
+            f"selected on ({trained_on}), so its cases repeat theirs: draw the replicate with another --seed."
         )
 
 
@@ -317,7 +327,8 @@ def record_replicate(
     far the paper-sized cohorts' figures move on new cases.  The generator's
     ``phantom.json`` beside the CSV, when there is one, is kept as the source.
     Refused (:class:`SoftmassError`): a key that is not a short plain name,
-    and the cohort CSV the set was trained and selected on.
+    the cohort CSV the set was trained and selected on, and one the generator
+    drew with that CSV's seed (when both folders hold ``phantom.json``).
     """
     from softmass_core.modelcard import update_manifest
     from softmass_core.phantom import read_provenance

@@ -179,6 +179,10 @@ def test_evaluate_record_replicate_stores_a_fresh_sample_beside_the_recorded_tab
     update_manifest(ws, lambda m: m.setdefault("training", {}).update(cohort_csv=str(fresh)))
     assert main(["evaluate", *common, "--cohort", str(fresh), "--record-replicate", "again"]) == 2
     assert "is the cohort CSV this set was trained and selected on" in capsys.readouterr().err
+    # another folder drawn with the training cohorts' own seed repeats their cases
+    same_seed = generate_cohorts(tmp_path / "same", seed=5, scale=0.001, cohorts=["test_b"])
+    assert main(["evaluate", *common, "--cohort", str(same_seed), "--record-replicate", "again"]) == 2
+    assert "was drawn with --seed 5, as were the cohorts this set was trained" in capsys.readouterr().err
     assert list(json.loads((ws / "manifest.json").read_text())["replicates"]) == ["seed5"]
 
 
