@@ -38,7 +38,14 @@ def _tables():
             **{f"score_{s}": [c[2] if s == "lipoma" else 0.5 for c in cases] for s in SUBTYPES},
         }
     )
-    cohort = pd.DataFrame({"case_id": [c[0] for c in cases], "cohort": "validation", "atypical": [c[3] for c in cases]})
+    cohort = pd.DataFrame(
+        {
+            "case_id": [c[0] for c in cases],
+            "cohort": "validation",
+            "label": [c[1] for c in cases],
+            "atypical": [c[3] for c in cases],
+        }
+    )
     return pred, cohort
 
 
@@ -62,6 +69,9 @@ def test_a_cohort_without_the_column_or_with_other_cases_is_refused(tmp_path, ca
         tool.split_rows(pred, cohort.drop(columns="atypical"))
     with pytest.raises(SoftmassError, match="not in the cohort CSV"):
         tool.split_rows(pred, cohort.iloc[:5])
+    other_draw = cohort.assign(label=cohort["label"].iloc[::-1].to_numpy())  # same ids, other cases
+    with pytest.raises(SoftmassError, match="other labels to the same case ids"):
+        tool.split_rows(pred, other_draw)
     pred.to_csv(tmp_path / "p.csv", index=False)
     cohort.drop(columns="atypical").to_csv(tmp_path / "c.csv", index=False)
     assert tool.main(["--predictions", str(tmp_path / "p.csv"), "--cohort", str(tmp_path / "c.csv")]) == 2
