@@ -356,12 +356,8 @@ def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] 
         entry = per_cohort.get(cohort)
         if not entry:
             continue
-        row: dict[str, float | None] = {}
-        if entry.get("dlm1"):
-            row["dlm1"] = (entry["dlm1"]["metrics"].get("auc") or {}).get("value")
-        for subtype, m in (entry.get("dlm2") or {}).items():
-            row[subtype] = (m["metrics"].get("auc") or {}).get("value")
-        auc[cohort] = row
+        tasks = (["dlm1"] if entry.get("dlm1") else []) + list(entry.get("dlm2") or {})
+        auc[cohort] = {t: (_task_auc(entry, t)[0] or {}).get("value") for t in tasks}
     out: dict[str, Any] = {"name": name, "weight_set": f"{manifest.get('id')} {manifest.get('version', '')}".strip()}
     out["auc"] = auc
     reproduce = ((manifest.get("training") or {}).get("reproduce") or "").strip().splitlines()

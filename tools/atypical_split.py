@@ -50,7 +50,8 @@ def split_rows(predictions, cohort) -> list[dict]:
             "The cohort CSV has no 'atypical' column: it was not made by this version of "
             "`python -m softmass_core phantom`. Generate it again (same --seed: the images come out the same)."
         )
-    flags = cohort[["case_id", "cohort", "label", "atypical"]].astype(str).rename(columns={"label": "label_csv"})
+    flags = cohort[["case_id", "cohort", "label", "atypical"]].fillna("").astype(str)
+    flags = flags.rename(columns={"label": "label_csv"})
     table = predictions.astype({"case_id": str, "cohort": str}).merge(flags, on=["case_id", "cohort"], how="left")
     if table["atypical"].isna().any():
         missing = table.loc[table["atypical"].isna(), "case_id"].tolist()[:3]
@@ -63,7 +64,7 @@ def split_rows(predictions, cohort) -> list[dict]:
             f"The cohort CSV gives other labels to the same case ids (e.g. {table.loc[clash, 'case_id'].tolist()[:3]}):"
             " it is another draw. Pass the CSV the predictions came from."
         )
-    atypical = (table["atypical"].replace("nan", "") != "").to_numpy()
+    atypical = (table["atypical"] != "").to_numpy()
     rows = []
     for name, idx in table.groupby("cohort", sort=False).indices.items():
         sub, aty = table.iloc[idx], atypical[idx]

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -236,16 +237,13 @@ def generate_cohorts(
         writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
         writer.writeheader()
         writer.writerows(rows)
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["cohort"]] = counts.get(row["cohort"], 0) + 1
     provenance = {
         "generator": "softmass phantom",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
         "scale": float(scale),
         "difficulty": float(difficulty),
-        "cohorts": counts,
+        "cohorts": dict(Counter(row["cohort"] for row in rows)),
         "rescan_hospital": rescan_hospital,
     }
     (out / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
