@@ -238,7 +238,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` as (width, height); a :class:`SoftmassError` for bad text or a side under 32 pixels."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -255,7 +256,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         weights=args.weights,
         arch=args.arch,
         random_weights=args.random,
-        size=_parse_size(args.size),
+        size=parse_size(args.size),
         repeats=args.repeats,
         eval_images=args.eval_images,
         phantom_cases=args.phantom_cases,

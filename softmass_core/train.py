@@ -818,10 +818,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise SoftmassError(f"--size {args.size!r}: write it as WIDTHxHEIGHT, e.g. 470x280.") from None
+    from softmass_core.cli import parse_size
+
+    w, h = parse_size(args.size)
     cfg = TrainConfig(
         arch=args.arch, width=w, height=h, resize_mode=args.resize_mode,
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()), init=args.init,

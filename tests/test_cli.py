@@ -216,6 +216,19 @@ def test_bad_input_one_line_exit_2(args, subst, capsys):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
 
 
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [("0x64", "both sides must be at least 32 pixels"), ("470by280", "write it as WIDTHxHEIGHT")],
+)
+def test_train_refuses_a_bad_size_before_reading_the_cohort(size, message, tmp_path, capsys):
+    # the cohort does not exist: the size is what is refused, in one line, and nothing is written
+    args = ["train", "--cohort", str(tmp_path / "none.csv"), "--out", str(tmp_path / "out"), "--id", "x"]
+    assert main([*args, "--size", size, "--work-dir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --size {size!r}: {message}" + (", e.g. 470x280.\n" if "WIDTH" in message else ".\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args", [["predict", "--weights", "WS", "--gray", "NOTIMG"], ["predict"], ["nope"]])
 def test_real_process_has_no_traceback(args, subst):
     proc = subprocess.run([sys.executable, "-m", "softmass_core", *[subst.get(a, a) for a in args]],
