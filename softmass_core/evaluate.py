@@ -292,7 +292,8 @@ def check_replicate(folder, key: str, cohort_csv: str | Path) -> None:
     from softmass_core.phantom import read_provenance
 
     manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    trained_on = (manifest.get("training") or {}).get("cohort_csv")
+    training = manifest.get("training") or {}
+    trained_on = training.get("cohort_csv")
     if not trained_on:
         return
     if Path(trained_on).resolve() == Path(cohort_csv).resolve():
@@ -300,7 +301,8 @@ def check_replicate(folder, key: str, cohort_csv: str | Path) -> None:
             f"{cohort_csv} is the cohort CSV this set was trained and selected on, not an independent sample: "
             "record it with --record, or draw a fresh one (e.g. phantom --seed 7 --scale 5) for a replicate."
         )
-    ours, theirs = read_provenance(trained_on), read_provenance(cohort_csv)
+    # The training cohorts' own record, kept in the manifest, serves where their folder is not at hand.
+    ours, theirs = training.get("source") or read_provenance(trained_on), read_provenance(cohort_csv)
     if ours and theirs and ours.get("seed") == theirs.get("seed"):
         raise SoftmassError(
             f"{cohort_csv} was drawn with --seed {theirs.get('seed')}, as were the cohorts this set was trained and "
@@ -328,7 +330,8 @@ def record_replicate(
     ``phantom.json`` beside the CSV, when there is one, is kept as the source.
     Refused (:class:`SoftmassError`): a key that is not a short plain name,
     the cohort CSV the set was trained and selected on, and one the generator
-    drew with that CSV's seed (when both folders hold ``phantom.json``).
+    drew with the training cohorts' seed (known from the manifest's
+    ``training.source`` or the ``phantom.json`` beside the training CSV).
     """
     from softmass_core.modelcard import update_manifest
     from softmass_core.phantom import read_provenance

@@ -624,6 +624,7 @@ def train_weight_set(
     from softmass_core.evaluate import evaluate, record_metrics
     from softmass_core.modelcard import update_manifest, write_model_card
     from softmass_core.models import framework_versions, resolve_device, save_safetensors, write_weight_set
+    from softmass_core.phantom import read_provenance
     from softmass_core.retune import operating_thresholds
     from softmass_core.roi import InputSpec
     from softmass_core.weights import Architecture, WeightSet
@@ -738,6 +739,7 @@ def train_weight_set(
                 "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},
                 "per_model": {m: {k: v for k, v in i.items() if k != "history"} for m, i in state["models"].items()},
                 "reproduce": invoked_command("train"),
+                **({"source": source} if (source := read_provenance(cohort_csv)) else {}),
             },
             "framework": framework_versions(),
             "test_time_augmentation": list(cfg.tta),

@@ -183,6 +183,11 @@ def test_evaluate_record_replicate_stores_a_fresh_sample_beside_the_recorded_tab
     same_seed = generate_cohorts(tmp_path / "same", seed=5, scale=0.001, cohorts=["test_b"])
     assert main(["evaluate", *common, "--cohort", str(same_seed), "--record-replicate", "again"]) == 2
     assert "was drawn with --seed 5, as were the cohorts this set was trained" in capsys.readouterr().err
+    # ... also where the training folder is gone, from the generator's record kept in the manifest
+    gone = {"cohort_csv": str(tmp_path / "gone" / "cohort.csv"), "source": {"generator": "softmass phantom", "seed": 5}}
+    update_manifest(ws, lambda m: m.update(training=gone))
+    assert main(["evaluate", *common, "--cohort", str(same_seed), "--record-replicate", "again"]) == 2
+    assert "was drawn with --seed 5, as were the cohorts this set was trained" in capsys.readouterr().err
     assert list(json.loads((ws / "manifest.json").read_text())["replicates"]) == ["seed5"]
 
 

@@ -95,7 +95,9 @@ def test_phantom_card_records_a_larger_independent_replicate_at_the_sets_own_ope
     manifest = json.loads((WEIGHTS / "phantom" / "manifest.json").read_text())
     rep = manifest["replicates"]["seed7x5"]
     source = rep["source"]
-    assert source["generator"] == "softmass phantom" and source["seed"] != 2023  # not the training draw
+    trained_on = manifest["training"]["source"]
+    assert trained_on["seed"] == 2023 and trained_on["cohorts"]["training"] == manifest["training"]["n_train_cases"]
+    assert source["generator"] == "softmass phantom" and source["seed"] != trained_on["seed"]  # not the training draw
     assert source["generator_version"] == 2 and source["difficulty"] == 0.2 and source["scale"] == 5
     assert rep["threshold_dlm1"] == manifest["metrics"]["threshold_dlm1"] and rep["fusion_rule"] == "mean"
     assert rep["command"].startswith("python -m softmass_core evaluate") and "--record-replicate" in rep["command"]

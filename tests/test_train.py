@@ -59,6 +59,7 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     assert ws.has_dlm2 and ws.input_spec.width == 64
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["n_train_cases"] == 18
+    assert "source" not in manifest["training"]  # a hand-made cohort: no generator record to keep
     assert set(manifest["metrics"]["cohorts"]) == {"training", "validation"}
     assert set(manifest["metrics"]["cohorts"]["validation"]["dlm2"]) == set(SUBTYPES)
     assert manifest["test_time_augmentation"] == ["hflip"]
@@ -301,3 +302,14 @@ def test_a_task_with_one_class_is_refused_before_anything_is_loaded_or_written(t
     cfg = TrainConfig(arch="test_convnext", width=64, height=48, models=("dlm1",), pretrain_epochs=0, epochs=1)
     train_weight_set(csv, tmp_path / "ws", set_id="x", cfg=cfg, work_dir=tmp_path / "work", log=logs.append)
     assert (tmp_path / "ws" / "dlm1.safetensors").exists()
+
+
+def test_a_set_trained_on_generated_cohorts_keeps_the_generators_record(tmp_path):
+    from softmass_core.phantom import generate_cohorts
+
+    csv = generate_cohorts(tmp_path / "ph", seed=12, scale=0.001, cohorts=["training", "validation"])
+    cfg = TrainConfig(arch="test_convnext", width=64, height=48, models=("dlm1",), pretrain_epochs=0, epochs=1)
+    out = train_weight_set(csv, tmp_path / "ws", set_id="x", cfg=cfg, work_dir=tmp_path / "work", log=lambda s: None)
+    source = json.loads((out / "manifest.json").read_text())["training"]["source"]
+    assert source == json.loads((tmp_path / "ph" / "phantom.json").read_text())
+    assert source["seed"] == 12 and source["cohorts"] == {"training": 6, "validation": 6}
