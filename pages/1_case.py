@@ -6,7 +6,15 @@ import streamlit as st
 
 from softmass_core.gradcam import overlay_cam
 from softmass_core.labels import DLM1, SUBMODEL_IDS, display_name
-from softmass_core.report import MODALITY_NAMES, MODEL_NAMES, ReportImage, build_report, draw_roi, model_name
+from softmass_core.report import (
+    GRADCAM_OPACITY,
+    MODALITY_NAMES,
+    MODEL_NAMES,
+    ReportImage,
+    build_report,
+    draw_roi,
+    model_name,
+)
 from ui import case_charts
 from ui.case_view import case_cams, case_input, guarded_call, roi_editor, run_case
 from ui.common import DISCLAIMER, active_weight_set, guarded, tta_text
@@ -128,12 +136,18 @@ report = guarded_call(
     build_report,
     result,
     [
-        ReportImage(modality, image.rgb, result.rois[modality], image.info, overlays[modality])
+        ReportImage(
+            modality, image.rgb, result.rois[modality], image.info, {m: cams[m][modality].cam_roi for m in models}
+        )
         for modality, image in case.images.items()
     ],
     case_name=case.case_id,
 )
-st.caption("The report holds the images, ROIs, overlays, probabilities, diagnosis, cascade path and weight set.")
+st.caption(
+    "The report holds the images, ROIs, Grad-CAM overlays, probabilities, diagnosis, cascade path and weight set. "
+    f"Its Grad-CAM panels are drawn at a fixed {GRADCAM_OPACITY:.0%} opacity, whatever the slider above shows, "
+    "so that every report shows its heatmaps the same way."
+)
 d1, d2, d3 = st.columns(3)
 d1.download_button(
     "Download PDF", data=report.to_pdf, file_name=f"{case.case_id}-report.pdf", mime="application/pdf", key="case.pdf"

@@ -3,7 +3,14 @@
 The report holds the images with their ROI boxes, the Grad-CAM overlays, the
 probabilities against the operating threshold, the diagnosis, the path the
 cascade took, the weight set's id and version and the research-use
-disclaimer.  It never holds a patient identifier: image information comes
+disclaimer.
+
+Grad-CAM panels are drawn by the report itself, from the heatmaps, at one
+fixed opacity (:data:`GRADCAM_OPACITY`) that every form of the report states
+(the PDF and PNG in words, the JSON under ``gradcam``).  The report is read
+away from the dashboard and kept: its heatmaps must be visible and drawn the
+same way in every report, whatever opacity the on-screen slider was left at
+(at 0 the "Grad-CAM" panels would be the plain image).  It never holds a patient identifier: image information comes
 from :class:`softmass_core.images.ImageInfo` (which carries none) and the case
 is named by the caller (the dashboard passes a demo id or a content hash,
 never an upload's file name).
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +38,17 @@ from softmass_core.labels import DLM1, MODALITIES, SUBMODEL_IDS, display_name
 from softmass_core.roi import Roi
 
 DISCLAIMER = (
-    "Research demo, not for clinical use. Not a medical device: the diagnosis below was made by a "
+    "Research demo, not for clinical use. Not a medical device: the diagnosis in this report was made by a "
     "research model and must not guide the care of any patient."
+)
+
+#: Opacity of the heatmap inside the ROI on the report's Grad-CAM panels (0 = image only, 1 = heatmap only).
+GRADCAM_OPACITY = 0.5
+#: How the report's Grad-CAM panels are drawn, in words (PDF, PNG and JSON say the same).
+GRADCAM_NOTE = (
+    f"Grad-CAM panels: the heatmap is blended at {GRADCAM_OPACITY:.0%} opacity inside the ROI (yellow box), "
+    "whatever the dashboard's opacity slider showed; blue = weak, red = strongest evidence. "
+    "DLM-1 explains 'malignant'; a sub-model explains its own subtype."
 )
 
 #: Display names of the image kinds and models.
@@ -55,16 +72,35 @@ class ReportImage:
     """One image of the case for the report.
 
     ``rgb`` is ``(H, W, 3)`` uint8, ``roi`` the box the models saw (image
-    pixels), ``info`` what is known about the file (e.g.
-    ``ImageInfo.to_dict()``; must not hold identifiers), ``overlays`` the
-    Grad-CAM overlays ``{model_id: (H, W, 3) uint8}`` to show.
+    pixels, as the cascade resolved it), ``info`` what is known about the file
+    (e.g. ``ImageInfo.to_dict()``; must not hold identifiers), ``cams`` the
+    Grad-CAM heatmaps to show ``{model_id: (roi.height, roi.width) float in
+    [0, 1]}`` (``CamResult.cam_roi``).  The report blends them itself at
+    :data:`GRADCAM_OPACITY`.
     """
 
     modality: str
     rgb: np.ndarray
     roi: Roi
     info: Mapping[str, Any] = field(default_factory=dict)
-    overlays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    cams: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        want = (self.roi.height, self.roi.width)
+        for model_id, cam in self.cams.items():
+            shape = np.shape(cam)
+            if shape != want:
+                raise SoftmassError(
+                    f"The {model_id} Grad-CAM heatmap has shape {shape}, but the ROI is {want[1]} x {want[0]} "
+                    "pixels: pass the heatmap mapped onto the ROI (CamResult.cam_roi), not an overlay image."
+                )
+
+    def overlay(self, model_id: str) -> np.ndarray:
+        """``rgb`` with ``model_id``'s heatmap blended inside the ROI at :data:`GRADCAM_OPACITY`."""
+        from softmass_core.gradcam import overlay_cam
+
+        cam = np.clip(np.asarray(self.cams[model_id], dtype=np.float32), 0.0, 1.0)
+        return overlay_cam(self.rgb, cam, self.roi, alpha=GRADCAM_OPACITY)
 
 
 def draw_roi(rgb: np.ndarray, roi: Roi, *, colour: tuple[int, int, int] = _ROI_COLOUR, width: int = 0) -> np.ndarray:
@@ -130,7 +166,7 @@ class CaseReport:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe report: ``result.to_dict()`` plus image information and provenance."""
+        """JSON-safe report: ``result.to_dict()`` plus image information, how Grad-CAM is drawn and provenance."""
         images: dict[str, Any] = {}
         for im in self.images:
             h, w = np.asarray(im.rgb).shape[:2]
@@ -139,7 +175,7 @@ class CaseReport:
                 "height": int(h),
                 "roi": im.roi.as_string(),
                 "file": {k: v for k, v in dict(im.info).items() if _is_plain(v)},
-                "gradcam_models": list(im.overlays),
+                "gradcam_models": list(im.cams),
             }
         return {
             "report": "softmass case report",
@@ -149,6 +185,12 @@ class CaseReport:
             "case": self.case_name,
             "diagnosis_display": display_name(self.result.diagnosis),
             "result": self.result.to_dict(),
+            "gradcam": {
+                "opacity": GRADCAM_OPACITY,
+                "colormap": "jet",
+                "drawn": "inside the ROI only",
+                "note": GRADCAM_NOTE,
+            },
             "images": images,
         }
 
@@ -159,63 +201,125 @@ class CaseReport:
     # ------------------------------------------------------------------ pictures
 
     def panels(self) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
-        """Per image: ``(title, [(caption, rgb), ...])`` with the ROI drawn on every panel."""
+        """Per image: ``(title, [(caption, rgb), ...])`` with the ROI drawn on every panel.
+
+        Grad-CAM panels are blended at :data:`GRADCAM_OPACITY` (see :meth:`ReportImage.overlay`).
+        """
         out = []
         for im in self.images:
             row = [("Image and ROI", draw_roi(im.rgb, im.roi))]
-            for model_id, overlay in im.overlays.items():
-                row.append((f"Grad-CAM {model_name(model_id)}", draw_roi(overlay, im.roi)))
+            for model_id in im.cams:
+                row.append((f"Grad-CAM {model_name(model_id)}", draw_roi(im.overlay(model_id), im.roi)))
             out.append((MODALITY_NAMES.get(im.modality, im.modality), row))
         return out
 
     def to_png(self, *, panel_height: int = _PANEL_HEIGHT) -> bytes:
-        """A one-page PNG sheet: text, then one row of panels per image."""
+        """A one-page PNG sheet: text, then one row of panels per image (captions wrap to the panel's width)."""
         font = ImageFont.load_default(size=15)
         bold = ImageFont.load_default(size=20)
         pad = 12
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
         rows = []
         for title, panels in self.panels():
             scaled = []
             for caption, rgb in panels:
                 img = Image.fromarray(rgb)
                 w = max(1, round(img.width * panel_height / img.height))
-                scaled.append((caption, img.resize((w, panel_height), Image.Resampling.BILINEAR)))
+                lines = _wrap(caption, lambda t: probe.textlength(t, font=font), w)
+                scaled.append((lines, img.resize((w, panel_height), Image.Resampling.BILINEAR)))
             rows.append((title, scaled))
-        lines = self.summary_lines()
-        text_h = pad + 30 + 26 + 22 * len(lines) + 16
-        row_h = panel_height + 50
         width = max(
             900,
             max(pad + sum(im.width + pad for _, im in scaled) for _, scaled in rows),
         )
-        sheet = Image.new("RGB", (width, text_h + row_h * len(rows) + pad), "white")
+        text_w = width - 2 * pad
+        measure = lambda t: probe.textlength(t, font=font)  # noqa: E731
+        head = _wrap(self.disclaimer, measure, text_w)
+        lines = [wrapped for line in self.summary_lines() for wrapped in _wrap(line, measure, text_w)]
+        note = _wrap(GRADCAM_NOTE, measure, text_w)
+        text_h = pad + 30 + 20 * len(head) + 6 + 22 * len(lines) + 8 + 20 * len(note) + 12
+        row_hs = [panel_height + 34 + 18 * max(len(c) for c, _ in scaled) for _, scaled in rows]
+        sheet = Image.new("RGB", (width, text_h + sum(row_hs) + pad), "white")
         draw = ImageDraw.Draw(sheet)
         y = pad
         draw.text((pad, y), "softmass case report", fill="black", font=bold)
         y += 30
-        draw.text((pad, y), self.disclaimer, fill=(170, 0, 0), font=font)
-        y += 26
+        for line in head:
+            draw.text((pad, y), line, fill=(170, 0, 0), font=font)
+            y += 20
+        y += 6
         for line in lines:
             draw.text((pad, y), line, fill="black", font=font)
             y += 22
+        y += 8
+        for line in note:
+            draw.text((pad, y), line, fill=(60, 60, 60), font=font)
+            y += 20
         y = text_h
-        for title, scaled in rows:
+        for (title, scaled), row_h in zip(rows, row_hs, strict=True):
             draw.text((pad, y), title, fill="black", font=bold)
             x = pad
-            for caption, im in scaled:
+            for caption_lines, im in scaled:
                 sheet.paste(im, (x, y + 26))
-                draw.text((x, y + 28 + panel_height), caption, fill="black", font=font)
+                for k, line in enumerate(caption_lines):
+                    draw.text((x, y + 28 + panel_height + 18 * k), line, fill="black", font=font)
                 x += im.width + pad
             y += row_h
         return _png_bytes(sheet)
 
+    def pdf_panel_layout(self, pdf: Any) -> list[PanelRow]:
+        """Where :meth:`to_pdf` puts each panel: rows of at most 3 (4 panels as 2 x 2), captions wrapped.
+
+        ``pdf`` is an ``FPDF`` with the page set up; sizes are in its units
+        (mm).  Every caption line fits its panel's width.
+        """
+        pdf.set_font(*_CAPTION_FONT)
+        out: list[PanelRow] = []
+        for title, panels in self.panels():
+            n = len(panels)
+            per_row = n if n <= 3 else math.ceil(n / math.ceil(n / 3))  # balanced rows of <= 3
+            gap = 3.0
+            cell_w = (pdf.epw - gap * (per_row - 1)) / per_row
+            for start in range(0, n, per_row):
+                chunk = panels[start : start + per_row]
+                items = []
+                for i, (caption, rgb) in enumerate(chunk):
+                    lines = pdf.multi_cell(cell_w, _CAPTION_LINE_H, _latin1(caption), dry_run=True, output="LINES")
+                    items.append(
+                        PanelItem(
+                            caption=caption,
+                            caption_lines=[str(line) for line in lines],
+                            rgb=rgb,
+                            x=pdf.l_margin + i * (cell_w + gap),
+                            width=cell_w,
+                            height=cell_w * rgb.shape[0] / rgb.shape[1],
+                        )
+                    )
+                out.append(PanelRow(title=title if start == 0 else None, items=items))
+        return out
+
     def to_pdf(self, *, compress: bool = True) -> bytes:
-        """An A4 PDF (fpdf2): disclaimer, text, and the image panels (``compress=False`` for readable streams)."""
+        """An A4 PDF (fpdf2): disclaimer, text, the image panels; the disclaimer and page number on every page.
+
+        ``compress=False`` leaves the page streams readable (for tests).
+        """
         from fpdf import FPDF
 
-        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        disclaimer = _latin1(self.disclaimer)
+
+        class _ReportPDF(FPDF):
+            def footer(self) -> None:
+                self.set_y(-13)
+                self.set_font("Helvetica", "I", 7)
+                self.set_text_color(110, 110, 110)
+                self.multi_cell(self.epw - 18, 3.2, disclaimer, new_x="RIGHT", new_y="TOP")
+                self.set_xy(self.w - self.r_margin - 18, -13)
+                self.cell(18, 3.2, f"page {self.page_no()} of {{nb}}", align="R")
+                self.set_text_color(0, 0, 0)
+
+        pdf = _ReportPDF(orientation="P", unit="mm", format="A4")
         pdf.set_compression(compress)
-        pdf.set_auto_page_break(auto=True, margin=15)
+        pdf.set_auto_page_break(auto=True, margin=18)
         pdf.set_title("softmass case report")
         pdf.set_creator(f"softmass {__version__}")
         pdf.add_page()
@@ -223,7 +327,7 @@ class CaseReport:
         pdf.cell(0, 9, "softmass case report", new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("Helvetica", "B", 10)
         pdf.set_text_color(170, 0, 0)
-        pdf.multi_cell(0, 5, _latin1(self.disclaimer), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, disclaimer, new_x="LMARGIN", new_y="NEXT")
         pdf.set_text_color(0, 0, 0)
         pdf.set_font("Helvetica", "", 9)
         pdf.cell(
@@ -237,29 +341,86 @@ class CaseReport:
         pdf.set_font("Helvetica", "", 10)
         for line in self.summary_lines():
             pdf.multi_cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-        for title, panels in self.panels():
-            pdf.ln(3)
-            pdf.set_font("Helvetica", "B", 12)
-            pdf.cell(0, 7, _latin1(title), new_x="LMARGIN", new_y="NEXT")
-            pdf.set_font("Helvetica", "", 8)
-            n = len(panels)
-            gap = 3.0
-            cell_w = (pdf.epw - gap * (n - 1)) / n
-            heights = [cell_w * rgb.shape[0] / rgb.shape[1] for _, rgb in panels]
-            needed = max(heights) + 6
+        if any(im.cams for im in self.images):
+            pdf.ln(2)
+            pdf.set_font("Helvetica", "", 8.5)
+            pdf.set_text_color(60, 60, 60)
+            pdf.multi_cell(0, 4, _latin1(GRADCAM_NOTE), new_x="LMARGIN", new_y="NEXT")
+            pdf.set_text_color(0, 0, 0)
+            _colour_bar(pdf)
+        for row in self.pdf_panel_layout(pdf):
+            caption_h = _CAPTION_LINE_H * max(len(item.caption_lines) for item in row.items)
+            needed = max(item.height for item in row.items) + caption_h + 2 + (10 if row.title else 0)
             if pdf.get_y() + needed > pdf.h - pdf.b_margin:
                 pdf.add_page()
+            if row.title:
+                pdf.ln(3)
+                pdf.set_font("Helvetica", "B", 12)
+                pdf.cell(0, 7, _latin1(row.title), new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font(*_CAPTION_FONT)
             top = pdf.get_y()
-            for i, (caption, rgb) in enumerate(panels):
-                x = pdf.l_margin + i * (cell_w + gap)
-                pdf.image(Image.fromarray(rgb), x=x, y=top, w=cell_w)
-                pdf.set_xy(x, top + heights[i] + 0.5)
-                pdf.cell(cell_w, 4, _latin1(caption))
-            pdf.set_xy(pdf.l_margin, top + max(heights) + 6)
-        pdf.ln(2)
-        pdf.set_font("Helvetica", "I", 8)
-        pdf.multi_cell(0, 4, _latin1(self.disclaimer), new_x="LMARGIN", new_y="NEXT")
+            for item in row.items:
+                pdf.image(Image.fromarray(item.rgb), x=item.x, y=top, w=item.width)
+                pdf.set_xy(item.x, top + item.height + 0.5)
+                pdf.multi_cell(item.width, _CAPTION_LINE_H, "\n".join(item.caption_lines), new_x="LEFT")
+            pdf.set_xy(pdf.l_margin, top + max(item.height for item in row.items) + caption_h + 2)
         return bytes(pdf.output())
+
+
+@dataclass(frozen=True)
+class PanelItem:
+    """One image panel of the PDF: its caption (wrapped to ``caption_lines``) and place (mm)."""
+
+    caption: str
+    caption_lines: list[str]
+    rgb: np.ndarray
+    x: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class PanelRow:
+    """One row of PDF panels; ``title`` (the image kind) on the first row of each image."""
+
+    title: str | None
+    items: list[PanelItem]
+
+
+_CAPTION_FONT = ("Helvetica", "", 8)
+_CAPTION_LINE_H = 3.6
+
+
+def _colour_bar(pdf: Any) -> None:
+    """A small jet colour bar, "weak" to "strongest", under the Grad-CAM note."""
+    from softmass_core.gradcam import colormap_jet
+
+    ramp = colormap_jet(np.linspace(0.0, 1.0, 256, dtype=np.float32))
+    bar = Image.fromarray(np.repeat(ramp[None, :, :], 8, axis=0))
+    y = pdf.get_y() + 1
+    pdf.set_font("Helvetica", "", 7.5)
+    pdf.set_xy(pdf.l_margin, y)
+    pdf.cell(9, 3, "weak")
+    pdf.image(bar, x=pdf.l_margin + 9, y=y, w=40, h=3)
+    pdf.set_xy(pdf.l_margin + 50, y)
+    pdf.cell(20, 3, "strongest")
+    pdf.set_xy(pdf.l_margin, y + 4)
+
+
+def _wrap(text: str, measure: Any, width: float) -> list[str]:
+    """``text`` broken at spaces into lines whose ``measure(line)`` is at most ``width`` (a long word stays whole)."""
+    body = text.lstrip(" ")
+    lines: list[str] = []
+    current = text[: len(text) - len(body)]  # a leading indent stays on the first line
+    for word in body.split(" "):
+        candidate = f"{current} {word}" if current.strip() else current + word
+        if current.strip() and measure(candidate) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    lines.append(current)
+    return lines
 
 
 def _is_plain(value: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,15 @@ from softmass_core.errors import SoftmassError
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.images import load_image
 from softmass_core.labels import DLM1, display_name
-from softmass_core.report import DISCLAIMER, ReportImage, build_report, draw_roi, model_name
+from softmass_core.report import (
+    DISCLAIMER,
+    GRADCAM_NOTE,
+    GRADCAM_OPACITY,
+    ReportImage,
+    build_report,
+    draw_roi,
+    model_name,
+)
 from softmass_core.roi import Roi
 from softmass_core.weights import WeightSet
 
@@ -80,14 +89,14 @@ def report_parts(tiny_weights, dicom_bytes, rgb_pair_module):
             gray.rgb,
             result.rois["gray"],
             gray.info.to_dict(),
-            {DLM1: overlay_cam(gray.rgb, cams["gray"].cam_roi, cams["gray"].roi)},
+            {DLM1: cams["gray"].cam_roi},
         ),
         ReportImage(
             "cdfi",
             cdfi,
             result.rois["cdfi"],
             {"format": "PNG"},
-            {DLM1: overlay_cam(cdfi, cams["cdfi"].cam_roi, cams["cdfi"].roi)},
+            {DLM1: cams["cdfi"].cam_roi},
         ),
     ]
     return result, images
@@ -165,3 +174,91 @@ def test_report_needs_an_image(report_parts):
     result, _ = report_parts
     with pytest.raises(SoftmassError):
         build_report(result, [])
+
+
+# ---------------------------------------------------------------------- Grad-CAM panels, captions, footer
+
+
+def _four_panel_report(report_parts):
+    """The Case page's widest report: the image and three Grad-CAM panels (DLM-1, two sub-models)."""
+    result, images = report_parts
+    wide = []
+    for im in images:
+        cam = im.cams[DLM1]
+        wide.append(ReportImage(im.modality, im.rgb, im.roi, im.info, {DLM1: cam, "sm1": cam[::-1], "sm5": cam.T.T}))
+    return build_report(result, wide, case_name="demo-lipoma-1")
+
+
+def test_gradcam_panels_show_the_heatmap_at_the_stated_opacity(report_parts):
+    result, images = report_parts
+    report = build_report(result, images)
+    (_, row), _ = report.panels()
+    im = images[0]
+    caption, panel = row[1]
+    assert caption == "Grad-CAM DLM-1"
+    # The panel is the report's own blend at GRADCAM_OPACITY (0 would give the plain image back).
+    expected = overlay_cam(im.rgb, im.cams[DLM1], im.roi, alpha=GRADCAM_OPACITY)
+    inside = (slice(im.roi.y0 + 4, im.roi.y1 - 4), slice(im.roi.x0 + 4, im.roi.x1 - 4))
+    assert np.array_equal(panel[inside], expected[inside])
+    assert np.abs(panel[inside].astype(int) - im.rgb[inside].astype(int)).mean() > 10
+    assert 0 < GRADCAM_OPACITY < 1
+
+
+def test_opacity_is_recorded_in_json_pdf_and_png(report_parts):
+    result, images = report_parts
+    report = build_report(result, images)
+    data = json.loads(report.to_json())
+    assert data["gradcam"]["opacity"] == GRADCAM_OPACITY
+    assert data["gradcam"]["colormap"] == "jet" and data["gradcam"]["note"] == GRADCAM_NOTE
+    assert f"{GRADCAM_OPACITY:.0%} opacity" in GRADCAM_NOTE
+    pdf = report.to_pdf(compress=False)
+    assert b"blended at 50% opacity inside the ROI" in pdf
+    # The PNG sheet is taller by the note's lines than the same sheet without it would be: check the text block.
+    png = Image.open(io.BytesIO(report.to_png(panel_height=120)))
+    assert png.height > 2 * 120
+
+
+def test_an_overlay_image_passed_as_a_heatmap_is_refused(report_parts):
+    result, images = report_parts
+    im = images[0]
+    with pytest.raises(SoftmassError, match="CamResult.cam_roi"):
+        ReportImage(im.modality, im.rgb, im.roi, im.info, {DLM1: im.rgb})
+
+
+def test_every_pdf_caption_fits_its_panel(report_parts):
+    from fpdf import FPDF
+
+    report = _four_panel_report(report_parts)
+    pdf = FPDF(orientation="P", unit="mm", format="A4")
+    pdf.add_page()
+    rows = report.pdf_panel_layout(pdf)
+    items = [item for row in rows for item in row.items]
+    assert [i.caption for i in items[:4]] == [
+        "Image and ROI",
+        "Grad-CAM DLM-1",
+        "Grad-CAM SM-1 (lipoma)",
+        "Grad-CAM SM-5 (calcifying epithelioma)",
+    ]
+    pdf.set_font("Helvetica", "", 8)
+    right_edge = pdf.w - pdf.r_margin
+    for item in items:
+        assert item.x + item.width <= right_edge + 1e-6
+        assert " ".join(item.caption_lines) == item.caption  # wrapped, nothing cut
+        for line in item.caption_lines:
+            assert pdf.get_string_width(line) <= item.width - 2 * pdf.c_margin + 1e-6, line
+    # 4 panels per image are laid out 2 x 2, so the long sub-model name still fits on one line.
+    assert [len(row.items) for row in rows] == [2, 2, 2, 2]
+    assert all(len(item.caption_lines) == 1 for item in items)
+
+
+def test_footer_disclaimer_reads_right_on_every_page(report_parts):
+    report = _four_panel_report(report_parts)
+    assert "below" not in DISCLAIMER and "above" not in DISCLAIMER
+    assert "the diagnosis in this report" in DISCLAIMER
+    pdf = report.to_pdf(compress=False)
+    n_pages = pdf.count(b"/Type /Page\n") or pdf.count(b"/Type /Page\r")
+    assert n_pages >= 2  # two images of 4 panels do not fit one page
+    for k in range(1, n_pages + 1):  # fpdf2 writes the page total ({nb}) as its own text run
+        assert re.search(rb"\(page %d of \)\s*Tj\s*\(%d\)" % (k, n_pages), pdf), k
+    # The footer (on every page) plus the heading's copy.
+    assert pdf.count(b"must not guide the care of any") == n_pages + 1
