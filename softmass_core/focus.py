@@ -331,3 +331,34 @@ def summarise_grades(rows: Iterable[tuple[str, str]], *, lesion_types: Sequence[
     frame = pd.DataFrame.from_records(records, index=list(table_counts))
     frame.index.name = "lesion_type"
     return frame
+
+
+def summarise_grades_by_model(
+    rows: Iterable[tuple[str, str, str]], *, models: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One Table 4 per model from ``(model, lesion_type, grade)`` triples, stacked.
+
+    A case graded for two models (say DLM-1 and SM-1) is one case in each
+    model's table; there is no total across models, which would count it
+    twice.  Rows are indexed by ``(model, lesion_type)``, each model's block
+    ending with its ``"total"`` row; columns as :func:`summarise_grades`.
+    Models come in the order of ``models`` (default ``labels.MODEL_IDS``,
+    then any other id in sorted order); models without a grade are left out.
+    Raises MetricsError for a malformed triple, unknown lesion type or grade.
+    """
+    by_model: dict[str, list[tuple[str, str]]] = {}
+    for i, triple in enumerate(rows):
+        try:
+            model, lesion, grade = triple
+        except (TypeError, ValueError):
+            raise MetricsError(
+                f"cannot summarise the focus grades: row {i}: expected (model, lesion_type, grade), got {triple!r}"
+            ) from None
+        by_model.setdefault(str(model), []).append((lesion, grade))
+    order = list(models) if models is not None else list(labels.MODEL_IDS)
+    order += sorted(m for m in by_model if m not in order)
+    blocks = {m: summarise_grades(by_model[m]) for m in order if m in by_model}
+    if not blocks:
+        columns = summarise_grades([]).columns
+        return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["model", "lesion_type"]))
+    return pd.concat(blocks, names=["model", "lesion_type"])

@@ -283,3 +283,26 @@ def test_summarise_grades_with_fixed_rows_and_bad_input():
         summarise_grades([("sarcoma", "most")])
     with pytest.raises(MetricsError, match="'some'"):
         summarise_grades([("lipoma", "some")])
+
+
+def test_all_models_count_each_case_once_per_model():
+    # One lipoma case graded for DLM-1 and SM-1, one malignant case for DLM-1 only.
+    rows = [("dlm1", "lipoma", "most"), ("sm1", "lipoma", "complete"), ("dlm1", "malignant", "none")]
+    table = focus.summarise_grades_by_model(rows)
+    assert list(table.index) == [
+        ("dlm1", "lipoma"),
+        ("dlm1", "malignant"),
+        ("dlm1", "total"),
+        ("sm1", "lipoma"),
+        ("sm1", "total"),
+    ]
+    assert table.loc[("dlm1", "total"), "n"] == 2 and table.loc[("sm1", "total"), "n"] == 1
+    assert table.loc[("sm1", "lipoma"), "complete"] == "1 (100.0%)"
+    # No row adds the models up: the lipoma case would count twice.
+    assert int((table.index.get_level_values("lesion_type") == "lipoma").sum()) == 2
+    assert table.xs("total", level="lesion_type")["n"].tolist() == [2, 1]
+    assert focus.summarise_grades_by_model([], models=["dlm1"]).empty
+    with pytest.raises(MetricsError, match="expected \\(model, lesion_type, grade\\)"):
+        focus.summarise_grades_by_model([("dlm1", "lipoma")])
+    with pytest.raises(MetricsError, match="'some'"):
+        focus.summarise_grades_by_model([("dlm1", "lipoma", "some")])
