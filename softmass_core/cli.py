@@ -36,6 +36,10 @@ _MODULE_COMMANDS = {
         "softmass_core.retune",
         "re-choose a weight set's thresholds (and test-time augmentation) on validation",
     ),
+    "reader-study": (
+        "softmass_core.study",
+        "the study administrator's results of a reader-study database (summary, CSVs) or a reader's new PIN",
+    ),
 }
 
 

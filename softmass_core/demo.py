@@ -99,14 +99,14 @@ DEMO_CASE_IDS: tuple[str, ...] = tuple(cid for cid, _, _ in _demo_plan())
 
 
 @functools.cache
-def _generate(case_id: str, label: str, seed: int) -> DemoCase:
+def _generate(case_id: str, label: str, seed: int, hospital: int = DEMO_HOSPITAL) -> DemoCase:
     from softmass_core import phantom  # lazy: the simulator is only needed here
 
-    pc = phantom.generate_case(label, hospital=DEMO_HOSPITAL, seed=seed)
+    pc = phantom.generate_case(label, hospital=hospital, seed=seed)
     return DemoCase(
         case_id=case_id,
         label=label,
-        hospital=DEMO_HOSPITAL,
+        hospital=hospital,
         gray=_as_rgb(pc.gray),
         cdfi=_as_rgb(pc.cdfi),
         gray_roi=_as_roi(pc.gray_roi),
@@ -114,6 +114,15 @@ def _generate(case_id: str, label: str, seed: int) -> DemoCase:
         age=int(pc.age),
         sex=str(pc.sex),
     )
+
+
+def simulated_case(case_id: str, label: str, seed: int, *, hospital: int = DEMO_HOSPITAL) -> DemoCase:
+    """One simulated case of class ``label`` drawn with ``seed`` (cached per process).
+
+    For other case lists than the demo cases, e.g. the reader study's own
+    cases (:mod:`softmass_core.study`), which must use seeds of their own.
+    """
+    return _generate(case_id, label, int(seed), int(hospital))
 
 
 def demo_label(case_id: str) -> str:

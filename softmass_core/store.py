@@ -17,15 +17,35 @@ database itself, not only by this code: one blind and one assisted read per
 after a blind one by a foreign key to it.  Two processes racing to record the
 same blind read therefore cannot both succeed.
 
+Readers identify with their name and a PIN.  The PIN is drawn by
+:meth:`ReaderStudyStore.register_reader`, shown once, and stored only as a
+salted scrypt hash; :meth:`ReaderStudyStore.identify_reader` checks it in
+constant time.  A reader's stored fields (name, years of experience) are set
+at registration and never changed by identifying again.  Readers registered
+before PINs existed get one only from the study administrator
+(:meth:`ReaderStudyStore.issue_pin`): a name alone proves nothing, so letting
+whoever types an old name first choose its PIN would hand that reader's
+study to them.
+
+The schema carries a version (table ``softmass_schema``).  Opening a database
+made by an older softmass upgrades it in one transaction, keeping every row:
+version 1 (no version table) gains the readers' PIN hash and the focus
+grades' weight set (see :data:`SCHEMA_VERSION` and ``_UPGRADES``).  A
+database of a newer softmass is refused.
+
 Times are stored as naive UTC datetimes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import math
+import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,12 +64,24 @@ DEFAULT_URL = "sqlite:///softmass_reader_study.sqlite"
 #: How long a writer waits for another writer's transaction (seconds).
 BUSY_TIMEOUT_S = 30.0
 _NAME_MAX = 200
+_HASH_MAX = 200
 _READ_ONLY = "softmass_read_only"
 
 #: Reader states as the dashboard sees them.
 STATES: tuple[str, ...] = ("new", "blind_done", "complete")
 
 metadata = sa.MetaData()
+
+#: Version of the tables below; an older database is upgraded when opened (``_UPGRADES``).
+SCHEMA_VERSION = 2
+
+schema_table = sa.Table(
+    "softmass_schema",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1: one row
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("upgraded_at", sa.DateTime, nullable=False),
+)
 
 readers_table = sa.Table(
     "readers",
@@ -58,6 +90,8 @@ readers_table = sa.Table(
     sa.Column("name", sa.String(_NAME_MAX), nullable=False, unique=True),
     sa.Column("experience_years", sa.Integer, nullable=True),
     sa.Column("registered_at", sa.DateTime, nullable=False),
+    # Salted scrypt hash of the reader's PIN (see _hash_pin); NULL for readers of schema 1.
+    sa.Column("pin_hash", sa.String(_HASH_MAX), nullable=True),
 )
 
 case_reads_table = sa.Table(
@@ -105,21 +139,30 @@ assisted_reads_table = sa.Table(
     sa.CheckConstraint(_ANSWER_CHECK, name="ck_assisted_reads_answer"),
 )
 
-focus_grades_table = sa.Table(
-    "focus_grades",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("reader_id", sa.Integer, sa.ForeignKey("readers.id"), nullable=False),
-    sa.Column("case_id", sa.String(_NAME_MAX), nullable=False),
-    sa.Column("model", sa.String(32), nullable=False),
-    sa.Column("lesion_type", sa.String(64), nullable=False),
-    sa.Column("grade", sa.String(16), nullable=False),
-    sa.Column("reader_coverage", sa.Float, nullable=False),
-    sa.Column("iou", sa.Float, nullable=False),
-    sa.Column("shape", sa.String(32), nullable=False),
-    sa.Column("recorded_at", sa.DateTime, nullable=False),
-    sa.UniqueConstraint("reader_id", "case_id", "model", name="uq_focus_grades_reader_case_model"),
-)
+
+def _focus_grades_def(name: str, meta: sa.MetaData) -> sa.Table:
+    """The focus-grades table of schema 2 under ``name`` (the upgrade builds it beside the old one)."""
+    return sa.Table(
+        name,
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("reader_id", sa.Integer, sa.ForeignKey("readers.id"), nullable=False),
+        sa.Column("case_id", sa.String(_NAME_MAX), nullable=False),
+        sa.Column("model", sa.String(32), nullable=False),
+        # "<id> v<version>" of the weight set whose model was graded; NULL for grades of schema 1.
+        sa.Column("weight_set", sa.String(_NAME_MAX), nullable=True),
+        sa.Column("lesion_type", sa.String(64), nullable=False),
+        sa.Column("grade", sa.String(16), nullable=False),
+        sa.Column("reader_coverage", sa.Float, nullable=False),
+        sa.Column("iou", sa.Float, nullable=False),
+        sa.Column("shape", sa.String(32), nullable=False),
+        sa.Column("recorded_at", sa.DateTime, nullable=False),
+        # DLM-1 of one weight set is another model than DLM-1 of another: one grade per set.
+        sa.UniqueConstraint("reader_id", "case_id", "model", "weight_set", name=f"uq_{name}_reader_case_model_set"),
+    )
+
+
+focus_grades_table = _focus_grades_def("focus_grades", metadata)
 
 READ_COLUMNS: tuple[str, ...] = (
     "reader_id",
@@ -145,6 +188,7 @@ FOCUS_COLUMNS: tuple[str, ...] = (
     "reader_name",
     "case_id",
     "model",
+    "weight_set",
     "lesion_type",
     "grade",
     "reader_coverage",
@@ -242,11 +286,135 @@ def _check_answer(malignant: Any, subtype: str | None) -> tuple[bool, str | None
     return False, subtype
 
 
+# --- PINs ---------------------------------------------------------------------------
+
+#: Characters of a PIN: digits and capitals without the look-alikes 0/O, 1/I/L.
+PIN_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+#: Characters in a PIN (31**8, about 8.5e11 PINs: guessing through the page is hopeless).
+PIN_LENGTH = 8
+# scrypt cost (RFC 7914's interactive-login setting): about 0.1-0.2 s per check on one core.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+def new_pin() -> str:
+    """A fresh random PIN, e.g. ``"K7QF-93MD"`` (``PIN_LENGTH`` characters of ``PIN_ALPHABET``, a dash in the middle)."""
+    chars = "".join(secrets.choice(PIN_ALPHABET) for _ in range(PIN_LENGTH))
+    return f"{chars[: PIN_LENGTH // 2]}-{chars[PIN_LENGTH // 2 :]}"
+
+
+def normalise_pin(pin: Any) -> str:
+    """A PIN as typed -> its canonical characters: capitals, no spaces or dashes; StoreError if malformed."""
+    if not isinstance(pin, str):
+        raise StoreError("enter your PIN (the 8 characters shown when you registered)")
+    text = "".join(pin.split()).replace("-", "").upper()
+    if len(text) != PIN_LENGTH or any(ch not in PIN_ALPHABET for ch in text):
+        raise StoreError(
+            f"a PIN has {PIN_LENGTH} letters and digits, as shown when you registered (e.g. K7QF-93MD); "
+            "check what you typed"
+        )
+    return text
+
+
+def _scrypt(pin: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(pin.encode("ascii"), salt=salt, n=n, r=r, p=p, maxmem=128 * r * (n + p + 2), dklen=32)
+
+
+def _hash_pin(pin: str) -> str:
+    """``scrypt$n$r$p$salt$digest`` (hex) of the normalised ``pin``, with a fresh 16-byte salt."""
+    salt = secrets.token_bytes(16)
+    digest = _scrypt(normalise_pin(pin), salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def _pin_matches(pin: str, stored: str) -> bool:
+    """Whether ``pin`` (normalised) hashes to ``stored``; compared in constant time."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = bytes.fromhex(digest)
+        got = _scrypt(pin, bytes.fromhex(salt), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, expected)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A newly registered reader: their id and PIN (shown to them once, stored only as a hash)."""
+
+    reader_id: int
+    pin: str
+
+
+class GradeExistsError(StoreError):
+    """This reader already graded this model's focus on this case (see ``record_focus_grade(replace=...)``)."""
+
+
+# --- schema versions -----------------------------------------------------------------
+
+
+def _schema_version(conn: Connection) -> int:
+    """0 for an empty database, 1 for one made before versions were recorded, else the recorded version."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if schema_table.name in tables:
+        version = conn.execute(sa.select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
+        return int(version) if version is not None else 1
+    return 1 if readers_table.name in tables else 0
+
+
+def _upgrade_1_to_2(conn: Connection) -> None:
+    """Schema 1 -> 2: readers gain ``pin_hash``; focus grades gain ``weight_set`` (one grade per set).
+
+    The readers' column is added in place.  The focus grades are copied into a
+    table of the new definition, which then takes the old one's name, since
+    SQLite cannot change a UNIQUE constraint in place.  Every row is kept; the
+    new columns are NULL for them.
+    """
+    conn.exec_driver_sql(f"ALTER TABLE readers ADD COLUMN pin_hash VARCHAR({_HASH_MAX})")
+    scratch = sa.MetaData()
+    sa.Table("readers", scratch, sa.Column("id", sa.Integer, primary_key=True))  # for the foreign key
+    new = _focus_grades_def("focus_grades_v2", scratch)
+    new.create(conn)
+    kept = [c.name for c in new.columns if c.name != "weight_set"]
+    cols = ", ".join(kept)
+    conn.exec_driver_sql(f"INSERT INTO focus_grades_v2 ({cols}) SELECT {cols} FROM focus_grades")
+    conn.exec_driver_sql("DROP TABLE focus_grades")
+    conn.exec_driver_sql("ALTER TABLE focus_grades_v2 RENAME TO focus_grades")
+
+
+#: ``_UPGRADES[v]`` turns schema ``v`` into ``v + 1`` (in the caller's transaction).
+_UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2}
+
+
+def _prepare_schema(conn: Connection) -> int:
+    """Create the tables of an empty database or upgrade an older one; returns the version found."""
+    found = _schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"the reader-study database has schema version {found}, made by a newer softmass "
+            f"(this one reads up to {SCHEMA_VERSION}); update softmass to open it"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    if found:
+        for version in range(found, SCHEMA_VERSION):
+            _UPGRADES[version](conn)
+    metadata.create_all(conn)  # every table still missing (all of them in an empty database)
+    s = schema_table
+    if conn.execute(sa.select(s.c.id).where(s.c.id == 1)).first() is None:
+        conn.execute(s.insert().values(id=1, version=SCHEMA_VERSION, upgraded_at=_now()))
+    else:
+        conn.execute(s.update().where(s.c.id == 1).values(version=SCHEMA_VERSION, upgraded_at=_now()))
+    return found
+
+
 class ReaderStudyStore:
     """Reader-study database behind one SQLAlchemy engine (thread-safe).
 
     ``url`` is an SQLAlchemy URL or a plain file path (taken as an SQLite
-    file).  Tables are created if missing.
+    file).  Tables are created if missing, and a database of an older schema
+    is upgraded (see the module docstring).
     """
 
     def __init__(self, url: str | Path = DEFAULT_URL) -> None:
@@ -259,8 +427,9 @@ class ReaderStudyStore:
                 self.engine, memory = sa.create_engine(parsed, pool_pre_ping=True), False
             # One shared connection for an in-memory database: serialise its use.
             self._lock: Any = threading.RLock() if memory else contextlib.nullcontext()
-            with self._lock:
-                metadata.create_all(self.engine)
+            with self._lock, self.engine.begin() as conn:
+                #: Schema version the database had when opened (0: it was empty).
+                self.opened_version = _prepare_schema(conn)
         except (sa.exc.SQLAlchemyError, ImportError) as err:
             raise StoreError(
                 f"cannot open the reader-study database {_shown(self.url)}: {err}. "
@@ -275,8 +444,10 @@ class ReaderStudyStore:
         self.engine.dispose()
 
     @contextlib.contextmanager
-    def _tx(self, *, read_only: bool = False, conflict: str | None = "") -> Iterator[Connection]:
-        """One transaction; IntegrityError becomes StoreError(conflict), or _Retry if None."""
+    def _tx(
+        self, *, read_only: bool = False, conflict: str | None = "", conflict_error: type[StoreError] = StoreError
+    ) -> Iterator[Connection]:
+        """One transaction; IntegrityError becomes ``conflict_error(conflict)``, or _Retry if ``conflict`` is None."""
         with self._lock:
             try:
                 conn = self.engine.connect()
@@ -287,7 +458,7 @@ class ReaderStudyStore:
             except sa.exc.IntegrityError as err:
                 if conflict is None:
                     raise _Retry from err
-                raise StoreError(conflict or f"the database refused the change: {err.orig}") from err
+                raise conflict_error(conflict or f"the database refused the change: {err.orig}") from err
             except sa.exc.OperationalError as err:
                 raise StoreError(
                     f"the reader-study database {_shown(self.url)} is unavailable or busy ({err.orig}); try again"
@@ -295,10 +466,14 @@ class ReaderStudyStore:
 
     # --- readers ---------------------------------------------------------------
 
-    def register_reader(self, name: str, *, experience_years: int | None = None) -> int:
-        """Id of the reader called ``name`` (stripped), registering them if new.
+    def register_reader(self, name: str, *, experience_years: int | None = None) -> Registration:
+        """Register a new reader called ``name`` (stripped) and draw their PIN.
 
-        ``experience_years``, when given, is stored (and updates a known reader).
+        Returns the reader's id and PIN; show the PIN to the reader once: only
+        its salted hash is stored.  ``experience_years`` (0-80) is stored as
+        given and is not changed by identifying later.  Raises StoreError if
+        the name is already registered (identify with :meth:`identify_reader`,
+        or choose another name).
         """
         name = _check_text(name, "the reader's name")
         years = None
@@ -307,17 +482,73 @@ class ReaderStudyStore:
             if not ok or not 0 <= experience_years <= 80:
                 raise StoreError(f"experience_years must be a whole number from 0 to 80, got {experience_years!r}")
             years = int(experience_years)
+        taken = (
+            f"a reader called {name!r} is already registered: if that is you, identify with your name and PIN; "
+            "otherwise choose another name"
+        )
+        pin = new_pin()
+        pin_hash = _hash_pin(pin)  # outside the transaction: it takes a noticeable moment
         r = readers_table
-        for _ in range(3):  # retried only when another process registered the same name
-            with contextlib.suppress(_Retry), self._tx(conflict=None) as conn:
-                found = conn.execute(sa.select(r.c.id).where(r.c.name == name)).scalar()
-                if found is not None:
-                    if years is not None:
-                        conn.execute(r.update().where(r.c.id == found).values(experience_years=years))
-                    return int(found)
-                result = conn.execute(r.insert().values(name=name, experience_years=years, registered_at=_now()))
-                return int(result.inserted_primary_key[0])
-        raise StoreError(f"could not register reader {name!r}; try again")
+        with self._tx(conflict=taken) as conn:
+            if conn.execute(sa.select(r.c.id).where(r.c.name == name)).first() is not None:
+                raise StoreError(taken)
+            result = conn.execute(
+                r.insert().values(name=name, experience_years=years, registered_at=_now(), pin_hash=pin_hash)
+            )
+            return Registration(reader_id=int(result.inserted_primary_key[0]), pin=pin)
+
+    def identify_reader(self, name: str, pin: str) -> int:
+        """Id of the registered reader ``name`` whose PIN is ``pin``; changes nothing stored.
+
+        ``pin`` may be typed in small letters, with or without the dash.
+        Raises StoreError for an unknown name, a wrong PIN, or a reader
+        registered before PINs existed (they ask the study administrator,
+        who calls :meth:`issue_pin`).
+        """
+        name = _check_text(name, "the reader's name")
+        typed = normalise_pin(pin)
+        r = readers_table
+        with self._tx(read_only=True) as conn:
+            row = conn.execute(sa.select(r.c.id, r.c.pin_hash).where(r.c.name == name)).first()
+        if row is None:
+            raise StoreError(
+                f"no reader called {name!r} is registered: check the spelling, or register as a new reader"
+            )
+        if row.pin_hash is None:
+            raise StoreError(
+                f"reader {name!r} was registered before readers had PINs: ask the study administrator "
+                "to issue your PIN, then identify with it"
+            )
+        if not _pin_matches(typed, row.pin_hash):
+            raise StoreError(
+                f"that PIN does not match reader {name!r}: check it, or ask the study administrator for a new one"
+            )
+        return int(row.id)
+
+    def issue_pin(self, reader_id: int) -> str:
+        """Draw a new PIN for a registered reader (a study-administrator action); returns it.
+
+        For a reader registered before PINs existed, or one who lost theirs:
+        the old PIN stops working.  Nothing else about the reader changes.
+        """
+        reader_id = _check_id(reader_id, "reader_id")
+        pin = new_pin()
+        pin_hash = _hash_pin(pin)
+        r = readers_table
+        with self._tx() as conn:
+            self._require_reader(conn, reader_id)
+            conn.execute(r.update().where(r.c.id == reader_id).values(pin_hash=pin_hash))
+        return pin
+
+    def reader_id(self, name: str) -> int:
+        """Id of the registered reader called ``name`` (stripped); StoreError if there is none."""
+        name = _check_text(name, "the reader's name")
+        r = readers_table
+        with self._tx(read_only=True) as conn:
+            found = conn.execute(sa.select(r.c.id).where(r.c.name == name)).scalar()
+        if found is None:
+            raise StoreError(f"no reader called {name!r} is registered")
+        return int(found)
 
     def _require_reader(self, conn: Connection, reader_id: int) -> None:
         r = readers_table
@@ -325,13 +556,18 @@ class ReaderStudyStore:
             raise StoreError(f"unknown reader id {reader_id}: identify yourself (register) first")
 
     def readers(self) -> pd.DataFrame:
-        """Registered readers: id, name, experience_years, registered_at."""
+        """Registered readers: id, name, experience_years, registered_at, has_pin (never the PIN's hash)."""
+        r = readers_table
+        query = sa.select(
+            r.c.id, r.c.name, r.c.experience_years, r.c.registered_at, r.c.pin_hash.is_not(None).label("has_pin")
+        ).order_by(r.c.id)
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(sa.select(readers_table).order_by(readers_table.c.id)).all()
-        return pd.DataFrame(
-            [r._asdict() for r in rows],
-            columns=["id", "name", "experience_years", "registered_at"],
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame(
+            [row._asdict() for row in rows],
+            columns=["id", "name", "experience_years", "registered_at", "has_pin"],
         )
+        return frame.astype({"has_pin": bool})
 
     # --- the reading protocol -------------------------------------------------
 
@@ -534,6 +770,7 @@ class ReaderStudyStore:
         *,
         lesion_type: str,
         model: str,
+        weight_set: str,
         grade: str,
         reader_coverage: float,
         iou: float,
@@ -542,14 +779,16 @@ class ReaderStudyStore:
     ) -> None:
         """Commit one Table 4 grade (see :mod:`softmass_core.focus`).
 
-        ``model`` is a model id (``labels.MODEL_IDS``), ``lesion_type`` a
-        label, ``grade`` one of ``focus.GRADES``, coverages fractions in
-        [0, 1], ``shape`` how the reader drew (e.g. "box", "free-hand").  One
-        grade per (reader, case, model): StoreError if it exists, unless
-        ``replace``.
+        ``model`` is a model id (``labels.MODEL_IDS``) of the weight set
+        ``weight_set`` (e.g. "phantom v1.4.0"), ``lesion_type`` a label,
+        ``grade`` one of ``focus.GRADES``, coverages fractions in [0, 1],
+        ``shape`` how the reader drew (e.g. "box", "free-hand").  One grade per
+        (reader, case, model, weight set): GradeExistsError if it exists,
+        unless ``replace``.
         """
         reader_id = _check_id(reader_id, "reader_id")
         case_id = _check_text(case_id, "case_id")
+        weight_set = _check_text(weight_set, "weight_set")
         shape = _check_text(shape, "shape")
         if lesion_type not in labels.COHORT_LABELS:
             raise StoreError(f"unknown lesion type {lesion_type!r}; expected one of {', '.join(labels.COHORT_LABELS)}")
@@ -564,19 +803,25 @@ class ReaderStudyStore:
                 raise StoreError(f"{what} must lie in [0, 1], got {value!r}")
             values[what] = v
         f = focus_grades_table
-        key = sa.and_(f.c.reader_id == reader_id, f.c.case_id == case_id, f.c.model == model)
-        already = f"the focus of model {model} on case {case_id!r} was already graded by this reader"
-        with self._tx(conflict=already) as conn:
+        key = sa.and_(
+            f.c.reader_id == reader_id, f.c.case_id == case_id, f.c.model == model, f.c.weight_set == weight_set
+        )
+        already = (
+            f"this reader already graded the focus of model {model} of {weight_set} on case {case_id!r}; "
+            "replace the earlier grade to change it"
+        )
+        with self._tx(conflict=already, conflict_error=GradeExistsError) as conn:
             self._require_reader(conn, reader_id)
             if conn.execute(sa.select(f.c.id).where(key)).first() is not None:
                 if not replace:
-                    raise StoreError(already + "; pass replace=True to overwrite it")
+                    raise GradeExistsError(already)
                 conn.execute(f.delete().where(key))
             conn.execute(
                 f.insert().values(
                     reader_id=reader_id,
                     case_id=case_id,
                     model=model,
+                    weight_set=weight_set,
                     lesion_type=lesion_type,
                     grade=grade,
                     shape=shape,
@@ -594,6 +839,7 @@ class ReaderStudyStore:
                 r.c.name.label("reader_name"),
                 f.c.case_id,
                 f.c.model,
+                f.c.weight_set,
                 f.c.lesion_type,
                 f.c.grade,
                 f.c.reader_coverage,

@@ -1,4 +1,9 @@
-"""AppTest of the Reader-study page (pages/4_reader_study.py): blind -> reveal -> assisted, and the summary."""
+"""AppTest of the Reader-study page (pages/4_reader_study.py).
+
+Blind -> reveal -> assisted; identity by name and PIN; readers never see
+other readers' reads or the results; the study administrator does, with the
+right passphrase only.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from softmass_core.demo import DEMO_CASE_IDS, demo_label
+from softmass_core import study
 from softmass_core.errors import StoreError
 from softmass_core.labels import MALIGNANT, display_name
 from softmass_core.metrics import clopper_pearson_ci
@@ -22,33 +27,60 @@ from ui import reader_view  # noqa: E402
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "4_reader_study.py")
 TIMEOUT = 120
+PASSPHRASE = "correct horse battery staple"
+ADMIN_ENV = study.ADMIN_PASSPHRASE_ENV
 
 
 @pytest.fixture
 def app_env(tmp_path_factory, tmp_path, monkeypatch):
-    """A tiny weight set and a fresh reader database (a new SQLite file per test)."""
+    """A tiny weight set and a fresh reader database (a new SQLite file per test); no admin passphrase."""
     weights = tmp_path_factory.getbasetemp() / "reader_weights"
     if not (weights / "tiny" / "manifest.json").exists():
         make_tiny_weight_set(weights / "tiny")
     monkeypatch.setenv("SOFTMASS_WEIGHTS", str(weights))
     monkeypatch.setenv("SOFTMASS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SOFTMASS_READER_DB", str(tmp_path / "reads.sqlite"))
+    monkeypatch.delenv(ADMIN_ENV, raising=False)
     for name in [m for m in sys.modules if m == "ui.common"]:
         monkeypatch.delitem(sys.modules, name)
     return tmp_path
 
 
 def _texts(at: AppTest) -> str:
-    """Everything written on the page as text (markdown, captions, metrics, headings, alerts)."""
-    parts = [e.value for e in (*at.markdown, *at.caption, *at.subheader, *at.title, *at.info, *at.success)]
+    """Everything written on the page as text (markdown, captions, headings, alerts, metrics)."""
+    parts = [
+        e.value
+        for e in (*at.markdown, *at.caption, *at.subheader, *at.title, *at.info, *at.success, *at.error, *at.warning)
+    ]
     parts += [f"{m.label} {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
 
 
-def _identify(at: AppTest, name: str, years: int) -> AppTest:
-    at.text_input(key="reader.name").input(name)
+def _frames(at: AppTest) -> list[pd.DataFrame]:
+    return [df.value for df in at.dataframe]
+
+
+def _downloads(at: AppTest) -> set[str]:
+    return {b.label for b in at.get("download_button")}
+
+
+def _register(at: AppTest, name: str, years: int) -> AppTest:
+    at.radio(key="reader.identify_mode").set_value(reader_view.MODE_NEW).run()
+    at.text_input(key="reader.new_name").input(name)
     at.number_input(key="reader.years").set_value(years)
-    return at.button[0].click().run()
+    return _click(at, "Register")
+
+
+def _new_pin(at: AppTest) -> str:
+    text = next(str(s.value) for s in at.success if "Your PIN is" in str(s.value))
+    return text.split("Your PIN is **")[1].split("**")[0]
+
+
+def _identify(at: AppTest, name: str, pin: str) -> AppTest:
+    at.radio(key="reader.identify_mode").set_value(reader_view.MODE_RETURNING).run()
+    at.text_input(key="reader.name").input(name)
+    at.text_input(key="reader.pin").input(pin)
+    return _click(at, "Continue")
 
 
 def _blind_radio(at: AppTest):
@@ -68,21 +100,40 @@ def _no_errors(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
-def test_blind_then_reveal_then_assisted_and_summary(app_env):
+def _nothing_of_others(at: AppTest) -> None:
+    """No results table, chart, export or model column on the page."""
+    assert not _downloads(at)
+    assert not at.get("vega_lite_chart") or "P(malignant)" in _texts(at)  # only the reveal's own chart
+    for frame in _frames(at):
+        assert "With the DLM" not in frame.columns and "model_p_malignant" not in frame.columns
+        assert "Reader" not in frame.columns and "true_label" not in frame.columns
+
+
+def _read_one(at: AppTest, blind: str, revised: str) -> AppTest:
+    _blind_radio(at).set_value(blind).run()
+    at = _click(at, "Record blind diagnosis")
+    _revised_radio(at).set_value(revised).run()
+    return _click(at, "Record revised diagnosis")
+
+
+def test_blind_then_reveal_then_assisted_on_the_study_cases(app_env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     _no_errors(at)
     assert "Identify yourself" in _texts(at)
-    assert not at.radio  # no case before the reader identifies
+    assert not at.radio or all(r.label != "Diagnosis" for r in at.radio)  # no case before the reader identifies
+    _nothing_of_others(at)
 
-    at = _identify(at, "Dr Test", 8)
+    at = _register(at, "Dr Test", 8)
     _no_errors(at)
     assert "Reading as **Dr Test**" in _texts(at)
-    assert "Case 1" in _texts(at)
-    # Blind: the two images only; no probability, no heatmap, and nothing names the case's class or id.
+    pin = _new_pin(at)
+    assert len(pin) == 9 and pin[4] == "-"
+    assert "Case 1 of 12" in _texts(at)
+    # Blind: the two images only; no probability, no heatmap, and nothing names the case, its id or class.
     assert len(at.image) == 2
     text = _texts(at)
     assert "P(malignant)" not in text and "Grad-CAM" not in text and "DLM diagnosis" not in text
-    assert "demo-" not in text
+    assert "demo-" not in text and not any(cid in text for cid in study.STUDY_CASE_IDS)
     assert not at.get("vega_lite_chart")
     radio = _blind_radio(at)
     assert radio.value is None
@@ -92,7 +143,8 @@ def test_blind_then_reveal_then_assisted_and_summary(app_env):
     first = store.reads()
     assert list(first["seq"]) == [1] and first["state"].iloc[0] == "new"
     case_id = first["case_id"].iloc[0]
-    truth = demo_label(case_id)
+    assert case_id in study.STUDY_CASE_IDS  # the study's own cases, not the Case page's demo cases
+    truth = study.study_label(case_id)
     wrong = "lipoma" if truth == MALIGNANT else MALIGNANT
 
     radio.set_value(wrong).run()
@@ -110,7 +162,7 @@ def test_blind_then_reveal_then_assisted_and_summary(app_env):
     revised.set_value(truth).run()
     at = _click(at, "Record revised diagnosis")
     _no_errors(at)
-    assert "Case 2" in _texts(at)  # the next case, blind again
+    assert "Case 2 of 12" in _texts(at)  # the next case, blind again
     assert "P(malignant)" not in _texts(at)
 
     reads = store.reads()
@@ -119,45 +171,141 @@ def test_blind_then_reveal_then_assisted_and_summary(app_env):
     assert 0.0 <= row["model_p_malignant"] <= 1.0
     assert list(reads.sort_values("seq")["seq"]) == [1, 2]
 
-    # No feedback while reading: the results wait until the reader has finished every case.
-    assert not at.dataframe and "once you have read every case" in _texts(at)
-    # The coordinator's view (nobody reading) shows the summary: wrong before, right after.
-    at = _click(at, "Switch reader")
-    _no_errors(at)
-    summary = next(df.value for df in at.dataframe if "With the DLM" in df.value.columns)
-    bvm = summary[summary["Task"] == "Benign vs malignant"].iloc[0]
-    assert bvm["Reader"] == "Dr Test" and bvm["Cases"] == 1 and bvm["Experience (years)"] == "8"
-    assert bvm["Blind (images only)"].startswith("0.0% (0/1)")
-    assert bvm["With the DLM"].startswith("100.0% (1/1)")
-    assert {b.label for b in at.get("download_button")} == {"All reads, in order (CSV)", "Accuracy summary (CSV)"}
+    # The reader sees their own answers, without the true class, and nothing of anyone else.
+    own = next(f for f in _frames(at) if "Your diagnosis (images only)" in f.columns)
+    assert own.to_dict("records")[0] == {
+        "Case": 1,
+        "Your diagnosis (images only)": reader_view.answer_name(wrong),
+        "Your diagnosis with the DLM": reader_view.answer_name(truth),
+    }
+    _nothing_of_others(at)
 
     # The same case cannot be read blind again by the same reader.
     with pytest.raises(StoreError):
         store.record_blind(int(row["reader_id"]), case_id, malignant=True, subtype=None)
 
 
-def test_a_new_session_resumes_at_the_reveal_and_order_is_per_reader(app_env):
+def test_switching_reader_mid_study_shows_no_results(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at = _register(at, "Reader A", 3)
+    at = _read_one(at, MALIGNANT, MALIGNANT)
+    _no_errors(at)
+    at = _click(at, "Switch reader")
+    _no_errors(at)
+    # Back at the identify form: no results, no reads of anyone, no export, no chart.
+    assert "Identify yourself" in _texts(at)
+    _nothing_of_others(at)
+    assert not at.get("vega_lite_chart") and not at.dataframe
+    # No passphrase is configured: the page says where the results are.
+    assert "available only on the command line" in _texts(at)
+    assert "python -m softmass_core reader-study" in _texts(at)
+
+    # A second reader who has finished nothing sees only their own (empty) progress.
+    at = _register(at, "Reader B", 1)
+    _no_errors(at)
+    assert "Reading as **Reader B**" in _texts(at) and "0 of 12 cases read" in str(at.get("progress")[0].proto)
+    _nothing_of_others(at)
+    assert "Nothing recorded yet." in _texts(at)
+
+
+def test_a_new_session_resumes_with_name_and_pin_only(app_env):
     store = ReaderStudyStore(app_env / "reads.sqlite")
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at = _identify(at, "Reader A", 3)
+    at = _register(at, "Reader A", 3)
+    pin = _new_pin(at)
     _blind_radio(at).set_value(MALIGNANT).run()
     at = _click(at, "Record blind diagnosis")
     _no_errors(at)
+    a = store.reader_id("Reader A")
 
-    # A new browser session of the same reader lands on the reveal, not on a second blind read.
-    again = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    again = _identify(again, "Reader A", 3)
+    # Another session typing Reader A's name without the PIN is refused ...
+    other = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    other = _identify(other, "Reader A", "")
+    assert any("PIN" in str(e.value) for e in other.error)
+    other = _identify(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "Reader A", "2345-6789")
+    assert any("does not match reader 'Reader A'" in str(e.value) for e in other.error)
+    assert "Reading as" not in _texts(other) and not any(r.label == "Revised diagnosis" for r in other.radio)
+    # ... and so is registering under their name (it would have resumed as them before).
+    other = _register(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "Reader A", 0)
+    assert any("already registered" in str(e.value) for e in other.error)
+    assert "Reading as" not in _texts(other)
+    assert store.readers().set_index("name").loc["Reader A", "experience_years"] == 3  # unchanged
+
+    # With the PIN (typed in small letters, without the dash), Reader A lands on the reveal, not a second blind read.
+    again = _identify(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "Reader A", pin.lower().replace("-", ""))
     _no_errors(again)
+    assert "Reading as **Reader A**" in _texts(again)
     assert "Your blind diagnosis: **Malignant** (recorded)." in _texts(again)
     assert not any(r.label == "Diagnosis" for r in again.radio)
+    assert "Your PIN is" not in _texts(again)  # the PIN is shown only at registration
+    assert store.readers().set_index("name").loc["Reader A", "experience_years"] == 3
 
-    a = int(store.readers().query("name == 'Reader A'")["id"].iloc[0])
-    b = store.register_reader("Reader B")
-    order_a = reader_view.reading_order(a, list(DEMO_CASE_IDS))
-    order_b = reader_view.reading_order(b, list(DEMO_CASE_IDS))
-    assert sorted(order_a) == sorted(DEMO_CASE_IDS) and order_a != order_b
-    assert order_a == reader_view.reading_order(a, list(DEMO_CASE_IDS))  # stable for a reader
+    b = store.register_reader("Reader B").reader_id
+    ids = list(study.STUDY_CASE_IDS)
+    order_a, order_b = reader_view.reading_order(a, ids), reader_view.reading_order(b, ids)
+    assert sorted(order_a) == sorted(ids) and order_a != order_b
+    assert order_a == reader_view.reading_order(a, ids)  # stable for a reader
     assert store.reads(a)["case_id"].iloc[0] == order_a[0]  # the page followed that order
+
+
+def test_administrator_sees_results_with_the_right_passphrase_only(app_env, monkeypatch):
+    monkeypatch.setenv(ADMIN_ENV, PASSPHRASE)
+    store = ReaderStudyStore(app_env / "reads.sqlite")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at = _register(at, "Dr Test", 8)
+    case_id = None
+    at = _read_one(at, MALIGNANT, MALIGNANT)
+    case_id = store.reads()["case_id"].iloc[0]
+    truth_malignant = study.study_label(case_id) == MALIGNANT
+
+    # A reader mid-study: no administrator form, no results.
+    assert "Administrator passphrase" not in [t.label for t in at.text_input]
+    _nothing_of_others(at)
+
+    at = _click(at, "Switch reader")
+    assert "available only on the command line" not in _texts(at)
+    at.text_input(key="reader.admin_passphrase").input("wrong passphrase")
+    at = _click(at, "Show the results")
+    assert any("not right" in str(e.value) for e in at.error)
+    _nothing_of_others(at)
+    assert not at.dataframe
+
+    at.text_input(key="reader.admin_passphrase").input(PASSPHRASE)
+    at = _click(at, "Show the results")
+    _no_errors(at)
+    assert "Study administrator: results" in _texts(at)
+    summary = next(f for f in _frames(at) if "With the DLM" in f.columns)
+    bvm = summary[summary["Task"] == "Benign vs malignant"].iloc[0]
+    assert bvm["Reader"] == "Dr Test" and bvm["Cases"] == 1 and bvm["Experience (years)"] == "8"
+    expected = "100.0% (1/1)" if truth_malignant else "0.0% (0/1)"
+    assert bvm["Blind (images only)"].startswith(expected) and bvm["With the DLM"].startswith(expected)
+    assert _downloads(at) == {"All reads, in order (CSV)", "Accuracy summary (CSV)"}
+    assert at.get("vega_lite_chart")
+    # Plain-language help for the statistics the results name.
+    caption = next(c for c in at.caption if "Clopper-Pearson" in str(c.value))
+    assert "McNemar" in caption.proto.help and "exact" in caption.proto.help
+
+    # The administrator issues a PIN; it works, and leaving the view hides everything again.
+    at.selectbox(key="reader.admin_pin_reader").set_value(store.reader_id("Dr Test")).run()
+    at = _click(at, "Issue a new PIN")
+    new = next(str(s.value) for s in at.success if "New PIN for" in str(s.value)).split("**")[3]
+    assert store.identify_reader("Dr Test", new) == store.reader_id("Dr Test")
+    at = _click(at, "Leave the administrator view")
+    assert "Identify yourself" in _texts(at) and not at.dataframe and not _downloads(at)
+
+
+def test_an_older_reader_without_a_pin_is_sent_to_the_administrator(app_env):
+    import sqlalchemy as sa
+
+    from softmass_core.store import readers_table
+
+    store = ReaderStudyStore(app_env / "reads.sqlite")
+    old = store.register_reader("Dr Old", experience_years=20).reader_id
+    with store.engine.begin() as conn:  # as the upgrade leaves a reader of schema 1
+        conn.execute(sa.update(readers_table).where(readers_table.c.id == old).values(pin_hash=None))
+    at = _identify(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "Dr Old", "2345-6789")
+    assert any("ask the study administrator" in str(e.value) for e in at.error)
+    assert "Reading as" not in _texts(at)
 
 
 def test_summary_table_formats_the_papers_figures():

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 import threading
+from datetime import datetime
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from softmass_core.errors import MetricsError, StoreError
-from softmass_core.store import ReaderStudyStore, reader_study_summary
+from softmass_core.store import (
+    SCHEMA_VERSION,
+    GradeExistsError,
+    ReaderStudyStore,
+    normalise_pin,
+    reader_study_summary,
+)
 
 WEIGHTS = "phantom-v1"
 
@@ -38,8 +46,9 @@ def read_case(store, reader, case, blind, assisted, **model):
 
 
 def test_full_blind_then_assisted_flow(store):
-    reader = store.register_reader("  Dr. Junior ", experience_years=8)
-    assert store.register_reader("Dr. Junior") == reader  # idempotent, name stripped
+    reg = store.register_reader("  Dr. Junior ", experience_years=8)
+    reader = reg.reader_id
+    assert store.identify_reader("Dr. Junior", reg.pin) == reader  # name stripped
     assert store.start_case(reader, "case-001", weight_set=WEIGHTS) == 1
     assert store.reader_state(reader, "case-001") == "new"
     store.record_blind(reader, "case-001", malignant=False, subtype="lipoma")
@@ -70,7 +79,7 @@ def test_full_blind_then_assisted_flow(store):
 
 
 def test_assisted_before_blind_is_refused(store):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     with pytest.raises(StoreError, match="must not be revealed before"):
         store.record_assisted(reader, "c1", malignant=True, subtype=None)
@@ -78,7 +87,7 @@ def test_assisted_before_blind_is_refused(store):
 
 
 def test_blind_twice_and_assisted_twice_are_refused(store):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     store.record_blind(reader, "c1", malignant=True, subtype=None)
     with pytest.raises(StoreError, match="already read blind by this reader"):
@@ -91,7 +100,7 @@ def test_blind_twice_and_assisted_twice_are_refused(store):
 
 
 def test_blind_read_needs_a_started_case_and_a_known_reader(store):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     with pytest.raises(StoreError, match="start_case first"):
         store.record_blind(reader, "c1", malignant=True, subtype=None)
     with pytest.raises(StoreError, match="unknown reader id 99"):
@@ -109,7 +118,7 @@ def test_blind_read_needs_a_started_case_and_a_known_reader(store):
     ],
 )
 def test_answers_are_validated(store, malignant, subtype, message):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     with pytest.raises(StoreError, match=message):
         store.record_blind(reader, "c1", malignant=malignant, subtype=subtype)
@@ -121,7 +130,7 @@ def test_bad_names_and_model_outputs_are_refused(store):
         store.register_reader("   ")
     with pytest.raises(StoreError, match="experience_years"):
         store.register_reader("B", experience_years=-1)
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     store.record_blind(reader, "c1", malignant=True, subtype=None)
     with pytest.raises(StoreError, match=r"\[0, 1\]"):
@@ -131,8 +140,8 @@ def test_bad_names_and_model_outputs_are_refused(store):
 
 
 def test_order_is_logged_per_reader_and_start_is_idempotent(store):
-    a = store.register_reader("A")
-    b = store.register_reader("B")
+    a = store.register_reader("A").reader_id
+    b = store.register_reader("B").reader_id
     assert [store.start_case(a, c, weight_set=WEIGHTS) for c in ("c3", "c1", "c2")] == [1, 2, 3]
     assert store.start_case(b, "c2", weight_set=WEIGHTS) == 1
     # Opening an unfinished case again keeps its number (blind done or not).
@@ -149,14 +158,15 @@ def test_order_is_logged_per_reader_and_start_is_idempotent(store):
 
 def test_blind_answer_survives_the_browser_closing(db_path):
     first = ReaderStudyStore(str(db_path))  # a plain path means an SQLite file
-    reader = first.register_reader("A")
+    reg = first.register_reader("A")
+    reader = reg.reader_id
     first.start_case(reader, "c1", weight_set=WEIGHTS)
     first.record_blind(reader, "c1", malignant=False, subtype="neurinoma")
     first.close()
     del first
 
     second = ReaderStudyStore(db_path)
-    assert second.register_reader("A") == reader
+    assert second.identify_reader("A", reg.pin) == reader
     assert second.reader_state(reader, "c1") == "blind_done"
     assert second.start_case(reader, "c1", weight_set=WEIGHTS) == 1
     with pytest.raises(StoreError, match="already read blind"):
@@ -167,7 +177,7 @@ def test_blind_answer_survives_the_browser_closing(db_path):
 
 
 def test_rules_are_enforced_by_the_database_itself(store, db_path):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     store.record_blind(reader, "c1", malignant=True, subtype=None)
     raw = sa.create_engine(f"sqlite:///{db_path}")
@@ -192,7 +202,7 @@ def test_rules_are_enforced_by_the_database_itself(store, db_path):
 
 def test_in_memory_database_works(tmp_path):
     s = ReaderStudyStore("sqlite://")
-    reader = s.register_reader("A")
+    reader = s.register_reader("A").reader_id
     read_case(s, reader, "c1", (True, None), (True, None))
     assert s.reader_state(reader, "c1") == "complete"
 
@@ -213,7 +223,7 @@ def test_two_readers_record_at_the_same_time(db_path):
 
     def work(s: ReaderStudyStore, name: str) -> None:
         try:
-            reader = s.register_reader(name)
+            reader = s.register_reader(name).reader_id
             barrier.wait(timeout=10)
             for i in range(8):
                 read_case(s, reader, f"c{i}", (False, "lipoma"), (True, None))
@@ -239,7 +249,7 @@ def test_two_readers_record_at_the_same_time(db_path):
 
 def test_racing_blind_reads_have_exactly_one_winner(db_path):
     setup = ReaderStudyStore(db_path)
-    reader = setup.register_reader("A")
+    reader = setup.register_reader("A").reader_id
     cases = [f"race{i}" for i in range(4)]
     for case in cases:
         setup.start_case(reader, case, weight_set=WEIGHTS)
@@ -279,25 +289,49 @@ def test_racing_blind_reads_have_exactly_one_winner(db_path):
 # --- focus grades and export -----------------------------------------------------------
 
 
-def test_focus_grades_are_stored_once_unless_replaced(store):
-    reader = store.register_reader("A")
-    kwargs = dict(lesion_type="lipoma", model="dlm1", reader_coverage=0.5, iou=0.25, shape="box")
+def test_focus_grades_are_stored_once_per_weight_set_unless_replaced(store):
+    reader = store.register_reader("A").reader_id
+    kwargs = dict(lesion_type="lipoma", model="dlm1", weight_set=WEIGHTS, reader_coverage=0.5, iou=0.25, shape="box")
     store.record_focus_grade(reader, "c1", grade="most", **kwargs)
     store.record_focus_grade(reader, "c1", grade="complete", **{**kwargs, "model": "sm1"})
-    with pytest.raises(StoreError, match="already graded"):
+    with pytest.raises(GradeExistsError, match="already graded") as err:
         store.record_focus_grade(reader, "c1", grade="none", **kwargs)
+    # A message for people, not for programmers (it said "pass replace=True to overwrite it").
+    assert "replace=True" not in str(err.value) and "replace the earlier grade" in str(err.value)
     store.record_focus_grade(reader, "c1", grade="partial", replace=True, **kwargs)
-    grades = store.focus_grades(reader).set_index("model")
-    assert grades.loc["dlm1", "grade"] == "partial" and grades.loc["sm1", "grade"] == "complete"
-    assert grades.loc["dlm1", "iou"] == pytest.approx(0.25)
+    # DLM-1 of another weight set is another model: its grade is kept beside the first.
+    store.record_focus_grade(reader, "c1", grade="none", **{**kwargs, "weight_set": "busi v1.0"})
+    grades = store.focus_grades(reader).set_index(["weight_set", "model"])
+    assert grades.loc[(WEIGHTS, "dlm1"), "grade"] == "partial" and grades.loc[(WEIGHTS, "sm1"), "grade"] == "complete"
+    assert grades.loc[("busi v1.0", "dlm1"), "grade"] == "none"
+    assert grades.loc[(WEIGHTS, "dlm1"), "iou"] == pytest.approx(0.25)
     with pytest.raises(StoreError, match="unknown grade"):
         store.record_focus_grade(reader, "c2", grade="some", **kwargs)
     with pytest.raises(StoreError, match="unknown model"):
         store.record_focus_grade(reader, "c2", grade="most", **{**kwargs, "model": "dlm3"})
+    with pytest.raises(StoreError, match="weight_set"):
+        store.record_focus_grade(reader, "c2", grade="most", **{**kwargs, "weight_set": " "})
+
+
+def test_a_racing_duplicate_grade_is_a_grade_exists_error(store, monkeypatch):
+    # A second writer that passed the "already graded?" check is refused by the UNIQUE constraint, with the same type.
+    reader = store.register_reader("A").reader_id
+    kwargs = dict(lesion_type="lipoma", model="dlm1", weight_set=WEIGHTS, reader_coverage=0.5, iou=0.25, shape="box")
+    store.record_focus_grade(reader, "c1", grade="most", **kwargs)
+    real_execute = Connection.execute
+
+    def skip_the_check(self, statement, *args, **kw):
+        if isinstance(statement, sa.Select) and "focus_grades" in str(statement):
+            return real_execute(self, sa.select(sa.literal(1)).where(sa.false()))
+        return real_execute(self, statement, *args, **kw)
+
+    monkeypatch.setattr(Connection, "execute", skip_the_check)
+    with pytest.raises(GradeExistsError, match="already graded"):
+        store.record_focus_grade(reader, "c1", grade="none", **kwargs)
 
 
 def test_export_csv_round_trips(store, tmp_path):
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     read_case(store, reader, "c1", (False, "lipoma"), (True, None), model_p_malignant=0.9)
     store.start_case(reader, "c2", weight_set=WEIGHTS)
     buffer = io.StringIO()
@@ -308,7 +342,7 @@ def test_export_csv_round_trips(store, tmp_path):
     assert table.loc[0, "model_p_malignant"] == pytest.approx(0.9)
     path = tmp_path / "focus.csv"
     store.export_csv(path, table="focus")
-    assert path.read_text().startswith("reader_id,reader_name,case_id")
+    assert path.read_text().startswith("reader_id,reader_name,case_id,model,weight_set,")
 
 
 # --- summary statistics ---------------------------------------------------------------
@@ -325,14 +359,14 @@ M, LIP = (True, None), (False, "lipoma")
 
 
 def test_reader_study_summary_on_a_hand_checked_example(store):
-    a = store.register_reader("A")
+    a = store.register_reader("A").reader_id
     read_case(store, a, "c1", M, M)  # B/M right, right
     read_case(store, a, "c2", LIP, M)  # B/M wrong -> right
     read_case(store, a, "c3", LIP, LIP)  # right, right in both tasks
     read_case(store, a, "c4", M, (False, "hemangioma"))  # wrong -> right in both tasks
     read_case(store, a, "c5", LIP, (False, "neurinoma"))  # B/M right; subtype wrong -> right
     read_case(store, a, "c6", (False, "epidermal_cyst"), M)  # B/M right -> wrong
-    b = store.register_reader("B")
+    b = store.register_reader("B").reader_id
     read_case(store, b, "c3", LIP, LIP)
     store.start_case(b, "c4", weight_set=WEIGHTS)  # unfinished: not counted
     store.record_blind(b, "c4", malignant=True, subtype=None)
@@ -359,7 +393,7 @@ def test_reader_study_summary_on_a_hand_checked_example(store):
     assert (sub["mcnemar_b"], sub["mcnemar_c"]) == (0, 2)
     assert sub["mcnemar_p"] == pytest.approx(0.5)
 
-    c = store.register_reader("C")
+    c = store.register_reader("C").reader_id
     store.start_case(c, "c1", weight_set=WEIGHTS)  # nothing recorded yet
     summary = reader_study_summary(store.reads(), TRUTH).set_index(["reader_name", "task"])
     none_yet = summary.loc[("C", "benign_vs_malignant")]
@@ -369,7 +403,7 @@ def test_reader_study_summary_on_a_hand_checked_example(store):
 
 
 def test_reader_study_summary_refuses_missing_truth(store):
-    a = store.register_reader("A")
+    a = store.register_reader("A").reader_id
     read_case(store, a, "c1", M, M)
     with pytest.raises(MetricsError, match="no truth label"):
         reader_study_summary(store.reads(), {})
@@ -382,9 +416,269 @@ def test_reader_study_summary_refuses_missing_truth(store):
 def test_a_check_skipped_by_a_racing_writer_still_hits_the_constraint(store, monkeypatch):
     # Simulate a writer that passed the "already read?" check before the other committed:
     # the UNIQUE constraint must still refuse it, with the same message.
-    reader = store.register_reader("A")
+    reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     store.record_blind(reader, "c1", malignant=True, subtype=None)
     monkeypatch.setattr(ReaderStudyStore, "_state", staticmethod(lambda *args: "new"))
     with pytest.raises(StoreError, match="already read blind by this reader"):
         store.record_blind(reader, "c1", malignant=False, subtype="lipoma")
+
+
+# --- identity: PINs --------------------------------------------------------------------
+
+
+def test_registration_draws_a_pin_stored_only_as_a_salted_hash(store, db_path):
+    a = store.register_reader("Ada", experience_years=8)
+    b = store.register_reader("Bo")
+    assert a.reader_id != b.reader_id and a.pin != b.pin
+    assert len(a.pin) == 9 and a.pin[4] == "-" and normalise_pin(a.pin) == a.pin.replace("-", "")
+    with sa.create_engine(f"sqlite:///{db_path}").connect() as conn:
+        stored = dict(conn.exec_driver_sql("SELECT name, pin_hash FROM readers").all())
+    assert stored["Ada"].startswith("scrypt$") and a.pin.replace("-", "") not in stored["Ada"]
+    assert stored["Ada"].split("$")[4] != stored["Bo"].split("$")[4]  # each hash has its own salt
+    readers = store.readers()
+    assert "pin_hash" not in readers.columns and list(readers["has_pin"]) == [True, True]
+
+
+def test_identify_needs_the_right_pin_and_changes_nothing(store):
+    reg = store.register_reader("Ada", experience_years=8)
+    assert store.identify_reader("Ada", reg.pin) == reg.reader_id
+    assert store.identify_reader(" Ada ", reg.pin.lower().replace("-", " ")) == reg.reader_id
+    other = store.register_reader("Bo").pin
+    with pytest.raises(StoreError, match="does not match reader 'Ada'"):
+        store.identify_reader("Ada", other)  # another reader's PIN
+    with pytest.raises(StoreError, match="8 letters and digits"):
+        store.identify_reader("Ada", "")
+    with pytest.raises(StoreError, match="no reader called 'Eve'"):
+        store.identify_reader("Eve", reg.pin)
+    # Typing an existing name to register is refused; the stored experience stays.
+    with pytest.raises(StoreError, match="already registered"):
+        store.register_reader("Ada", experience_years=0)
+    with pytest.raises(StoreError, match="already registered"):
+        store.register_reader(" Ada")
+    assert store.readers().set_index("name").loc["Ada", "experience_years"] == 8
+
+
+def test_a_new_pin_from_the_administrator_replaces_the_old_one(store):
+    reg = store.register_reader("Ada", experience_years=8)
+    new = store.issue_pin(reg.reader_id)
+    assert store.identify_reader("Ada", new) == reg.reader_id
+    with pytest.raises(StoreError, match="does not match"):
+        store.identify_reader("Ada", reg.pin)
+    assert store.readers().set_index("name").loc["Ada", "experience_years"] == 8
+    with pytest.raises(StoreError, match="unknown reader id 99"):
+        store.issue_pin(99)
+    with pytest.raises(StoreError, match="no reader called"):
+        store.reader_id("Eve")
+
+
+def test_racing_registrations_of_one_name_have_one_winner(db_path):
+    racers = [ReaderStudyStore(db_path), ReaderStudyStore(db_path)]
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def go(k: int) -> None:
+        barrier.wait(timeout=10)
+        try:
+            racers[k].register_reader("Ada")
+            outcomes.append("won")
+        except StoreError as err:
+            outcomes.append(str(err))
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("won") == 1 and "already registered" in next(o for o in outcomes if o != "won")
+    assert len(racers[0].readers()) == 1
+    for s in racers:
+        s.close()
+
+
+# --- schema versions: databases of the previous version ---------------------------------
+
+
+def _schema_1(meta: sa.MetaData) -> None:
+    """The tables exactly as softmass made them before schema versions (store.py until this change)."""
+    answer = "(malignant AND subtype IS NULL) OR (NOT malignant AND subtype IS NOT NULL)"
+    sa.Table(
+        "readers",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False, unique=True),
+        sa.Column("experience_years", sa.Integer, nullable=True),
+        sa.Column("registered_at", sa.DateTime, nullable=False),
+    )
+    sa.Table(
+        "case_reads",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("reader_id", sa.Integer, sa.ForeignKey("readers.id"), nullable=False),
+        sa.Column("case_id", sa.String(200), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("weight_set", sa.String(200), nullable=False),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("reader_id", "case_id", name="uq_case_reads_reader_case"),
+        sa.UniqueConstraint("reader_id", "seq", name="uq_case_reads_reader_seq"),
+    )
+    for name, extra in (
+        ("blind_reads", []),
+        ("assisted_reads", [sa.Column("model_p_malignant", sa.Float), sa.Column("model_diagnosis", sa.String(64))]),
+    ):
+        parent = "case_reads" if name == "blind_reads" else "blind_reads"
+        sa.Table(
+            name,
+            meta,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("reader_id", sa.Integer, nullable=False),
+            sa.Column("case_id", sa.String(200), nullable=False),
+            sa.Column("malignant", sa.Boolean, nullable=False),
+            sa.Column("subtype", sa.String(64), nullable=True),
+            *extra,
+            sa.Column("recorded_at", sa.DateTime, nullable=False),
+            sa.UniqueConstraint("reader_id", "case_id", name=f"uq_{name}_reader_case"),
+            sa.ForeignKeyConstraint(["reader_id", "case_id"], [f"{parent}.reader_id", f"{parent}.case_id"]),
+            sa.CheckConstraint(answer, name=f"ck_{name}_answer"),
+        )
+    sa.Table(
+        "focus_grades",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("reader_id", sa.Integer, sa.ForeignKey("readers.id"), nullable=False),
+        sa.Column("case_id", sa.String(200), nullable=False),
+        sa.Column("model", sa.String(32), nullable=False),
+        sa.Column("lesion_type", sa.String(64), nullable=False),
+        sa.Column("grade", sa.String(16), nullable=False),
+        sa.Column("reader_coverage", sa.Float, nullable=False),
+        sa.Column("iou", sa.Float, nullable=False),
+        sa.Column("shape", sa.String(32), nullable=False),
+        sa.Column("recorded_at", sa.DateTime, nullable=False),
+        sa.UniqueConstraint("reader_id", "case_id", "model", name="uq_focus_grades_reader_case_model"),
+    )
+
+
+def _make_schema_1_db(path) -> None:
+    """A database as the previous softmass left it: one reader, a finished and an open read, one focus grade."""
+    meta = sa.MetaData()
+    _schema_1(meta)
+    engine = sa.create_engine(f"sqlite:///{path}")
+    meta.create_all(engine)
+    t = meta.tables
+    with engine.begin() as conn:
+        conn.execute(t["readers"].insert().values(id=1, name="Dr Old", experience_years=12, registered_at=NOW))
+        for seq, case in enumerate(("demo-malignant-2", "demo-lipoma-1"), start=1):
+            conn.execute(
+                t["case_reads"]
+                .insert()
+                .values(reader_id=1, case_id=case, seq=seq, weight_set="phantom v1.3.0", started_at=NOW)
+            )
+        conn.execute(
+            t["blind_reads"]
+            .insert()
+            .values(reader_id=1, case_id="demo-malignant-2", malignant=False, subtype="lipoma", recorded_at=NOW)
+        )
+        conn.execute(
+            t["assisted_reads"]
+            .insert()
+            .values(
+                reader_id=1,
+                case_id="demo-malignant-2",
+                malignant=True,
+                subtype=None,
+                model_p_malignant=0.91,
+                model_diagnosis="malignant",
+                recorded_at=NOW,
+            )
+        )
+        conn.execute(
+            t["focus_grades"]
+            .insert()
+            .values(
+                reader_id=1,
+                case_id="demo-lipoma-1",
+                model="dlm1",
+                lesion_type="lipoma",
+                grade="most",
+                reader_coverage=0.6,
+                iou=0.3,
+                shape="box",
+                recorded_at=NOW,
+            )
+        )
+    engine.dispose()
+
+
+NOW = datetime(2026, 1, 2, 3, 4, 5)
+
+
+def test_a_schema_1_database_is_upgraded_and_keeps_every_read(db_path):
+    _make_schema_1_db(db_path)
+    store = ReaderStudyStore(db_path)
+    assert store.opened_version == 1
+    reads = store.reads()
+    assert list(reads["case_id"]) == ["demo-malignant-2", "demo-lipoma-1"]
+    assert list(reads["state"]) == ["complete", "new"]
+    done = reads.iloc[0]
+    assert (done["reader_name"], done["experience_years"], done["weight_set"]) == ("Dr Old", 12, "phantom v1.3.0")
+    assert not done["blind_malignant"] and done["blind_subtype"] == "lipoma" and done["assisted_malignant"]
+    assert done["model_p_malignant"] == pytest.approx(0.91) and done["blind_at"] == NOW
+    grades = store.focus_grades()
+    assert len(grades) == 1 and grades.loc[0, "grade"] == "most" and pd.isna(grades.loc[0, "weight_set"])
+    # The older reader has no PIN: they are sent to the administrator, who issues one.
+    assert list(store.readers()["has_pin"]) == [False]
+    with pytest.raises(StoreError, match="ask the study administrator"):
+        store.identify_reader("Dr Old", "2345-6789")
+    pin = store.issue_pin(1)
+    assert store.identify_reader("Dr Old", pin) == 1
+    # The upgraded database takes the new rules: a grade per weight set, the protocol as before.
+    kwargs = dict(lesion_type="lipoma", model="dlm1", reader_coverage=0.5, iou=0.25, shape="box")
+    store.record_focus_grade(1, "demo-lipoma-1", grade="none", weight_set=WEIGHTS, **kwargs)
+    with pytest.raises(GradeExistsError):
+        store.record_focus_grade(1, "demo-lipoma-1", grade="none", weight_set=WEIGHTS, **kwargs)
+    store.record_blind(1, "demo-lipoma-1", malignant=False, subtype="lipoma")
+    assert store.start_case(1, "S01", weight_set=WEIGHTS) == 3
+    store.close()
+    # Opened again: already at the current version, nothing to do, nothing lost.
+    again = ReaderStudyStore(db_path)
+    assert again.opened_version == SCHEMA_VERSION
+    assert len(again.reads()) == 3 and len(again.focus_grades()) == 2
+    again.close()
+
+
+def test_a_failed_upgrade_leaves_the_old_database_as_it_was(db_path, monkeypatch):
+    from softmass_core import store as store_module
+
+    _make_schema_1_db(db_path)
+    real = store_module._UPGRADES[1]
+
+    def half_then_fail(conn):
+        real(conn)
+        raise sa.exc.OperationalError("upgrade", {}, Exception("disk full"))
+
+    monkeypatch.setitem(store_module._UPGRADES, 1, half_then_fail)
+    with pytest.raises(StoreError, match="cannot open the reader-study database"):
+        ReaderStudyStore(db_path)
+    with sa.create_engine(f"sqlite:///{db_path}").connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("readers")}
+        n_grades = conn.exec_driver_sql("SELECT count(*) FROM focus_grades").scalar()
+    assert "softmass_schema" not in tables and "focus_grades_v2" not in tables and "pin_hash" not in columns
+    assert n_grades == 1
+    monkeypatch.setitem(store_module._UPGRADES, 1, real)
+    assert ReaderStudyStore(db_path).opened_version == 1  # and the next open upgrades it
+
+
+def test_a_database_of_a_newer_softmass_is_refused(db_path):
+    ReaderStudyStore(db_path).close()
+    with sa.create_engine(f"sqlite:///{db_path}").begin() as conn:
+        conn.exec_driver_sql(f"UPDATE softmass_schema SET version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer softmass"):
+        ReaderStudyStore(db_path)
+
+
+def test_a_new_database_starts_at_the_current_version(db_path):
+    store = ReaderStudyStore(db_path)
+    assert store.opened_version == 0
+    store.close()
+    assert ReaderStudyStore(db_path).opened_version == SCHEMA_VERSION

@@ -160,6 +160,24 @@ def reader_store() -> ReaderStudyStore:
         return _reader_store(reader_db_url())
 
 
+def study_admin_passphrase() -> str | None:
+    """The reader study administrator's passphrase, or None when none is configured.
+
+    Read on every call from env ``SOFTMASS_STUDY_ADMIN_PASSPHRASE``, else the
+    Streamlit secret ``study_admin_passphrase`` (``.streamlit/secrets.toml``,
+    which must never be committed).  Blank values count as none.
+    """
+    from softmass_core.study import ADMIN_PASSPHRASE_ENV, ADMIN_PASSPHRASE_SECRET
+
+    value = os.environ.get(ADMIN_PASSPHRASE_ENV, "")
+    if not value.strip():
+        try:
+            value = str(st.secrets.get(ADMIN_PASSPHRASE_SECRET, "") or "")
+        except Exception:  # noqa: BLE001 - no secrets file (or an unreadable one) means no secret
+            value = ""
+    return value if value.strip() else None
+
+
 # --------------------------------------------------------------------------- model cards
 
 

@@ -1,7 +1,9 @@
-"""Helpers of the Reader-study page: reading order, the model's result for a case, result tables.
+"""Helpers of the Reader-study and Grad-CAM pages: who is reading, reading order, the model's result, tables.
 
-The model's result is computed only when the page asks for it, and the page
-asks only after the store says the reader's blind read is recorded
+A reader identifies with name and PIN (:func:`identify`); the identity is
+kept in the session and shared by both pages.  The model's result is
+computed only when the page asks for it, and the page asks only after the
+store says the reader's blind read is recorded
 (:meth:`softmass_core.store.ReaderStudyStore.reader_state`).
 """
 
@@ -17,13 +19,34 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from softmass_core import demo
+from softmass_core import study
 from softmass_core.cascade import Cascade
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES, display_name
 from softmass_core.roi import Roi
+from softmass_core.store import ReaderStudyStore
 from ui import common
-from ui.charts import TASK_NAMES
+
+# Session-state keys.
+KEY_READER_ID = "softmass.reader.id"  # the store's id of the reader identified in this session
+KEY_NEW_PIN = "softmass.reader.new_pin"  # the PIN drawn at registration, shown until the reader confirms
+KEY_ADMIN = "softmass.reader.admin"  # True once the study administrator's passphrase was given
+
+MODE_RETURNING = "I have a PIN"
+MODE_NEW = "I am new to this study"
+
+#: Plain-language help for the statistics the results mention.
+HELP_CLOPPER_PEARSON = (
+    "Clopper-Pearson 95% interval: the range of accuracies that fit what was seen on these few cases. "
+    "It is exact (built from the binomial distribution, never narrower than the data allow), so with few "
+    "cases it is wide: 10 of 12 correct gives about 52% to 98%."
+)
+HELP_MCNEMAR = (
+    "McNemar's test asks whether the model changed how often a reader was right, using only the cases where "
+    "the reader's answer went from wrong to right or from right to wrong (cases right or wrong both times say "
+    "nothing about the change). A small p (below 0.05) means so lopsided a change would be unlikely by chance. "
+    "With few changed cases the exact binomial version is used."
+)
 
 #: Seed of every reader's case order (with the reader's id).
 ORDER_SEED = 4
@@ -74,14 +97,14 @@ def with_roi(rgb: np.ndarray, roi: Roi, *, colour: tuple[int, int, int] = (255, 
 
 @st.cache_data(max_entries=24, show_spinner="Running the DLM on this case ...")
 def model_result(ws_folder: str, ws_tag: str, case_id: str) -> dict[str, Any]:
-    """The cascade's result on demo case ``case_id`` and Grad-CAM overlays, cached per weight set and case.
+    """The cascade's result on study case ``case_id`` and Grad-CAM overlays, cached per weight set and case.
 
     Returns ``{"result": CascadeResult.to_dict(), "heatmaps": {model_id:
     {modality: (H, W, 3) uint8}}, "sub_model": id of the sub-model that named
     the subtype or None}``.  ``ws_tag`` (id and version) is part of the key.
     """
     ws = common.get_weight_set(ws_folder)
-    case = demo.demo_case(case_id)
+    case = study.study_case(case_id)
     cascade = Cascade(ws)
     result = cascade.run(case.to_case_images(), keep_features=True)
     sub_model = cascade.diagnosing_model(result)
@@ -92,44 +115,107 @@ def model_result(ws_folder: str, ws_tag: str, case_id: str) -> dict[str, Any]:
     return {"result": result.to_dict(), "heatmaps": heatmaps, "sub_model": sub_model}
 
 
-def _accuracy_cell(k: int, n: int, acc: float, lo: float, hi: float) -> str:
-    if not n or math.isnan(acc):
-        return "n/a"
-    return f"{100 * acc:.1f}% ({k}/{n}) [{100 * lo:.1f}, {100 * hi:.1f}]"
+#: ``store.reader_study_summary`` as people read it (see :func:`softmass_core.study.summary_table`).
+summary_table = study.summary_table
 
 
-def _p_cell(p: float, method: str) -> str:
-    if p is None or math.isnan(p):
-        return "n/a"
-    text = "<0.001" if p < 0.001 else f"{p:.3f}"
-    return f"{text} ({method})" if method else text
+# --------------------------------------------------------------------------- who is reading
 
 
-def summary_table(summary: pd.DataFrame, readers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``store.reader_study_summary`` as people read it, one row per reader and task.
+def reader_name() -> str:
+    """Name of the reader identified in this session ("" when nobody is)."""
+    return str(st.session_state.get(common.KEY_READER_NAME, "")) if KEY_READER_ID in st.session_state else ""
 
-    Accuracy cells read ``"86.2% (50/58) [74.6, 93.9]"`` (Clopper-Pearson
-    95% CI); McNemar's p compares blind and assisted reads of the same cases.
-    ``readers`` (``store.readers()``) adds the years of experience.
+
+def forget_reader() -> None:
+    """End this session's identity (and an unconfirmed new PIN with it)."""
+    for key in (KEY_READER_ID, KEY_NEW_PIN):
+        st.session_state.pop(key, None)
+
+
+def identify(store: ReaderStudyStore, prefix: str) -> int | None:
+    """The id of the reader identified in this session, else the identify forms (and None).
+
+    A returning reader gives name and PIN; a new one gives name and years of
+    experience and is shown their PIN.  Nothing stored about a reader changes
+    when they identify again.  Errors (wrong PIN, a name already taken) are
+    shown as ``st.error`` and stop the page.
     """
-    years = {} if readers is None else dict(zip(readers["id"], readers["experience_years"], strict=True))
+    reader_id = st.session_state.get(KEY_READER_ID)
+    if reader_id is not None:
+        return int(reader_id)
+    mode = st.radio("Have you read in this study before?", [MODE_RETURNING, MODE_NEW], horizontal=True,
+                    key=f"{prefix}.identify_mode")  # fmt: skip
+    if mode == MODE_RETURNING:
+        with st.form(f"{prefix}.identify"):
+            name = st.text_input("Name or pseudonym", key=f"{prefix}.name", max_chars=200)
+            pin = st.text_input(
+                "PIN",
+                type="password",
+                key=f"{prefix}.pin",
+                max_chars=16,
+                help="The 8 letters and digits shown when you registered (small letters and the dash are fine). "
+                "Lost it, or registered before PINs existed? Ask the study administrator for a new one.",
+            )
+            go = st.form_submit_button("Continue", type="primary")
+        if go:
+            with common.guarded():
+                found = store.identify_reader(name, pin)
+            st.session_state[KEY_READER_ID] = found
+            st.session_state[common.KEY_READER_NAME] = name.strip()
+            st.rerun()
+    else:
+        with st.form(f"{prefix}.register"):
+            name = st.text_input("Name or pseudonym", key=f"{prefix}.new_name", max_chars=200)
+            years = st.number_input(
+                "Years of experience in ultrasound",
+                0,
+                80,
+                0,
+                step=1,
+                key=f"{prefix}.years",
+                help="Stored once, with your registration.",
+            )
+            go = st.form_submit_button("Register", type="primary")
+        if go:
+            with common.guarded():
+                reg = store.register_reader(name, experience_years=int(years))
+            st.session_state[KEY_READER_ID] = reg.reader_id
+            st.session_state[common.KEY_READER_NAME] = name.strip()
+            st.session_state[KEY_NEW_PIN] = reg.pin
+            st.rerun()
+    return None
+
+
+def show_new_pin(prefix: str) -> None:
+    """After registration: the reader's PIN, shown until they confirm they have noted it (it is not stored)."""
+    pin = st.session_state.get(KEY_NEW_PIN)
+    if not pin:
+        return
+    st.success(
+        f"You are registered. Your PIN is **{pin}**. Write it down now: it is shown only this once. "
+        "With your name, it lets you continue on another day or computer; nobody else can read as you."
+    )
+    if st.button("I have written down my PIN", key=f"{prefix}.pin_noted"):
+        st.session_state.pop(KEY_NEW_PIN, None)
+        st.rerun()
+
+
+def own_reads_table(reads: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """This reader's own finished and started cases: Case (its number in their order), blind and revised answers."""
     rows = []
-    for r in summary.itertuples(index=False):
-        y = years.get(r.reader_id)
+    position = {c: i + 1 for i, c in enumerate(order)}
+    for r in reads.itertuples(index=False):
+        if r.case_id not in position:
+            continue
+        blind = answer_of(r.blind_malignant, r.blind_subtype)
+        after = answer_of(r.assisted_malignant, r.assisted_subtype)
         rows.append(
             {
-                "Reader": r.reader_name,
-                "Experience (years)": "" if y is None or pd.isna(y) else str(int(y)),
-                "Task": TASK_NAMES.get(r.task, r.task),
-                "Cases": int(r.n),
-                "Blind (images only)": _accuracy_cell(
-                    r.correct_before, r.n, r.accuracy_before, r.ci_before_low, r.ci_before_high
-                ),
-                "With the DLM": _accuracy_cell(r.correct_after, r.n, r.accuracy_after, r.ci_after_low, r.ci_after_high),
-                "McNemar p": _p_cell(r.mcnemar_p, r.mcnemar_method) if r.n else "n/a",
+                "Case": position[r.case_id],
+                "Your diagnosis (images only)": answer_name(blind) if blind else "",
+                "Your diagnosis with the DLM": answer_name(after) if after else "",
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=["Reader", "Experience (years)", "Task", "Cases", "Blind (images only)", "With the DLM", "McNemar p"],
-    )
+    frame = pd.DataFrame(rows, columns=["Case", "Your diagnosis (images only)", "Your diagnosis with the DLM"])
+    return frame.sort_values("Case").reset_index(drop=True)
