@@ -75,7 +75,13 @@ def print_json(obj: Any) -> None:
 
 
 def _progress_bar(desc: str):
-    """A tqdm-backed ``progress(done, total)`` callback writing to stderr."""
+    """A tqdm-backed ``progress(done, total)`` callback writing to stderr.
+
+    The bar is drawn only when stderr is a terminal (tqdm's ``disable=None``):
+    piped or logged stderr gets no carriage-return lines, so an error stays the
+    only line there.  On a terminal the bar clears its line when done
+    (``leave=False``), and :func:`main` clears it before printing an error.
+    """
     from tqdm import tqdm
 
     state: dict[str, Any] = {}
@@ -83,13 +89,23 @@ def _progress_bar(desc: str):
     def progress(done: int, total: int) -> None:
         bar = state.get("bar")
         if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, unit="case", file=sys.stderr, leave=False)
+            bar = state["bar"] = tqdm(total=total, desc=desc, unit="case", file=sys.stderr, leave=False, disable=None)
         bar.n = done
         bar.refresh()
         if done >= total:
             bar.close()
 
     return progress
+
+
+def _close_progress_bars() -> None:
+    """Clear every tqdm bar still on the terminal, so that the next line on stderr starts on a clean line."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(getattr(tqdm_module.tqdm, "_instances", ())):
+        bar.leave = False  # a run that failed part-way leaves no half-drawn bar behind
+        bar.close()
 
 
 # --------------------------------------------------------------------------- predict
@@ -362,11 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SoftmassError as exc:
+        _close_progress_bars()
         # One line, whatever the message holds (cohort errors list several rows).
         text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
         print(f"error: {text}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        _close_progress_bars()
         hint = ""
         if getattr(args, "command", None) == "train":
             from softmass_core.train import work_dir_for

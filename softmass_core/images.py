@@ -28,14 +28,22 @@ Conversion rules, in one place:
 Pixel-count guard: ``width * height`` (times the frame count for DICOM) is
 checked against ``max_pixels`` from the header, before any pixel data is
 decoded.
+
+Decoder chatter: pydicom and Pillow warn (``warnings``) and log (the
+``pydicom`` and ``PIL`` loggers) about oddities while they read, e.g. a
+corrupt file's "Expected explicit VR, but found implicit VR".  While a file
+is read here those are captured, not printed: a bad file gives one
+:class:`ImageError` and nothing else on stderr.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -475,6 +483,13 @@ def _load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> Loaded
     if force and "Rows" not in ds:
         # A forced read of something that is not DICOM parses as junk elements.
         raise _unrecognised(data)
+    if not any(kw in ds for kw in _PIXEL_KEYWORDS) and not any(kw in ds for kw in ("SOPClassUID", "Rows")):
+        # Nothing a DICOM image or document holds: the bytes after the marker are not DICOM.
+        raise ImageError(
+            "The file has a DICOM marker but its contents could not be read as DICOM (no image size, "
+            "no kind of object, no pixel data): it is corrupt or not a DICOM file. Re-export it from the "
+            f"ultrasound system. {_UPLOAD_HINT}"
+        )
     if not any(kw in ds for kw in _PIXEL_KEYWORDS):
         raise ImageError(
             "The DICOM file has no pixel data (it may be a report or a structured "
@@ -560,6 +575,51 @@ def _load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> Loaded
 
 
 # --------------------------------------------------------------------------
+# Keeping the decoders quiet
+# --------------------------------------------------------------------------
+
+_QUIET = threading.local()
+_WARNINGS_LOCK = threading.RLock()
+_DECODER_LOGGERS = ("pydicom", "PIL")
+
+
+class _DropWhileReading(logging.Filter):
+    """Drops the decoders' log records emitted by a thread that is inside :func:`_quiet_decoders`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_QUIET, "depth", 0)
+
+
+_DROP_WHILE_READING = _DropWhileReading()
+for _name in _DECODER_LOGGERS:
+    logging.getLogger(_name).addFilter(_DROP_WHILE_READING)
+
+
+#: Modules whose warnings are silenced while a file is read (pydicom and Pillow
+#: warnings are attributed to their own modules, or to this one as the caller).
+_QUIET_MODULES = r"(pydicom|PIL)(\.|$)|softmass_core\.images$"
+
+
+@contextmanager
+def _quiet_decoders() -> Iterator[None]:
+    """Silence pydicom's and Pillow's warnings and log records for the duration of the block.
+
+    Log records are dropped by a logger filter that looks at a per-thread
+    flag (other threads keep logging).  Warnings are ignored by a filter on
+    the modules they come from, so other code's warnings still show;
+    ``warnings.catch_warnings`` swaps process-wide state, so its use here is
+    serialised by a lock.
+    """
+    _QUIET.depth = getattr(_QUIET, "depth", 0) + 1
+    try:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=_QUIET_MODULES)
+            yield
+    finally:
+        _QUIET.depth -= 1
+
+
+# --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
 
@@ -589,15 +649,16 @@ def load_image(
     data, name = _read_source(source, name)
     if not data:
         raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
-    if _is_dicom(data):
-        return _load_dicom(data, int(frame), int(max_pixels), force=False)
-    if _has_dcm_suffix(name):
-        try:
-            Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS)).close()
-        except Exception:
-            # Not a Pillow image: try it as a DICOM without the 128-byte preamble.
-            return _load_dicom(data, int(frame), int(max_pixels), force=True)
-    return _load_pillow(data, int(frame), int(max_pixels))
+    with _quiet_decoders():
+        if _is_dicom(data):
+            return _load_dicom(data, int(frame), int(max_pixels), force=False)
+        if _has_dcm_suffix(name):
+            try:
+                Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS)).close()
+            except Exception:
+                # Not a Pillow image: try it as a DICOM without the 128-byte preamble.
+                return _load_dicom(data, int(frame), int(max_pixels), force=True)
+        return _load_pillow(data, int(frame), int(max_pixels))
 
 
 def dicom_safe_metadata(source: ImageSource, *, name: str | None = None) -> dict[str, Any]:
@@ -612,19 +673,20 @@ def dicom_safe_metadata(source: ImageSource, *, name: str | None = None) -> dict
         raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
     if not (_is_dicom(data) or _has_dcm_suffix(name)):
         raise ImageError("The file is not a DICOM file (no 'DICM' marker at byte 128).")
-    ds = _read_dataset(data, force=not _is_dicom(data), stop_before_pixels=True)
-    if not _is_dicom(data) and "SOPClassUID" not in ds and "Rows" not in ds:
-        raise ImageError("The file is not a DICOM file (it could not be parsed as DICOM).")
-    out: dict[str, Any] = {}
-    for keyword in SAFE_DICOM_KEYWORDS:
-        try:
-            value = ds.get(keyword)
-        except Exception:
-            continue
-        if value is None or value == "":
-            continue
-        out[keyword] = _plain_value(value)
-    out["TransferSyntaxUID"] = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID)).name
+    with _quiet_decoders():
+        ds = _read_dataset(data, force=not _is_dicom(data), stop_before_pixels=True)
+        if not _is_dicom(data) and "SOPClassUID" not in ds and "Rows" not in ds:
+            raise ImageError("The file is not a DICOM file (it could not be parsed as DICOM).")
+        out: dict[str, Any] = {}
+        for keyword in SAFE_DICOM_KEYWORDS:
+            try:
+                value = ds.get(keyword)
+            except Exception:
+                continue
+            if value is None or value == "":
+                continue
+            out[keyword] = _plain_value(value)
+        out["TransferSyntaxUID"] = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID)).name
     return out
 
 

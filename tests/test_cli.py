@@ -282,3 +282,104 @@ def test_an_output_path_that_is_a_file_is_refused_before_the_work(args, subst, t
     assert f"{tmp_path / 'FILE'} is a file, not a folder: pass a folder path." in err
     assert (tmp_path / "FILE").read_text() == "keep me"
     assert not (tmp_path / "work" / "train_state.json").exists() and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- stderr on bad input: one line
+
+
+def _fake_dicom_file(tmp_path):
+    from tests.test_images import fake_dicom
+
+    path = tmp_path / "fake.dcm"
+    path.write_bytes(fake_dicom())
+    return path
+
+
+def test_fake_dicom_gives_exactly_one_stderr_line(tiny_weights, tmp_path):
+    fake = _fake_dicom_file(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "softmass_core", "predict", "--weights", str(tiny_weights),
+                           "--gray", str(fake)], capture_output=True, text=True, cwd=ROOT, timeout=180)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert "could not be read as DICOM" in proc.stderr
+    assert proc.stdout == ""
+
+
+def _cohort_failing_part_way(tmp_path, n_good: int = 6):
+    """A cohort whose last image has a good PNG header (so the CSV check passes) but truncated data."""
+    rng = np.random.default_rng(0)
+    lines = ["case_id,cohort,label,gray_path"]
+    for i in range(n_good):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"c{i},validation,{'malignant' if i % 2 else 'lipoma'},{i}.png")
+    Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "cut.png")
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    lines.append("cut,validation,lipoma,cut.png")
+    (tmp_path / "cohort.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "cohort.csv"
+
+
+def _screen(raw: str) -> list[str]:
+    """What a terminal shows for ``raw`` (carriage returns overwrite, newlines move down): non-empty rows."""
+    rows: list[list[str]] = [[]]
+    col = 0
+    for ch in raw:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            rows.append([])
+            col = 0
+        else:
+            assert ch == "\t" or ch.isprintable() or ord(ch) > 127, f"unexpected control character {ch!r}"
+            row = rows[-1]
+            row.extend(" " * (col + 1 - len(row)))
+            row[col] = ch
+            col += 1
+    return [text for text in ("".join(r).rstrip() for r in rows) if text]
+
+
+def test_evaluate_failing_after_progress_leaves_no_half_line_on_a_terminal(tiny_weights, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    cohort = _cohort_failing_part_way(tmp_path)
+    master, slave = pty.openpty()
+    # A 100-column terminal (a fresh pty is 0 x 0, and tqdm draws nothing in 0 columns).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "softmass_core", "evaluate", "--weights", str(tiny_weights),
+                                 "--cohort", str(cohort), "--batch-size", "1", "--n-boot", "50"],
+                                stdout=subprocess.PIPE, stderr=slave, cwd=ROOT)  # fmt: skip
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=180)
+    finally:
+        os.close(master)
+    raw = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 2
+    assert "evaluate:" in raw and "case" in raw  # the bar was drawn on the terminal before the failure
+    shown = _screen(raw)
+    assert len(shown) == 1 and shown[0].startswith("error: "), shown
+    assert "cut.png" in shown[0]
+
+
+def test_evaluate_failing_after_progress_piped_stderr_is_one_line(tiny_weights, tmp_path):
+    cohort = _cohort_failing_part_way(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "softmass_core", "evaluate", "--weights", str(tiny_weights),
+                           "--cohort", str(cohort), "--batch-size", "1", "--n-boot", "50"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=180)  # fmt: skip
+    assert proc.returncode == 2
+    # Not a terminal: no bar at all (tqdm's disable=None), so no carriage-return remnants before the error.
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and "\r" not in proc.stderr, proc.stderr

@@ -471,3 +471,47 @@ def test_dicom_safe_metadata_whitelist() -> None:
         assert ident not in text
     with pytest.raises(ImageError, match="not a DICOM"):
         dicom_safe_metadata(pil_bytes(Image.new("L", (2, 2)), "PNG"))
+
+
+def fake_dicom() -> bytes:
+    """A DICM preamble and a file-meta group, then garbage: pydicom warns while it reads this."""
+    import struct
+
+    ts = b"1.2.840.10008.1.2.1\0"
+    element = struct.pack("<HH2sH", 2, 0x10, b"UI", len(ts)) + ts
+    meta = struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(element)) + element
+    rng = np.random.default_rng(0)
+    return b"\0" * 128 + b"DICM" + meta + rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()
+
+
+def test_fake_dicom_is_one_error_and_no_decoder_chatter(caplog) -> None:
+    import logging
+    import warnings
+
+    data = fake_dicom()
+    # Without the guard pydicom does warn on this file (so the check below means something).
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        pydicom.dcmread(io.BytesIO(data))
+    assert any("implicit VR" in str(w.message) for w in raw)
+
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pydicom.dcmread(io.BytesIO(data))
+    assert any(r.name.startswith("pydicom") for r in caplog.records)  # pydicom logs it too
+    caplog.clear()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError, match="could not be read as DICOM") as info:
+            load_image(data)
+    assert "\n" not in str(info.value)
+    assert seen == []
+    assert [r for r in caplog.records if r.name.startswith(("pydicom", "PIL"))] == []
+    # Outside a read, pydicom's logger and other code's warnings work as before.
+    logging.getLogger("pydicom").warning("still logging")
+    assert any(r.getMessage() == "still logging" for r in caplog.records)
+    with warnings.catch_warnings(record=True) as later:
+        warnings.simplefilter("always")
+        warnings.warn("other code", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in later] == ["other code"]
