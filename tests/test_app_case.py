@@ -167,6 +167,12 @@ def test_app_frame_runs_with_sidebar_notice_and_weight_sets(env):
 # --------------------------------------------------------------------------- case page
 
 
+def roi_input(at: AppTest, base: str, name: str):
+    """The ROI number input ``name`` (x0, y0, x1, y1) of ``base``: its key carries the ROI's version."""
+    (found,) = [n for n in at.number_input if str(n.key).startswith(f"{base}.{name}.")]
+    return found
+
+
 def _case_page(env) -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / "1_case.py"), default_timeout=TIMEOUT)
 
@@ -210,9 +216,9 @@ def test_changing_roi_numbers_reruns_with_the_new_roi(env):
     at.button(key="case.run").click().run()
     case = demo_case("demo-malignant-1")
     key = "case.roi.demo-malignant-1.gray"
-    assert at.number_input(key=f"{key}.x0").value == case.gray_roi.x0
-    at.number_input(key=f"{key}.x0").set_value(case.gray_roi.x0 + 40).run()
-    at.number_input(key=f"{key}.y1").set_value(case.gray_roi.y1 - 30).run()
+    assert roi_input(at, key, "x0").value == case.gray_roi.x0
+    roi_input(at, key, "x0").set_value(case.gray_roi.x0 + 40).run()
+    roi_input(at, key, "y1").set_value(case.gray_roi.y1 - 30).run()
     assert not at.exception
 
     new_roi = Roi(case.gray_roi.x0 + 40, case.gray_roi.y0, case.gray_roi.x1, case.gray_roi.y1 - 30)
@@ -224,23 +230,23 @@ def test_changing_roi_numbers_reruns_with_the_new_roi(env):
     shown = texts(at)
     assert f"DLM-1 P(malignant), case {expected.p_malignant:.3f}" in shown
     # The canvas (or its stand-in under AppTest) agrees with the typed numbers.
-    assert at.number_input(key=f"{key}.x0").value == new_roi.x0
+    assert roi_input(at, key, "x0").value == new_roi.x0
 
 
 def test_swapped_corners_are_normalised(env):
     at = _case_page(env).run()
     key = "case.roi.demo-malignant-1.gray"
-    at.number_input(key=f"{key}.x1").set_value(10).run()  # now left of x0 = 81
+    roi_input(at, key, "x1").set_value(10).run()  # now left of x0 = 81
     assert not at.exception
-    assert (at.number_input(key=f"{key}.x0").value, at.number_input(key=f"{key}.x1").value) == (10, 81)
+    assert (roi_input(at, key, "x0").value, roi_input(at, key, "x1").value) == (10, 81)
 
 
 def test_an_impossible_roi_is_an_error_box_not_a_traceback(env):
     at = _case_page(env).run()
     at.button(key="case.run").click().run()
     key = "case.roi.demo-malignant-1.gray"
-    at.number_input(key=f"{key}.x0").set_value(200).run()
-    at.number_input(key=f"{key}.x1").set_value(200).run()
+    roi_input(at, key, "x0").set_value(200).run()
+    roi_input(at, key, "x1").set_value(200).run()
     assert not at.exception
     assert any("zero area" in str(e.value) for e in at.error)
 

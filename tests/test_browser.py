@@ -159,3 +159,115 @@ def test_case_then_cohort_in_a_real_browser(server):
             raise
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------- ROI drawing (issue 15)
+
+ROI_FIELDS = ("left x0", "top y0", "right x1", "bottom y1")
+#: Pointer positions fall on fractional canvas pixels and Fabric rounds what it sends: a box may
+#: come back a pixel or two off the pointer's box (1.2 image pixels per canvas pixel here).
+ROI_TOLERANCE_PX = 2
+
+
+def _roi_fields(page) -> list[int]:
+    return [int(page.get_by_role("spinbutton", name=name).first.input_value()) for name in ROI_FIELDS]
+
+
+def _drawn_area(page) -> list[int] | None:
+    """Bounding box (canvas pixels) of everything drawn on the canvas's drawing layer, None if empty."""
+    return page.locator("canvas.dc-canvas").first.evaluate(
+        """c => {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let x0 = c.width, y0 = c.height, x1 = -1, y1 = -1;
+            for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+                if (d[(y * c.width + x) * 4 + 3] > 0) {
+                    x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+                }
+            }
+            return x1 < 0 ? null : [x0, y0, x1 + 1, y1 + 1];
+        }"""
+    )
+
+
+def _close(a, b, tol: float) -> bool:
+    return all(abs(u - v) <= tol for u, v in zip(a, b, strict=True))
+
+
+def test_every_drawn_roi_sticks_and_a_drag_past_the_edge_reaches_it(server, tmp_path):
+    """Issue 15: 2-3 of 6 redrawn boxes snapped back to the old ROI; a drag past the edge stopped short."""
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.conftest import synthetic_rgb
+    from ui.canvas import canvas_box_to_image, fit_canvas
+    from ui.case_view import CANVAS_MARGIN, CANVAS_MAX_WIDTH
+
+    url, _, log_path = server
+    width, height = 512, 321  # the size of the report's breast image
+    png = tmp_path / "scan.png"
+    Image.fromarray(synthetic_rgb(7, width, height)[:, :, 0]).save(png)
+    geometry = fit_canvas(width, height, CANVAS_MAX_WIDTH, margin=CANVAS_MARGIN)
+    w, h = geometry.width, geometry.height
+    # Drags in image-area canvas pixels (0, 0 = the image's top-left corner; the margin is outside 0..w, 0..h).
+    drags = [
+        ((0.10 * w, 0.10 * h), (0.45 * w, 0.60 * h)),  # inside the first ROI (the whole image)
+        ((0.60 * w, 0.40 * h), (0.90 * w, 0.90 * h)),  # starts outside the previous box
+        ((0.70 * w, 0.55 * h), (0.80 * w, 0.75 * h)),  # inside the previous box
+        ((0.05 * w, 0.05 * h), (0.35 * w, 0.95 * h)),  # outside
+        ((0.15 * w, 0.30 * h), (0.25 * w, 0.50 * h)),  # inside
+        ((0.50 * w, 0.15 * h), (w + 60, h + 60)),  # past the right and bottom edges, off the canvas
+        ((0.40 * w, 0.50 * h), (-CANVAS_MARGIN / 2, -CANVAS_MARGIN / 2)),  # released in the top-left margin
+    ]
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.goto(url)
+            page.get_by_text("Upload images").click()
+            _wait_idle(page)
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(png))
+            canvas = page.locator("canvas.dc-canvas").first
+            expect(canvas).to_be_visible()
+            _wait_idle(page)
+            assert _roi_fields(page) == [0, 0, width, height]
+            for i, (start, end) in enumerate(drags):
+                canvas.scroll_into_view_if_needed()
+                box = canvas.bounding_box()
+                assert box is not None and round(box["width"]) == geometry.canvas_width, box
+                ox, oy = box["x"] + geometry.margin, box["y"] + geometry.margin  # the image's corner on screen
+                page.mouse.move(ox + start[0], oy + start[1])
+                page.mouse.down()
+                page.mouse.move(ox + end[0], oy + end[1], steps=25)
+                page.mouse.up()
+                corners = (start[0], start[1], end[0], end[1])
+                x0, x1 = sorted((corners[0], corners[2]))
+                y0, y1 = sorted((corners[1], corners[3]))
+                # The pointer's box in image pixels, clamped to the image.
+                m = geometry.margin
+                expected = canvas_box_to_image((x0 + m, y0 + m, x1 + m, y1 + m), geometry).to_list()
+                deadline = time.monotonic() + STEP_TIMEOUT_MS / 1000
+                while not _close(_roi_fields(page), expected, ROI_TOLERANCE_PX):
+                    assert time.monotonic() < deadline, (i, _roi_fields(page), expected)
+                    page.wait_for_timeout(200)
+                _wait_idle(page)
+                shown = _roi_fields(page)
+                # It stays: after a pause and a rerun the numbers are the same, and the canvas shows that box only.
+                page.wait_for_timeout(1500)
+                page.locator("body").press("r")
+                _wait_idle(page)
+                assert _roi_fields(page) == shown, (i, "snapped back", shown, _roi_fields(page))
+                area = _drawn_area(page)
+                drawn = canvas_box_to_image(area, geometry).to_list()
+                assert _close(drawn, shown, 4), (i, "canvas and numbers disagree", drawn, shown)
+                if i == 5:  # past the right and bottom edges: clamped to the edges
+                    assert shown[2:] == [width, height], shown
+                if i == 6:  # released in the margin: clamped to the top-left corner
+                    assert shown[:2] == [0, 0], shown
+            _assert_no_exception(page)
+        except Exception:
+            print(log_path.read_text()[-3000:])
+            raise
+        finally:
+            browser.close()

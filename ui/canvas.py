@@ -5,8 +5,13 @@ scaled to fit the page.  Everything it sends back is in canvas pixels; these
 functions map it to original-image pixels and back.  No streamlit here, so the
 mapping is unit-tested directly.
 
-Conventions: ``sx = image_width / canvas_width`` and ``sy = image_height /
-canvas_height`` (image pixels per canvas pixel).  A Fabric object's
+Conventions: the image fills ``width`` x ``height`` canvas pixels, drawn
+``margin`` canvas pixels in from the canvas's left and top edges (the canvas
+is ``canvas_width`` x ``canvas_height``, the image plus the margin on every
+side); ``sx = image_width / width`` and ``sy = image_height / height`` (image
+pixels per canvas pixel).  The margin is there so that a drag past the
+image's edge still lands on the canvas and is clamped to the edge: the
+canvas stops following the pointer once it leaves the canvas.  A Fabric object's
 ``left``/``top`` is the corner named by ``originX``/``originY`` ("left",
 "center", "right" / "top", "center", "bottom"); its drawn size is ``width *
 scaleX`` by ``height * scaleY`` (``scaleX``/``scaleY`` become != 1 when the
@@ -20,6 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from softmass_core.roi import Roi
 
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
@@ -27,12 +35,26 @@ _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 
 @dataclass(frozen=True)
 class CanvasGeometry:
-    """A canvas of ``width`` x ``height`` canvas pixels showing a ``image_width`` x ``image_height`` image."""
+    """A ``image_width`` x ``image_height`` image shown as ``width`` x ``height`` canvas pixels.
+
+    ``margin`` canvas pixels of empty canvas surround the image on every side.
+    """
 
     image_width: int
     image_height: int
     width: int
     height: int
+    margin: int = 0
+
+    @property
+    def canvas_width(self) -> int:
+        """Width of the whole canvas: the image and a margin either side."""
+        return self.width + 2 * self.margin
+
+    @property
+    def canvas_height(self) -> int:
+        """Height of the whole canvas: the image and a margin above and below."""
+        return self.height + 2 * self.margin
 
     @property
     def sx(self) -> float:
@@ -45,22 +67,28 @@ class CanvasGeometry:
         return self.image_height / self.height
 
 
-def fit_canvas(image_width: int, image_height: int, max_width: int, *, max_height: int | None = None) -> CanvasGeometry:
+def fit_canvas(
+    image_width: int, image_height: int, max_width: int, *, max_height: int | None = None, margin: int = 0
+) -> CanvasGeometry:
     """Canvas size that shows the whole image at most ``max_width`` (and ``max_height``) pixels.
 
-    The aspect ratio is kept; an image smaller than the limits is shown at
-    its own size (never enlarged).  Sizes are whole canvas pixels, at least 1.
+    The limits are for the image; the ``margin`` (canvas pixels) comes on top,
+    on every side.  The aspect ratio is kept; an image smaller than the limits
+    is shown at its own size (never enlarged).  Sizes are whole canvas pixels,
+    at least 1.
     """
     if image_width <= 0 or image_height <= 0:
         raise ValueError(f"image size must be positive, got {image_width} x {image_height}")
     if max_width <= 0 or (max_height is not None and max_height <= 0):
         raise ValueError(f"canvas limits must be positive, got {max_width} x {max_height}")
+    if margin < 0:
+        raise ValueError(f"margin must be 0 or more canvas pixels, got {margin}")
     scale = min(1.0, max_width / image_width)
     if max_height is not None:
         scale = min(scale, max_height / image_height)
     width = max(1, int(math.floor(image_width * scale + 0.5)))
     height = max(1, int(math.floor(image_height * scale + 0.5)))
-    return CanvasGeometry(int(image_width), int(image_height), min(width, int(max_width)), height)
+    return CanvasGeometry(int(image_width), int(image_height), min(width, int(max_width)), height, int(margin))
 
 
 def _num(obj: Mapping[str, Any], key: str, default: float) -> float:
@@ -92,19 +120,21 @@ def _round(v: float) -> int:
 
 
 def canvas_box_to_image(box: Sequence[float], geometry: CanvasGeometry) -> Roi:
-    """A ``(left, top, right, bottom)`` canvas box -> :class:`Roi` in image pixels, clipped to the image.
+    """A ``(left, top, right, bottom)`` canvas box -> :class:`Roi` in image pixels, clamped to the image.
 
-    Rounded half up to whole pixels; the result may be empty or tiny, which
-    :func:`softmass_core.roi.resolve_roi` reports.
+    The margin is taken off first; a corner in the margin (or beyond the
+    canvas) goes to the image's edge.  Rounded half up to whole pixels; the
+    result may be empty or tiny, which :func:`softmass_core.roi.resolve_roi`
+    reports.
     """
     x0, y0, x1, y1 = (float(v) for v in box)
-    w, h = geometry.image_width, geometry.image_height
+    w, h, m = geometry.image_width, geometry.image_height, geometry.margin
 
     def cx(v: float) -> int:
-        return min(max(_round(v * geometry.sx), 0), w)
+        return min(max(_round((v - m) * geometry.sx), 0), w)
 
     def cy(v: float) -> int:
-        return min(max(_round(v * geometry.sy), 0), h)
+        return min(max(_round((v - m) * geometry.sy), 0), h)
 
     return Roi(cx(x0), cy(y0), cx(x1), cy(y1))
 
@@ -124,8 +154,8 @@ def roi_to_rect(roi: Roi, geometry: CanvasGeometry, **style: Any) -> dict[str, A
         "type": "rect",
         "originX": "left",
         "originY": "top",
-        "left": roi.x0 / geometry.sx,
-        "top": roi.y0 / geometry.sy,
+        "left": geometry.margin + roi.x0 / geometry.sx,
+        "top": geometry.margin + roi.y0 / geometry.sy,
         "width": (roi.x1 - roi.x0) / geometry.sx,
         "height": (roi.y1 - roi.y0) / geometry.sy,
         "scaleX": 1,
@@ -135,6 +165,22 @@ def roi_to_rect(roi: Roi, geometry: CanvasGeometry, **style: Any) -> dict[str, A
     }
     rect.update(style)
     return rect
+
+
+def canvas_background(
+    rgb: np.ndarray, geometry: CanvasGeometry, *, margin_color: tuple[int, int, int] = (40, 40, 40)
+) -> Image.Image:
+    """The canvas's background: ``rgb`` (H, W, 3) uint8 scaled into the image area, the margin around it.
+
+    A PIL image of ``canvas_width`` x ``canvas_height`` pixels.
+    """
+    scaled = Image.fromarray(np.asarray(rgb, dtype=np.uint8)).convert("RGB")
+    scaled = scaled.resize((geometry.width, geometry.height), Image.Resampling.BILINEAR)
+    if geometry.margin == 0:
+        return scaled
+    out = Image.new("RGB", (geometry.canvas_width, geometry.canvas_height), margin_color)
+    out.paste(scaled, (geometry.margin, geometry.margin))
+    return out
 
 
 def drawing_objects(json_data: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -153,6 +199,26 @@ def last_rect(json_data: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The most recently drawn rectangle (type ``Rect``/``rect``), or None."""
     rects = [o for o in drawing_objects(json_data) if _type(o) in ("rect", "labeledrect")]
     return rects[-1] if rects else None
+
+
+#: A "box" smaller than this many canvas pixels either way is a click, not a drag (the rect tool
+#: leaves a 2 x 2 box on a click).
+MIN_DRAG_PX = 3.0
+
+
+def drawn_roi(json_data: Mapping[str, Any] | None, geometry: CanvasGeometry) -> Roi | None:
+    """The ROI of the most recently drawn rectangle, in image pixels; None for no box or a click.
+
+    Corners in the margin or beyond the canvas are clamped to the image's edge.
+    """
+    rect = last_rect(json_data)
+    if rect is None:
+        return None
+    x0, y0, x1, y1 = object_box(rect)
+    if x1 - x0 < MIN_DRAG_PX or y1 - y0 < MIN_DRAG_PX:
+        return None
+    roi = canvas_box_to_image((x0, y0, x1, y1), geometry)
+    return roi if roi.width > 0 and roi.height > 0 else None
 
 
 def _path_points(obj: Mapping[str, Any]) -> list[tuple[float, float]]:
@@ -224,5 +290,6 @@ def shapes_to_image(
         elif kind in ("path", "polygon", "polyline"):
             pts = shape_points(obj)
             if len(pts) >= 3:
-                polygons.append([(x * geometry.sx, y * geometry.sy) for x, y in pts])
+                m = geometry.margin
+                polygons.append([((x - m) * geometry.sx, (y - m) * geometry.sy) for x, y in pts])
     return polygons, boxes

@@ -6,15 +6,15 @@ keeps per-session caches (so moving a slider does not rerun a model) and draws.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from softmass_core.cascade import Cascade, CascadeResult, CaseImages
 from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
@@ -24,13 +24,16 @@ from softmass_core.labels import MODALITIES, display_name
 from softmass_core.report import MODALITY_NAMES
 from softmass_core.roi import Roi
 from softmass_core.weights import WeightSet
-from ui.canvas import CanvasGeometry, fit_canvas, last_rect, rect_to_image_roi, roi_to_rect
+from ui.canvas import CanvasGeometry, canvas_background, drawn_roi, fit_canvas, roi_to_rect
 from ui.common import guarded
 
 #: File types the uploaders accept (load_image sniffs the content; this only filters the dialog).
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "dicom"]
 #: Widest canvas, in screen pixels: half of a wide page on a 1400 px screen (wider canvases scroll).
 CANVAS_MAX_WIDTH = 420
+#: Empty canvas around the image, in screen pixels: a drag that ends past the image's edge ends
+#: here (the canvas stops following a pointer that leaves it) and is clamped to the edge.
+CANVAS_MARGIN = 32
 
 SOURCE_DEMO = "Demo case"
 SOURCE_UPLOAD = "Upload images"
@@ -196,26 +199,31 @@ def draw_canvas(
     drawing_mode: str = "rect",
     stroke: str = "#ffcc00",
     fill: str = "rgba(255, 204, 0, 0.08)",
+    on_change: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
-    """A drawing canvas over ``rgb``; returns its Fabric JSON, or None when the component is unavailable."""
+    """A drawing canvas over ``rgb``; returns its Fabric JSON, or None when the component is unavailable.
+
+    ``on_change`` is called (before the script reruns) when the user has drawn
+    something; ``st.session_state[key]["drawing"]["raw"]`` holds the drawing then.
+    """
     try:
         from streamlit_drawable_canvas import st_canvas
     except Exception:  # noqa: BLE001 - the component is optional; the numbers below always work
         st.caption("The drawing canvas is not available here: type the box in pixels below.")
         return None
-    background = Image.fromarray(rgb).resize((geometry.width, geometry.height), Image.Resampling.BILINEAR)
     try:
         result = st_canvas(
             fill_color=fill,
             stroke_width=2,
             stroke_color=stroke,
-            background_image=background,
-            width=geometry.width,
-            height=geometry.height,
+            background_image=canvas_background(rgb, geometry),
+            width=geometry.canvas_width,
+            height=geometry.canvas_height,
             drawing_mode=drawing_mode,
             initial_drawing={"objects": list(objects or [])},
             update_streamlit=True,
             key=key,
+            on_change=on_change,
         )
     except Exception as exc:  # noqa: BLE001 - fall back to the number inputs
         st.caption(f"The drawing canvas failed ({type(exc).__name__}); type the box in pixels below.")
@@ -224,82 +232,128 @@ def draw_canvas(
 
 
 _CORNERS = ("x0", "y0", "x1", "y1")
+_TITLES = {"x0": "left x0", "y0": "top y0", "x1": "right x1", "y1": "bottom y1"}
 
 
-def _bump(gen_key: str) -> None:
-    """Remount the canvas (a new key) so it shows the current box only."""
-    st.session_state[gen_key] = st.session_state.get(gen_key, 0) + 1
+@dataclass(frozen=True)
+class _RoiKeys:
+    """Session-state keys of one image's ROI editor.
+
+    ``value`` holds the ROI ``[x0, y0, x1, y1]``.  The canvas and the number
+    inputs are keyed by versions: the canvas gets a new key whenever the ROI
+    changes (so it shows just the current box, and a drawing of an older one
+    is never read again), the number inputs whenever the ROI changes other
+    than by typing.  The script never writes a number input's value: the
+    browser reports every input's value with each rerun it asks for, and a
+    value the script had written but the browser had not shown yet would come
+    back as a "change" and undo the box just drawn (issue 15: redraws lost).
+    """
+
+    base: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.base}.value"
+
+    @property
+    def canvas_version(self) -> str:
+        return f"{self.base}.canvas_version"
+
+    @property
+    def fields_version(self) -> str:
+        return f"{self.base}.fields_version"
+
+    def canvas(self) -> str:
+        return f"{self.base}.canvas.{st.session_state.get(self.canvas_version, 0)}"
+
+    def field(self, name: str) -> str:
+        return f"{self.base}.{name}.{st.session_state.get(self.fields_version, 0)}"
 
 
-def _set_roi(value_key: str, gen_key: str, roi: Roi) -> None:
-    st.session_state[value_key] = roi.to_list()
-    _bump(gen_key)
+def _bump(key: str) -> None:
+    st.session_state[key] = st.session_state.get(key, 0) + 1
 
 
-def _typed_roi(value_key: str, gen_key: str, widget_keys: dict[str, str]) -> None:
-    """Number inputs changed: they become the ROI."""
-    _set_roi(value_key, gen_key, Roi(*(int(st.session_state[widget_keys[n]]) for n in _CORNERS)))
+def _set_roi(keys: _RoiKeys, roi: Roi, *, typed: bool = False) -> None:
+    """Make ``roi`` the ROI; the canvas shows it, and so do the number inputs unless the user typed it."""
+    state = st.session_state
+    if state.get(keys.value) == roi.to_list():
+        return
+    state[keys.value] = roi.to_list()
+    _bump(keys.canvas_version)
+    if not typed:
+        _bump(keys.fields_version)
+
+
+def _typed_roi(keys: _RoiKeys, widget_keys: dict[str, str]) -> None:
+    """A number input changed: the four inputs become the ROI (swapped corners put in order)."""
+    x0, y0, x1, y1 = typed = [int(st.session_state[widget_keys[n]]) for n in _CORNERS]
+    roi = Roi(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    _set_roi(keys, roi, typed=roi.to_list() == typed)  # the inputs show it already, unless reordered
+
+
+def _drawn_roi(keys: _RoiKeys, canvas_key: str, geometry: CanvasGeometry) -> None:
+    """The canvas sent a drawing: its last box (mapped to image pixels, clamped to the image) becomes the ROI."""
+    value = st.session_state.get(canvas_key)
+    drawing = value.get("drawing") if isinstance(value, Mapping) else None
+    roi = drawn_roi(drawing.get("raw") if isinstance(drawing, Mapping) else None, geometry)
+    if roi is not None:
+        _set_roi(keys, roi)
 
 
 def roi_editor(prefix: str, case: CaseInput, image: CaseImage, *, canvas: bool = True) -> Roi:
     """Draw or type the ROI of one image; returns it in original-image pixels.
 
-    The ROI lives in session state (``<base>.value``, kept across pages and
-    reruns).  A box drawn, moved or resized on the canvas is mapped back to
-    image pixels and becomes the ROI; so do typed numbers.  Either way the
-    canvas is remounted showing just the current box.
+    The ROI lives in session state (kept across pages and reruns).  A box
+    drawn, moved or resized on the canvas is mapped back to image pixels
+    (clamped to the image: the canvas has a margin around the image, so a drag
+    past the edge ends on the edge) and becomes the ROI; so do typed numbers.
     """
-    base = f"{prefix}.roi.{case.case_id}.{image.modality}"
-    value_key, gen_key = f"{base}.value", f"{base}.gen"
-    widget_keys = {name: f"{base}.{name}" for name in _CORNERS}
+    keys = _RoiKeys(f"{prefix}.roi.{case.case_id}.{image.modality}")
     state = st.session_state
-    if value_key not in state:
-        _set_roi(value_key, gen_key, image.default_roi)
-    current = Roi(*state[value_key])
+    if keys.value not in state:
+        _set_roi(keys, image.default_roi)
+    current = Roi(*state[keys.value])
 
     if canvas:
-        geometry = fit_canvas(image.width, image.height, CANVAS_MAX_WIDTH)
-        drawing = draw_canvas(
-            f"{base}.canvas.{state.get(gen_key, 0)}",
+        geometry = fit_canvas(image.width, image.height, CANVAS_MAX_WIDTH, margin=CANVAS_MARGIN)
+        canvas_key = keys.canvas()
+        draw_canvas(
+            canvas_key,
             image.rgb,
             geometry,
             objects=[roi_to_rect(current, geometry, **ROI_STYLE)],
             drawing_mode="rect",
+            on_change=functools.partial(_drawn_roi, keys, canvas_key, geometry),
         )
-        rect = last_rect(drawing)
-        if rect is not None:
-            drawn = rect_to_image_roi(rect, geometry)
-            if drawn != current and drawn.width > 0 and drawn.height > 0:
-                _set_roi(value_key, gen_key, drawn)
-                st.rerun()
         st.caption(
-            f"{image_facts(image)}. Drag a box on the image, or type it (pixels, right/bottom exclusive). "
-            "Leave some tissue around the mass on every side, below it too: the models learned such boxes, "
-            "and tight boxes lowered their AUC in the project's tests (README, scanner shift)."
+            f"{image_facts(image)}. Drag a box on the image (past its edge to reach the edge), or type it "
+            "(pixels, right/bottom exclusive). Leave some tissue around the mass on every side, below it too: "
+            "the models learned such boxes, and tight boxes lowered their AUC in the project's tests "
+            "(README, scanner shift)."
         )
     limits = {"x0": image.width, "y0": image.height, "x1": image.width, "y1": image.height}
-    titles = {"x0": "left x0", "y0": "top y0", "x1": "right x1", "y1": "bottom y1"}
-    for name, value in zip(_CORNERS, current.to_list(), strict=True):
-        # The widgets show the ROI (clamped to the image: the number inputs cannot hold more).
-        state[widget_keys[name]] = min(max(int(value), 0), limits[name])
-    for col, name in zip(st.columns(4), _CORNERS, strict=True):
+    widget_keys = {name: keys.field(name) for name in _CORNERS}
+    for col, name, value in zip(st.columns(4), _CORNERS, current.to_list(), strict=True):
         col.number_input(
-            titles[name],
+            _TITLES[name],
             min_value=0,
             max_value=limits[name],
+            # The inputs show the ROI (clamped to the image: they cannot hold more).
+            value=min(max(int(value), 0), limits[name]),
             step=1,
             key=widget_keys[name],
             on_change=_typed_roi,
-            args=(value_key, gen_key, widget_keys),
+            args=(keys, widget_keys),
         )
     st.button(
         "Reset ROI",
-        key=f"{base}.reset",
+        key=f"{keys.base}.reset",
         on_click=_set_roi,
-        args=(value_key, gen_key, image.default_roi),
+        args=(keys, image.default_roi),
         help="Back to the demo case's box (or the whole uploaded image).",
     )
-    return Roi(*state[value_key])
+    return Roi(*state[keys.value])
 
 
 # --------------------------------------------------------------------------- cascade and CAMs
