@@ -40,7 +40,7 @@ SOURCE_UPLOAD = "Upload images"
 
 KEY_RESULTS = "softmass.case.results"  # {result key: CascadeResult}, a few recent runs
 KEY_CAMS = "softmass.case.cams"  # {(result key, model id): {modality: CamResult}}
-KEY_UPLOADS = "softmass.case.uploads"  # {sha256: (rgb, info dict)}, decoded uploads
+KEY_UPLOADS = "softmass.case.uploads"  # {(sha256, frame): (rgb, info dict)}, decoded uploads
 _MAX_RESULTS = 4
 _MAX_CAMS = 16
 _MAX_UPLOADS = 4
@@ -120,23 +120,42 @@ def _demo_input(prefix: str) -> CaseInput:
     return CaseInput(case_id=case_id, source="demo", label=case.label, images=images, caption=caption)
 
 
-def _decode_upload(uploaded: Any) -> tuple[np.ndarray, dict[str, Any], str]:
-    """Decode an ``UploadedFile`` in memory (cached per content hash in the session)."""
+def _decode_upload(uploaded: Any, frame: int = 0) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Decode frame ``frame`` of an ``UploadedFile`` in memory (cached per content hash and frame in the session).
+
+    Returns ``(rgb, info dict, sha256 of the file)``.
+    """
     data = uploaded.getvalue()
     digest = _digest(data)
     cache = st.session_state.setdefault(KEY_UPLOADS, {})
-    if digest not in cache:
+    ck = (digest, int(frame))
+    if ck not in cache:
         uploaded.seek(0)
-        loaded = load_image(uploaded)
-        cache[digest] = (loaded.rgb, loaded.info.to_dict())
+        loaded = load_image(uploaded, frame=int(frame))
+        cache[ck] = (loaded.rgb, loaded.info.to_dict())
         _trim(cache, _MAX_UPLOADS)
-    rgb, info = cache[digest]
+    rgb, info = cache[ck]
     return rgb, info, digest
+
+
+def _frame_picker(prefix: str, modality: str, digest: str, n_frames: int) -> int:
+    """A slider for the frame of a multi-frame file (a DICOM cine, a multi-page TIFF); 0-based frame."""
+    shown = st.slider(
+        f"Frame (1 to {n_frames})",
+        min_value=1,
+        max_value=n_frames,
+        value=1,
+        key=f"{prefix}.frame.{modality}.{digest[:16]}",
+        help="This file holds several frames (e.g. a cine loop). The models look at one frame: pick the one "
+        "that shows the mass best. The ROI is kept when you change the frame.",
+    )
+    return int(shown) - 1
 
 
 def _upload_input(prefix: str) -> CaseInput | None:
     cols = st.columns(2)
     images: dict[str, CaseImage] = {}
+    file_digests: list[str] = []
     for col, modality in zip(cols, MODALITIES, strict=True):
         with col:
             uploaded = st.file_uploader(
@@ -149,12 +168,19 @@ def _upload_input(prefix: str) -> CaseInput | None:
                 continue
             with guarded():
                 rgb, info, digest = _decode_upload(uploaded)
+                n_frames = int(info.get("n_frames", 1) or 1)
+                frame = _frame_picker(prefix, modality, digest, n_frames) if n_frames > 1 else 0
+                if frame:
+                    rgb, info, digest = _decode_upload(uploaded, frame)
             h, w = rgb.shape[:2]
-            images[modality] = CaseImage(modality, rgb, digest, info, Roi(0, 0, w, h))
+            file_digests.append(digest)
+            # The frame is part of the image's identity (runs are cached by it), not of the case's (ROIs are kept).
+            image_digest = f"{digest}:frame{frame}" if n_frames > 1 else digest
+            images[modality] = CaseImage(modality, rgb, image_digest, info, Roi(0, 0, w, h))
     if not images:
         st.info("Upload a grayscale B-mode image, a CDFI image or both (one is enough).")
         return None
-    case_id = "upload-" + _digest("".join(images[m].digest for m in images).encode())[:12]
+    case_id = "upload-" + _digest("".join(file_digests).encode())[:12]
     return CaseInput(
         case_id=case_id,
         source="upload",
