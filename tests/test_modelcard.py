@@ -129,7 +129,10 @@ def test_replicate_section_puts_each_fresh_sample_beside_the_recorded_auc():
     text = "\n".join(replicates_markdown(m["replicates"], m["metrics"]))
     assert "## Larger independent samples (replicates)" in text and "### `seed7`" in text
     assert "1385 simulated cases drawn afresh with `phantom --seed 7 --scale 5` (difficulty 0.2" in text
-    assert "| task | validation, recorded | validation, replicate | test_b, recorded | test_b, replicate |" in text
+    assert (
+        "| task | validation, recorded | validation, replicate | external test B, recorded | external test B, replicate |"
+        in text
+    )
     # recorded validation 0.912 beside the replicate; no recorded test_b, and a replicate AUC without a CI
     assert (
         "| DLM-1 (malignant) | 0.912 [0.850, 0.970] 10 (3) | 0.962 [0.938, 0.987] 770 (40) | n/a | 0.900 615 (50) |"
@@ -207,3 +210,66 @@ def test_pretraining_line_says_where_a_limited_run_stopped():
     assert _pretrain_text(
         {"pretrain_epochs": 40}, {"epochs_run": 25, "stopped_by": "early stop", "best_epoch": 15}
     ) == ("up to 40 epochs (ran 25, stopped by early stop, best epoch 15)")
+
+
+# --------------------------------------------------------------------------- plain-language summary
+
+
+def _two_cohort_manifest():
+    m = _manifest()
+    train = {k: _est(1.0, 0.99, 1.0) for k in ("auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1")}
+    m["metrics"]["cohorts"] = {
+        "training": {"dlm1": {"n": 600, "n_positive": 30, "metrics": train}},
+        **m["metrics"]["cohorts"],
+        "test_a": {"dlm1": {"n": 20, "n_positive": 5, "metrics": {"auc": _est(0.801, 0.7, 0.9)}}},
+    }
+    m["training"] = {"n_train_cases": 600, "n_train_images": 1200, "n_validation_cases": 10}
+    m["summary"] = {"learned": "To tell A from B.", "trust_for": "Demos only."}
+    return m
+
+
+def test_card_opens_with_a_plain_summary_whose_figures_come_from_the_metrics():
+    from softmass_core.modelcard import plain_summary
+
+    m = _two_cohort_manifest()
+    card = render_model_card(m)
+    assert card.index("## In short") < card.index("## Data and limitations") < card.index("## Model")
+    assert "**What it learned.** To tell A from B. Models: DLM-1 only" in card
+    assert "Trained on 600 cases (1200 images), checked on 10 validation cases." in card
+    assert "**What to trust it for.** Demos only." in card
+    assert "- **validation** (10 cases, 3 malignant): DLM-1 AUC 0.912 [0.850, 0.970]" in card
+    assert "sensitivity 50.0% [40.0, 60.0]" in card
+    assert "- **external test A** (20 cases, 5 malignant): DLM-1 AUC 0.801 [0.700, 0.900]." in card
+    short = card[card.index("## In short") : card.index("## Data and limitations")]
+    assert "training" not in short.replace("training figures are left out", "")  # no optimistic headline
+    # Change the recorded metric and the headline follows: nothing is typed in.
+    m["metrics"]["cohorts"]["test_a"]["dlm1"]["metrics"]["auc"] = _est(0.655, 0.5, 0.8)
+    figures = plain_summary(m)["figures"]
+    assert [f["cohort"] for f in figures] == ["validation", "test_a"]
+    assert figures[1]["auc"]["value"] == 0.655
+    # Without a summary block the data kind says what to trust it for.
+    del m["summary"]
+    assert plain_summary(m)["trust_for"].startswith("Seeing how the cascade")
+
+
+def test_metrics_rows_put_validation_first_and_training_last_labelled_optimistic():
+    from softmass_core.modelcard import metrics_rows
+
+    rows = metrics_rows(_two_cohort_manifest()["metrics"])
+    assert [r["cohort"] for r in rows] == ["validation", "external test A", "training (optimistic)"]
+    assert rows[0]["AUC"] == "0.912 [0.850, 0.970]" and rows[0]["n (positive)"] == "10 (3)"
+    assert rows[-1]["AUC"] == "1.000 [0.990, 1.000]"
+    # The Table 2 columns follow the same order.
+    head = table2_markdown(_two_cohort_manifest()["metrics"]).splitlines()[0]
+    assert head.index("validation") < head.index("external test A") < head.index("training (optimistic)")
+
+
+def test_training_fields_are_readable_pairs():
+    from softmass_core.modelcard import training_fields
+
+    m = json.loads((__import__("pathlib").Path(__file__).parent.parent / "weights/phantom/manifest.json").read_text())
+    fields = dict(training_fields(m))
+    assert fields["training cases (images)"] == f"{m['training']['n_train_cases']} ({m['training']['n_train_images']})"
+    assert fields["architecture"] == "convnext_atto" and fields["input (W x H)"] == "282 x 168 px"
+    assert all(isinstance(v, str) and not v.startswith(("{", "[")) for v in fields.values())
+    assert training_fields({"training_data": "Some words."}) == [("training data", "Some words.")]
