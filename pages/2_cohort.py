@@ -106,7 +106,7 @@ with right:
         )
         if upload is not None:
             with common.guarded():
-                csv_path = data.extract_upload(upload.getvalue(), common.cache_root() / "uploads")
+                csv_path = data.extract_upload(upload.getvalue(), common.cache_root() / "uploads", upload.name)
 
 cohort: Cohort | None = None
 if csv_path is not None:

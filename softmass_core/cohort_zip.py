@@ -19,19 +19,29 @@ Entries are then streamed to disk with a byte counter, so an entry whose
 header understates its size still cannot write more than the limits allow.
 Nothing is ever written outside ``dest``.  macOS metadata (``__MACOSX/`` and
 ``._*`` files) is skipped.
+
+Messages name files as the user knows them: errors raised while the
+extracted cohort is read or evaluated carry server paths (the extraction
+folder under the app's cache); :func:`name_in_zip` and :func:`named_in_zip`
+rewrite them as ``cohort.csv in my_cohort.zip``, the file's name inside the
+user's zip.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import re
 import shutil
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from softmass_core.errors import CohortError
+from softmass_core.errors import CohortError, SoftmassError
 
 MAX_FILES = 5000
 MAX_TOTAL_BYTES = 500 * 1024 * 1024
@@ -197,3 +207,84 @@ def _clean(dest: Path, created: bool) -> None:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- naming files as the user knows them
+
+
+def _spellings(folder: str | os.PathLike[str]) -> list[str]:
+    """The ways a path under ``folder`` may be written in a message (as given and resolved), longest first."""
+    forms = {os.fspath(folder), str(Path(folder).absolute()), str(Path(folder).resolve())}
+    return sorted((f.rstrip("/\\") for f in forms if f.rstrip("/\\")), key=len, reverse=True)
+
+
+def name_in_zip(text: str, folders: Mapping[str | os.PathLike[str], str], *, uploads_root=None) -> str:
+    """``text`` with every server path of an extracted upload written as the user knows the file.
+
+    ``folders`` maps an extraction folder to the zip's name as uploaded, e.g.
+    ``{".../cache/uploads/3fa9c2": "my_cohort.zip"}``: the path
+    ``.../cache/uploads/3fa9c2/study/cohort.csv`` becomes
+    ``study/cohort.csv in my_cohort.zip`` and the folder itself
+    ``my_cohort.zip``.  Paths under ``uploads_root`` (the folder holding every
+    extraction) whose zip is not in ``folders`` become ``... in the uploaded
+    zip``, so no server path is shown either way.
+
+    >>> name_in_zip("/srv/cache/uploads/ab12/cohort.csv: 2 problem(s)", {"/srv/cache/uploads/ab12": "mine.zip"})
+    'cohort.csv in mine.zip: 2 problem(s)'
+    """
+    rules: list[tuple[str, str | None]] = [
+        (form, name) for folder, name in folders.items() for form in _spellings(folder)
+    ]
+    if uploads_root is not None:
+        rules += [(form, None) for form in _spellings(uploads_root)]
+    rules.sort(key=lambda rule: len(rule[0]), reverse=True)  # a longer (deeper) folder first
+    for form, name in rules:
+        text = _path_pattern(form).sub(lambda match, name=name: _as_in_zip(match, name), text)
+    return text
+
+
+def _path_pattern(folder: str) -> re.Pattern[str]:
+    """``folder`` and an optional relative path after it.
+
+    In quotes (``'...'``, as ``repr`` writes a path) the path runs to the
+    closing quote; in running text it runs to the next space and leaves out
+    trailing punctuation (``cohort.csv: 2 problems``).
+    """
+    return re.compile(
+        r"(?P<q>['\"])?"
+        + re.escape(folder)
+        + r"(?:[/\\](?P<rel>(?(q)[^'\"]*|[^\s'\"]*[^\s'\".,:;)\]])))?"
+        + r"(?![^\s'\"/\\.,:;)\]])"
+    )
+
+
+def _as_in_zip(match: re.Match[str], name: str | None) -> str:
+    """``rel in name.zip`` for one matched path (``name`` None: an upload's folder under the uploads root)."""
+    rel = (match.group("rel") or "").replace("\\", "/").strip("/")
+    if name is None:  # the first part is the extraction folder (the zip's hash): not the user's name
+        rel = rel.split("/", 1)[1] if "/" in rel else ""
+        name = "the uploaded zip"
+    return (match.group("q") or "") + (f"{rel} in {name}" if rel else name)
+
+
+@contextmanager
+def named_in_zip(folders: Mapping[str | os.PathLike[str], str], *, uploads_root=None) -> Iterator[None]:
+    """Re-raise any :class:`SoftmassError` from the block with its paths named by :func:`name_in_zip`.
+
+    The error keeps its class (a :class:`CohortError` its ``problems``, renamed too).
+    """
+    try:
+        yield
+    except SoftmassError as exc:
+        rename_paths_in_error(exc, folders, uploads_root=uploads_root)
+        raise
+
+
+def rename_paths_in_error(
+    exc: SoftmassError, folders: Mapping[str | os.PathLike[str], str], *, uploads_root=None
+) -> SoftmassError:
+    """``exc`` itself, its message (and a :class:`CohortError`'s ``problems``) renamed by :func:`name_in_zip`."""
+    exc.args = tuple(name_in_zip(a, folders, uploads_root=uploads_root) if isinstance(a, str) else a for a in exc.args)
+    if isinstance(exc, CohortError):
+        exc.problems = [name_in_zip(p, folders, uploads_root=uploads_root) for p in exc.problems]
+    return exc

@@ -120,7 +120,10 @@ def parse_roi(value: Any) -> Roi | None:
 
     None, an empty string or NaN (an empty CSV cell) means the whole image
     and gives None.  Numbers are rounded to whole pixels.  Brackets and
-    spaces are tolerated: ``"[10, 20, 300, 200]"``.
+    spaces are tolerated: ``"[10, 20, 300, 200]"``.  Written corners must be
+    in order (``x1 > x0`` and ``y1 > y0``): an inverted box such as
+    ``10,10,5,5`` is refused as inverted (it is often ``x,y,width,height``
+    by mistake), not guessed at.  A :class:`Roi` is returned as it is.
 
     >>> parse_roi(" 10, 20,300 ,200")
     Roi(x0=10, y0=20, x1=300, y1=200)
@@ -141,7 +144,32 @@ def parse_roi(value: Any) -> Roi | None:
             raise RoiError(f"ROI {value!r} has {len(tokens)} values, not 4. {_ROI_HINT}")
     else:
         raise RoiError(f"ROI {value!r} is not a string or a sequence of 4 numbers. {_ROI_HINT}")
-    return Roi(*(_number(t, value) for t in tokens))
+    roi = Roi(*(_number(t, value) for t in tokens))
+    _check_order(roi, value)
+    return roi
+
+
+def _check_order(roi: Roi, original: Any) -> None:
+    """RoiError unless ``x1 > x0`` and ``y1 > y0``, saying which pair is the wrong way round."""
+    wrong = [
+        f"{b} ({vb}) must be greater than {a} ({va})"
+        for a, va, b, vb in (("x0", roi.x0, "x1", roi.x1), ("y0", roi.y0, "y1", roi.y1))
+        if vb <= va
+    ]
+    if not wrong:
+        return
+    shown = original if isinstance(original, str) else roi.as_string()
+    inverted = roi.x1 < roi.x0 or roi.y1 < roi.y0
+    what = "is inverted" if inverted else "has zero area"
+    hint = " and ".join(wrong)
+    as_size = ""
+    if inverted and roi.x1 > 0 and roi.y1 > 0:
+        fixed = Roi(roi.x0, roi.y0, roi.x0 + roi.x1, roi.y0 + roi.y1)
+        as_size = f" If you meant x,y,width,height, write {fixed.as_string()}."
+    raise RoiError(
+        f"ROI {shown!r} {what}: {hint}. The four numbers are the left, top, right and bottom edges "
+        f"x0,y0,x1,y1 in pixels.{as_size}"
+    )
 
 
 def resolve_roi(roi: Roi | None, width: int, height: int, *, min_size: int = MIN_ROI_SIZE) -> Roi:

@@ -76,6 +76,32 @@ def test_parse_roi_bad_types() -> None:
         parse_roi(42)
 
 
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("10,10,5,5", "x1 (5) must be greater than x0 (10) and y1 (5) must be greater than y0 (10)"),
+        ("300,10,100,200", "x1 (100) must be greater than x0 (300)"),
+        ([10, 40, 90, 20], "y1 (20) must be greater than y0 (40)"),
+    ],
+)
+def test_parse_roi_refuses_inverted_corners_and_says_so(value, said) -> None:
+    with pytest.raises(RoiError) as info:
+        parse_roi(value)
+    text = str(info.value)
+    assert "is inverted" in text and said in text and "outside" not in text
+    assert "x0,y0,x1,y1" in text
+
+
+def test_parse_roi_inverted_suggests_the_width_height_reading() -> None:
+    with pytest.raises(RoiError, match=r"If you meant x,y,width,height, write 10,10,15,15\."):
+        parse_roi("10,10,5,5")
+
+
+def test_parse_roi_zero_width_is_named() -> None:
+    with pytest.raises(RoiError, match=r"has zero area: x1 \(10\) must be greater than x0 \(10\)"):
+        parse_roi("10,10,10,30")
+
+
 # --------------------------------------------------------------------------
 # resolve_roi
 # --------------------------------------------------------------------------

@@ -151,3 +151,78 @@ def test_not_a_zip_and_duplicates_and_nonempty_dest(tmp_path):
     with pytest.raises(CohortError, match="not an empty folder"):
         extract_cohort_zip(_zip({"cohort.csv": CSV.encode()}), busy)
     assert _listing(busy) == ["keep.txt"]
+
+
+# --------------------------------------------------------------------------- files named as the user knows them
+
+
+def test_name_in_zip_writes_server_paths_as_names_in_the_zip(tmp_path):
+    from softmass_core.cohort_zip import name_in_zip
+
+    root = tmp_path / "cache" / "uploads"
+    folder = root / "3fa9c2d1"
+    names = {folder: "my_cohort.zip"}
+    assert name_in_zip(f"{folder}/cohort.csv: 2 problem(s)", names) == "cohort.csv in my_cohort.zip: 2 problem(s)"
+    assert name_in_zip(f"Cohort file {folder}/study/cohort.csv does not exist.", names) == (
+        "Cohort file study/cohort.csv in my_cohort.zip does not exist."
+    )
+    quoted = f"Could not read the image file {str(folder / 'img' / 'case 1.png')!r}: gone"
+    assert name_in_zip(quoted, names) == "Could not read the image file 'img/case 1.png in my_cohort.zip': gone"
+    assert name_in_zip(f"The upload {folder} holds 2 CSVs.", names) == "The upload my_cohort.zip holds 2 CSVs."
+    # Another upload's folder (not in this session's names) is still no server path.
+    other = root / "77aa" / "x" / "cohort.csv"
+    assert name_in_zip(f"{other}: bad", names, uploads_root=root) == "x/cohort.csv in the uploaded zip: bad"
+    # A folder whose name only starts like the known one is not taken for it.
+    assert name_in_zip(f"{folder}9/c.csv", names) == f"{folder}9/c.csv"
+
+
+def _zip_with_bad_rows() -> bytes:
+    csv = (
+        "case_id,cohort,label,gray_path,gray_roi\n"
+        'c1,test,lipoma,images/c1.png,"10,10,5,5"\n'
+        "c2,test,lipoma,images/missing.png,\n"
+    )
+    return _zip({"study/cohort.csv": csv.encode(), "study/images/c1.png": _png()})
+
+
+def test_read_errors_of_an_extracted_zip_name_the_file_in_the_zip(tmp_path):
+    from softmass_core.cohort_zip import named_in_zip
+
+    dest = tmp_path / "cache" / "uploads" / "3fa9c2d1"
+    csv_path = extract_cohort_zip(_zip_with_bad_rows(), dest)
+    with pytest.raises(CohortError) as info, named_in_zip({dest: "my_cohort.zip"}):
+        read_cohort(csv_path)
+    text = str(info.value)
+    assert text.startswith("study/cohort.csv in my_cohort.zip: 2 problem(s)")
+    assert str(tmp_path) not in text and "uploads" not in text
+    assert info.value.problems and all(str(tmp_path) not in p for p in info.value.problems)
+    # The inverted ROI is called inverted, not "outside the image".
+    (roi_problem,) = [p for p in info.value.problems if "gray_roi" in p]
+    assert "is inverted: x1 (5) must be greater than x0 (10)" in roi_problem
+    assert "outside" not in roi_problem
+    assert "images/missing.png" in text
+
+
+def test_cohort_page_names_the_file_in_the_users_zip(tiny_weights, tmp_path, monkeypatch):
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "tiny").symlink_to(tiny_weights, target_is_directory=True)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(weights))
+    monkeypatch.setenv("SOFTMASS_CACHE", str(cache))
+    for name in [m for m in sys.modules if m == "ui" or m.startswith("ui.")]:
+        monkeypatch.delitem(sys.modules, name)  # ui.common reads the env vars at import
+    page = str(Path(__file__).resolve().parent.parent / "pages" / "2_cohort.py")
+    at = AppTest.from_file(page, default_timeout=120).run()
+    at.radio(key="cohort.source").set_value("Upload a zip (cohort CSV + images)").run()
+    at.file_uploader(key="cohort.upload").set_value(("my_cohort.zip", _zip_with_bad_rows(), "application/zip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [str(e.value) for e in at.error]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("study/cohort.csv in my_cohort.zip: 2 problem(s)")
+    assert str(cache) not in errors[0] and "uploads" not in errors[0]
+    assert "is inverted" in errors[0] and "outside" not in errors[0]

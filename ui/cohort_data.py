@@ -28,6 +28,7 @@ from softmass_core.cohort_zip import extract_cohort_zip
 from softmass_core.errors import CohortError
 from softmass_core.evaluate import Evaluation, evaluate
 from softmass_core.weights import WeightSet
+from ui import common
 
 #: Session-state key of the evaluations this session computed (an OrderedDict, newest last).
 KEY_EVALUATIONS = "softmass.cohort.evaluations"
@@ -56,15 +57,19 @@ def resolve_server_csv(text: str) -> Path:
     raise CohortError(f"{path} does not exist on the server. Check the path (it is read on the server, not your PC).")
 
 
-def extract_upload(data: bytes, root: Path) -> Path:
+def extract_upload(data: bytes, root: Path, name: str | None = None) -> Path:
     """Extract an uploaded cohort zip under ``root`` once per content; return its CSV's path.
 
     The folder is named by the zip's SHA-256, so uploading the same zip again
     (or rerunning the page) reuses it; extraction goes to a temporary folder
-    that is renamed into place only when complete.
+    that is renamed into place only when complete.  ``name`` (the zip's file
+    name as uploaded) is kept in the session, so that error boxes name files
+    as ``cohort.csv in NAME`` instead of their server path.
     """
     digest = hashlib.sha256(data).hexdigest()[:24]
     final = root / digest
+    if name:
+        st.session_state.setdefault(common.KEY_UPLOAD_NAMES, {})[str(final)] = name
     if not final.is_dir():
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f".{digest}.{uuid.uuid4().hex}.tmp"

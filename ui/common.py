@@ -53,9 +53,20 @@ def reader_db_url() -> str:
     return url or f"sqlite:///{cache_root() / 'reader_study.sqlite'}"
 
 
+#: Session-state key: ``{extraction folder: zip name as uploaded}`` of this session's cohort zips.
+KEY_UPLOAD_NAMES = "softmass.cohort.upload_names"
+
+
 def show_error(exc: BaseException) -> None:
-    """Show a core error as an ``st.error`` box and stop the page (no traceback)."""
-    st.error(str(exc))
+    """Show a core error as an ``st.error`` box and stop the page (no traceback).
+
+    Paths inside an uploaded cohort zip's extraction folder are shown as the
+    user knows the file (``cohort.csv in my_cohort.zip``), never as server paths.
+    """
+    from softmass_core.cohort_zip import name_in_zip
+
+    names = st.session_state.get(KEY_UPLOAD_NAMES) or {}
+    st.error(name_in_zip(str(exc), names, uploads_root=cache_root() / "uploads"))
     st.stop()
 
 
