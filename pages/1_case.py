@@ -16,7 +16,19 @@ from softmass_core.report import (
     model_name,
 )
 from ui import case_charts
-from ui.case_view import case_cams, case_input, guarded_call, roi_editor, run_case
+from ui.case_view import (
+    FUSION_HELP,
+    TTA_HELP,
+    case_cams,
+    case_input,
+    guarded_call,
+    report_downloads,
+    report_files,
+    roi_editor,
+    run_case,
+    scoring_caption,
+    truth_caption,
+)
 from ui.common import DISCLAIMER, active_weight_set, guarded, tta_text
 
 KEY_RUN_FOR = "softmass.case.run_for"  # case id the user pressed Run for
@@ -54,15 +66,12 @@ if result.malignant:
 else:
     st.success(verdict, icon=":material/check_circle:")
 c1, c2, c3 = st.columns(3)
-c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}")
+c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}", help=FUSION_HELP)
 c2.metric("Operating threshold", f"{result.threshold:.3f}")
 c3.metric("Weight set", f"{result.weight_set_id} v{result.weight_set_version}")
-st.caption(
-    f"Each model scores the {tta_text(ws.manifest.tta)}; the case score is the {result.fusion_rule} of the images."
-)
+st.caption(scoring_caption(result, tta_text(ws.manifest.tta)), help=f"{TTA_HELP}\n\n{FUSION_HELP}")
 if case.label is not None:
-    hit = result.diagnosis == case.label
-    st.caption(f"True class of this simulated case: {display_name(case.label)} ({'match' if hit else 'no match'}).")
+    st.caption(f"Simulated case. {truth_caption(result.diagnosis, case.label)}.")
 
 left, right = st.columns(2)
 with left:
@@ -97,12 +106,12 @@ models = [DLM1] + ([diagnosing] if diagnosing else [])
 others = [sm for sm in SUBMODEL_IDS if ws.has_dlm2 and sm not in models]
 g1, g2 = st.columns(2)
 with g1:
-    extra = None
-    if others:
+    extra = ""
+    if others:  # "" = none (a None option shows as an empty select, "Choose an option")
         extra = st.selectbox(
             "Also show a sub-model",
-            [None, *others],
-            format_func=lambda m: "(none)" if m is None else model_name(m),
+            ["", *others],
+            format_func=lambda m: model_name(m) if m else "(none)",
             key="case.extra_cam",
         )
 with g2:
@@ -115,50 +124,37 @@ st.caption(
 )
 
 cams = {m: guarded_call(case_cams, ws, key, result, m) for m in models}
-overlays: dict[str, dict[str, object]] = {}
 for modality, image in case.images.items():
     st.subheader(MODALITY_NAMES[modality])
     roi = result.rois[modality]
     row = st.columns(1 + len(models))
     row[0].image(draw_roi(image.rgb, roi), caption="Image and ROI", width="stretch")
-    overlays[modality] = {}
     for col, m in zip(row[1:], models, strict=True):
         cam = cams[m][modality]
         with guarded():
             over = overlay_cam(image.rgb, cam.cam_roi, cam.roi, alpha=alpha)
-        overlays[modality][m] = over
         col.image(draw_roi(over, roi), caption=f"Grad-CAM {model_name(m)}", width="stretch")
 
 # ------------------------------------------------------------------ report
 st.divider()
 st.header("Case report")
-report = guarded_call(
-    build_report,
-    result,
-    [
-        ReportImage(
-            modality, image.rgb, result.rois[modality], image.info, {m: cams[m][modality].cam_roi for m in models}
-        )
-        for modality, image in case.images.items()
-    ],
-    case_name=case.case_id,
+files = report_files(
+    key,
+    models,
+    lambda: build_report(
+        result,
+        [
+            ReportImage(
+                modality, image.rgb, result.rois[modality], image.info, {m: cams[m][modality].cam_roi for m in models}
+            )
+            for modality, image in case.images.items()
+        ],
+        case_name=case.case_id,
+    ),
 )
 st.caption(
     "The report holds the images, ROIs, Grad-CAM overlays, probabilities, diagnosis, cascade path and weight set. "
     f"Its Grad-CAM panels are drawn at a fixed {GRADCAM_OPACITY:.0%} opacity, whatever the slider above shows, "
     "so that every report shows its heatmaps the same way."
 )
-d1, d2, d3 = st.columns(3)
-d1.download_button(
-    "Download PDF", data=report.to_pdf, file_name=f"{case.case_id}-report.pdf", mime="application/pdf", key="case.pdf"
-)
-d2.download_button(
-    "Download PNG sheet", data=report.to_png, file_name=f"{case.case_id}-report.png", mime="image/png", key="case.png"
-)
-d3.download_button(
-    "Download JSON",
-    data=report.to_json(),
-    file_name=f"{case.case_id}-report.json",
-    mime="application/json",
-    key="case.json",
-)
+report_downloads(case.case_id, files)

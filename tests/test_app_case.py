@@ -352,3 +352,111 @@ def synthetic_frame(seed: int, rows: int, cols: int):
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 256, (rows // 8, cols // 8, 3), dtype=np.uint8)
     return np.kron(base, np.ones((8, 8, 1), dtype=np.uint8))
+
+
+# --------------------------------------------------------------------------- result wording and report
+
+
+def test_truth_caption_matches_on_benign_or_malignant_when_no_subtype_is_named():
+    from ui.case_view import truth_caption
+
+    # A DLM-1-only set (or DLM-2 not run) says benign: right for a lipoma.
+    assert truth_caption("benign", "lipoma") == "Model: Benign (subtype unknown) | Truth: Lipoma (benign): match"
+    assert truth_caption("malignant", "lipoma") == "Model: Malignant | Truth: Lipoma (benign): no match"
+    assert truth_caption("malignant", "malignant") == "Model: Malignant | Truth: Malignant: match"
+    assert truth_caption("benign", "malignant") == "Model: Benign (subtype unknown) | Truth: Malignant: no match"
+    # A subtype named: matched exactly.
+    assert truth_caption("lipoma", "lipoma") == "Model: Lipoma | Truth: Lipoma: match"
+    assert truth_caption("lipoma", "hemangioma") == "Model: Lipoma | Truth: Hemangioma: no match (both benign)"
+    assert truth_caption("lipoma", "malignant") == "Model: Lipoma | Truth: Malignant: no match"
+    # A benign case of unknown subtype: benign is all there is to match.
+    assert truth_caption("lipoma", "benign") == "Model: Lipoma | Truth: Benign (subtype unknown): match"
+
+
+def test_dlm1_only_set_on_a_benign_demo_case_matches_on_benign_or_malignant(env):
+    at = _case_page(env)
+    at.session_state[KEY_WEIGHTS] = str(env / "tiny-dlm1")
+    at.run()
+    at.selectbox(key="case.demo_case").set_value("demo-lipoma-1").run()
+    at.button(key="case.run").click().run()
+    assert not at.exception
+    result = Cascade(WeightSet.load(env / "tiny-dlm1")).run(demo_case("demo-lipoma-1").to_case_images())
+    said = "Benign (subtype unknown)" if not result.malignant else "Malignant"
+    verdict = "match" if not result.malignant else "no match"
+    assert f"Simulated case. Model: {said} | Truth: Lipoma (benign): {verdict}." in texts(at)
+
+
+def test_scoring_caption_says_views_and_fusion_with_plain_help(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    (caption,) = [c for c in at.caption if str(c.value).startswith("Test-time views:")]
+    assert caption.value == (
+        "Test-time views: one pass per image. Fusion rule: the case score is the mean of the 2 images' scores."
+    )
+    assert "mirror" in caption.proto.help and "'max' takes the more suspicious" in caption.proto.help
+    (metric,) = [m for m in at.metric if m.label == "DLM-1 P(malignant), case"]
+    assert "Fusion rule" in metric.proto.help
+
+
+def test_extra_cam_select_shows_none_not_an_empty_choice(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    select = at.selectbox(key="case.extra_cam")
+    assert select.value is not None and select.options[select.index] == "(none)"
+
+
+def test_report_is_built_once_per_run_and_shown_models(env):
+    """Issue 15: the report was rebuilt on every rerun (new bytes, new download address: 404s under load)."""
+    import time
+
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    assert not at.exception
+
+    def downloads() -> dict[str, str]:
+        return {b.label: b.proto.url for b in at.get("download_button")}
+
+    def report_json() -> dict:
+        import json
+
+        (files,) = at.session_state["softmass.case.reports"].values()
+        return json.loads(files.json)
+
+    first, first_json = downloads(), report_json()
+    assert all("/media/" in url for url in first.values()), first  # addresses named by the content
+    time.sleep(1.1)  # the report's time stamp has whole seconds: a rebuilt report would differ now
+    at.run()
+    at.slider(key="case.alpha").set_value(0.8).run()  # the report's heatmaps have their own fixed opacity
+    assert not at.exception
+    assert downloads() == first and report_json() == first_json
+    assert len(at.session_state["softmass.case.reports"]) == 1
+    # Another sub-model's Grad-CAM shown: a new report with it.
+    at.selectbox(key="case.extra_cam").select_index(1).run()
+    (old_key, old), (new_key, new) = at.session_state["softmass.case.reports"].items()
+    assert new_key[0] == old_key[0] and len(new_key[1]) == len(old_key[1]) + 1
+    assert new.pdf != old.pdf and downloads()["Download PDF"] != first["Download PDF"]
+
+
+def test_single_image_charts_show_the_image_once_and_have_room(tiny_weights):
+    """Issue 15: with one image the DLM-1 chart's labels overlapped and the legend was cut."""
+    from softmass_core.cascade import CaseImages
+    from ui import case_charts
+
+    ws = WeightSet.load(tiny_weights)
+    case = demo_case("demo-lipoma-1")
+    one = Cascade(ws, threshold=1.0).run(CaseImages(gray=case.gray, gray_roi=case.gray_roi))  # benign: DLM-2 runs
+    two = Cascade(ws, threshold=1.0).run(case.to_case_images())
+
+    frame = case_charts.dlm1_frame(one)
+    assert list(frame["source"]) == ["Grayscale B-mode (the case)"]
+    assert list(case_charts.dlm1_frame(two)["source"]) == ["Grayscale B-mode", "CDFI", "Case (mean of images)"]
+    # Room for the axes and every row: 32 px a row (two at least) on top of 64 px of axes.
+    assert case_charts.dlm1_chart(one).to_dict()["height"] == 2 * 32 + 64
+    assert case_charts.dlm1_chart(two).to_dict()["height"] == 3 * 32 + 64
+
+    sub = case_charts.sub_scores_chart(one).to_dict()
+    assert set(case_charts.sub_scores_frame(one)["source"]) == {"Grayscale B-mode (the case)"}
+    assert sub["encoding"]["color"]["legend"] is None  # one source: no legend to cut
+    sub2 = case_charts.sub_scores_chart(two).to_dict()
+    assert sub2["encoding"]["color"]["legend"]["columns"] == 1  # one legend row per source
+    assert sub2["height"] > sub["height"] >= 5 * 13 + 64

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,8 @@ from softmass_core.cascade import Cascade, CascadeResult, CaseImages
 from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
 from softmass_core.gradcam import CamResult, cams_for_result
 from softmass_core.images import load_image
-from softmass_core.labels import MODALITIES, display_name
-from softmass_core.report import MODALITY_NAMES
+from softmass_core.labels import BENIGN, MALIGNANT, MODALITIES, display_name
+from softmass_core.report import MODALITY_NAMES, CaseReport
 from softmass_core.roi import Roi
 from softmass_core.weights import WeightSet
 from ui.canvas import CanvasGeometry, canvas_background, drawn_roi, fit_canvas, roi_to_rect
@@ -436,3 +436,91 @@ def overlap_picture(rgb: np.ndarray, reader: np.ndarray, model: np.ndarray) -> n
     any_area = reader | model
     out[any_area] = 0.45 * out[any_area] + 0.55 * tint[any_area]
     return np.clip(out, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- result wording
+
+#: Plain-language help for the words the Case page uses about scoring.
+FUSION_HELP = (
+    "Fusion rule: how the images' scores become the one case score that is compared with the threshold. "
+    "'mean' averages the grayscale and CDFI images' scores; 'max' takes the more suspicious of the two; "
+    "'gray' or 'cdfi' uses that image only. The weight set fixes the rule (it was chosen on validation data). "
+    "With one image, the case score is that image's score."
+)
+TTA_HELP = (
+    "Test-time views (test-time augmentation): besides the image as it is, a model may also score its "
+    "left-right mirror image, and the two scores are averaged; this steadies the score against where the mass "
+    "happens to lie. 'One pass per image' means the image is scored once, as it is."
+)
+
+
+def scoring_caption(result: CascadeResult, tta: str) -> str:
+    """One sentence on how the case score was made: test-time views and fusion of the images."""
+    n = len(result.per_image)
+    fused = (
+        "the case score is that image's score"
+        if n == 1
+        else f"the case score is the {result.fusion_rule} of the {n} images' scores"
+    )
+    return f"Test-time views: {tta}. Fusion rule: {fused}."
+
+
+def truth_caption(diagnosis: str, label: str) -> str:
+    """The model's answer beside the true class of a demo case, and whether they match.
+
+    A set that names no subtype (DLM-1 only, or a benign call without DLM-2)
+    says benign or malignant, so it matches on that: ``Model: Benign (subtype
+    unknown) | Truth: Lipoma (benign): match``.
+    """
+    truth = display_name(label)
+    if diagnosis in (MALIGNANT, BENIGN) or label == BENIGN:
+        hit = (diagnosis == MALIGNANT) == (label == MALIGNANT)
+        if label not in (MALIGNANT, BENIGN):
+            truth += " (benign)"
+        return f"Model: {display_name(diagnosis)} | Truth: {truth}: {'match' if hit else 'no match'}"
+    if diagnosis == label:
+        return f"Model: {display_name(diagnosis)} | Truth: {truth}: match"
+    both_benign = MALIGNANT not in (diagnosis, label)
+    return f"Model: {display_name(diagnosis)} | Truth: {truth}: no match{' (both benign)' if both_benign else ''}"
+
+
+# --------------------------------------------------------------------------- report files
+
+KEY_REPORTS = "softmass.case.reports"  # {(result key, models shown): ReportFiles}
+_MAX_REPORTS = 4
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The case report's three downloads, as bytes."""
+
+    pdf: bytes
+    png: bytes
+    json: bytes
+
+
+def report_files(key: str, models: Sequence[str], build: Callable[[], CaseReport]) -> ReportFiles:
+    """The report of run ``key`` with the Grad-CAMs of ``models``: built once, then kept in the session.
+
+    A report carries the time it was made, so building it on every rerun gave
+    new bytes, hence a new download address, each time; a browser still
+    fetching the old one got a 404 (issue 15, under load).  Kept, the bytes
+    and addresses stay the same until the run or the models shown change.
+    """
+    cache: dict[tuple[str, tuple[str, ...]], ReportFiles] = st.session_state.setdefault(KEY_REPORTS, {})
+    rk = (key, tuple(models))
+    if rk not in cache:
+        with guarded(), st.spinner("Writing the case report ..."):
+            report = build()
+            cache[rk] = ReportFiles(report.to_pdf(), report.to_png(), report.to_json().encode("utf-8"))
+        _trim(cache, _MAX_REPORTS)
+    return cache[rk]
+
+
+def report_downloads(case_id: str, files: ReportFiles) -> None:
+    """Three download buttons: PDF, PNG sheet, JSON."""
+    d1, d2, d3 = st.columns(3)
+    name = f"{case_id}-report"
+    d1.download_button("Download PDF", files.pdf, f"{name}.pdf", "application/pdf", key="case.pdf")
+    d2.download_button("Download PNG sheet", files.png, f"{name}.png", "image/png", key="case.png")
+    d3.download_button("Download JSON", files.json, f"{name}.json", "application/json", key="case.json")
