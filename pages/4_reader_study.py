@@ -35,9 +35,9 @@ if st.session_state.get(view.KEY_ADMIN) and passphrase is None:
 
 def admin_view() -> None:
     """The study administrator's results: every reader, the summary, the exports, new PINs."""
-    top, leave = st.columns([4, 1])
+    top, leave = st.columns([3, 1], vertical_alignment="center")
     top.subheader("Study administrator: results")
-    if leave.button("Leave the administrator view", key="reader.admin_leave"):
+    if leave.button("Lock the results", key="reader.admin_leave"):
         st.session_state.pop(view.KEY_ADMIN, None)
         st.rerun()
     with common.guarded():

@@ -305,12 +305,12 @@ def new_pin() -> str:
 def normalise_pin(pin: Any) -> str:
     """A PIN as typed -> its canonical characters: capitals, no spaces or dashes; StoreError if malformed."""
     if not isinstance(pin, str):
-        raise StoreError("enter your PIN (the 8 characters shown when you registered)")
+        raise StoreError("Enter your PIN (the 8 characters shown when you registered).")
     text = "".join(pin.split()).replace("-", "").upper()
     if len(text) != PIN_LENGTH or any(ch not in PIN_ALPHABET for ch in text):
         raise StoreError(
-            f"a PIN has {PIN_LENGTH} letters and digits, as shown when you registered (e.g. K7QF-93MD); "
-            "check what you typed"
+            f"A PIN has {PIN_LENGTH} letters and digits, as shown when you registered (e.g. K7QF-93MD): "
+            "check what you typed."
         )
     return text
 
@@ -483,8 +483,8 @@ class ReaderStudyStore:
                 raise StoreError(f"experience_years must be a whole number from 0 to 80, got {experience_years!r}")
             years = int(experience_years)
         taken = (
-            f"a reader called {name!r} is already registered: if that is you, identify with your name and PIN; "
-            "otherwise choose another name"
+            f"A reader called {name!r} is already registered: if that is you, identify with your name and PIN; "
+            "otherwise choose another name."
         )
         pin = new_pin()
         pin_hash = _hash_pin(pin)  # outside the transaction: it takes a noticeable moment
@@ -512,16 +512,16 @@ class ReaderStudyStore:
             row = conn.execute(sa.select(r.c.id, r.c.pin_hash).where(r.c.name == name)).first()
         if row is None:
             raise StoreError(
-                f"no reader called {name!r} is registered: check the spelling, or register as a new reader"
+                f"No reader called {name!r} is registered: check the spelling, or register as a new reader."
             )
         if row.pin_hash is None:
             raise StoreError(
-                f"reader {name!r} was registered before readers had PINs: ask the study administrator "
-                "to issue your PIN, then identify with it"
+                f"Reader {name!r} was registered before readers had PINs: ask the study administrator "
+                "to issue your PIN, then identify with it."
             )
         if not _pin_matches(typed, row.pin_hash):
             raise StoreError(
-                f"that PIN does not match reader {name!r}: check it, or ask the study administrator for a new one"
+                f"That PIN does not match reader {name!r}: check it, or ask the study administrator for a new one."
             )
         return int(row.id)
 
@@ -547,7 +547,7 @@ class ReaderStudyStore:
         with self._tx(read_only=True) as conn:
             found = conn.execute(sa.select(r.c.id).where(r.c.name == name)).scalar()
         if found is None:
-            raise StoreError(f"no reader called {name!r} is registered")
+            raise StoreError(f"No reader called {name!r} is registered.")
         return int(found)
 
     def _require_reader(self, conn: Connection, reader_id: int) -> None:

@@ -290,7 +290,7 @@ def test_administrator_sees_results_with_the_right_passphrase_only(app_env, monk
     at = _click(at, "Issue a new PIN")
     new = next(str(s.value) for s in at.success if "New PIN for" in str(s.value)).split("**")[3]
     assert store.identify_reader("Dr Test", new) == store.reader_id("Dr Test")
-    at = _click(at, "Leave the administrator view")
+    at = _click(at, "Lock the results")
     assert "Identify yourself" in _texts(at) and not at.dataframe and not _downloads(at)
 
 
@@ -339,3 +339,33 @@ def test_summary_table_formats_the_papers_figures():
     assert table.loc[0, "With the DLM"] == "89.7% (52/58) [78.8, 96.1]"
     assert table.loc[0, "McNemar p"] == "0.500 (exact binomial)"
     assert reader_view.answer_name("epidermal_cyst") == f"Benign: {display_name('epidermal_cyst')}"
+
+
+def test_accuracy_chart_panels_keep_their_end_labels_apart():
+    from ui import charts
+
+    summary = pd.DataFrame(
+        [
+            {
+                "reader_id": 1,
+                "reader_name": "R1",
+                "task": task,
+                "n": 2,
+                "correct_before": 2,
+                "accuracy_before": 1.0,
+                "ci_before_low": 0.16,
+                "ci_before_high": 1.0,
+                "correct_after": 0,
+                "accuracy_after": 0.0,
+                "ci_after_low": 0.0,
+                "ci_after_high": 0.84,
+            }
+            for task in ("benign_vs_malignant", "benign_subtype")
+        ]
+    )
+    spec = charts.reader_accuracy_chart(summary).to_dict()
+    # The left panel's "100%" and the right one's "0%" overhang their panels by about half a label each;
+    # 48 px between panels and 12 px of padding inside each keep them (and points at 0% and 100%) apart.
+    assert spec["spacing"] >= 40
+    x = spec["spec"]["layer"][0]["encoding"]["x"]
+    assert x["scale"]["padding"] >= 10 and x["scale"]["domain"] == [0, 1]

@@ -449,7 +449,7 @@ def test_identify_needs_the_right_pin_and_changes_nothing(store):
         store.identify_reader("Ada", other)  # another reader's PIN
     with pytest.raises(StoreError, match="8 letters and digits"):
         store.identify_reader("Ada", "")
-    with pytest.raises(StoreError, match="no reader called 'Eve'"):
+    with pytest.raises(StoreError, match="No reader called 'Eve'"):
         store.identify_reader("Eve", reg.pin)
     # Typing an existing name to register is refused; the stored experience stays.
     with pytest.raises(StoreError, match="already registered"):
@@ -468,7 +468,7 @@ def test_a_new_pin_from_the_administrator_replaces_the_old_one(store):
     assert store.readers().set_index("name").loc["Ada", "experience_years"] == 8
     with pytest.raises(StoreError, match="unknown reader id 99"):
         store.issue_pin(99)
-    with pytest.raises(StoreError, match="no reader called"):
+    with pytest.raises(StoreError, match="No reader called"):
         store.reader_id("Eve")
 
 

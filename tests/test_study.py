@@ -116,7 +116,7 @@ def test_cli_issues_a_pin(study_db, capsys):
     store = ReaderStudyStore(study_db)
     assert store.identify_reader("Dr Ada", pin) == store.reader_id("Dr Ada")
     assert main(["reader-study", "--db", str(study_db), "--issue-pin", "Eve"]) == 2
-    assert capsys.readouterr().err.strip() == "error: no reader called 'Eve' is registered"
+    assert capsys.readouterr().err.strip() == "error: No reader called 'Eve' is registered."
 
 
 def test_cli_refuses_a_missing_database_without_creating_it(tmp_path, capsys):

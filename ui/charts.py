@@ -302,7 +302,13 @@ def reader_accuracy_chart(summary: pd.DataFrame, *, height: int | None = None) -
     offset = alt.YOffset("when:N", sort=list(_BEFORE_AFTER))
     base = alt.Chart(data)
     bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("ci_low:Q", title="Accuracy (95% CI)", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        # Padding keeps the points at 0% and 100% (and those axis labels) inside each panel.
+        x=alt.X(
+            "ci_low:Q",
+            title="Accuracy (95% CI)",
+            scale=alt.Scale(domain=[0, 1], nice=False, padding=12),
+            axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]),
+        ),
         x2="ci_high:Q",
         y=y,
         yOffset=offset,
@@ -322,4 +328,5 @@ def reader_accuracy_chart(summary: pd.DataFrame, *, height: int | None = None) -
         ],
     )
     layered = (bars + points).properties(height=height or 40 + 45 * n_readers, width=280)
-    return layered.facet(column=alt.Column("task:N", title=None, sort=list(TASK_NAMES.values())))
+    # The gap between the panels keeps the left one's "100%" clear of the right one's "0%".
+    return layered.facet(column=alt.Column("task:N", title=None, sort=list(TASK_NAMES.values())), spacing=48)
