@@ -168,7 +168,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
     cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)
     progress = None if args.quiet else _progress_bar("evaluate")
-    ev = evaluate(cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed)
+    point = None if args.threshold is None else f"given on the command line (--threshold {args.threshold:g})"
+    ev = evaluate(
+        cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed,
+        operating_point=point,
+    )  # fmt: skip
     if args.record:
         record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)
         print(f"recorded {', '.join(ev.metrics)} in {args.weights}/manifest.json and README.md", file=sys.stderr)
@@ -186,13 +190,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         files = ev.write(args.out)
         print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
     if args.json:
-        print_json({"cohorts": ev.metrics})
+        print_json(ev.metrics_json())
         return 0
     table = ev.metrics_table()
+    print(f"DLM-1 threshold {ev.threshold:.3f}: {ev.operating_points.get('dlm1', '')}")
     for cohort_name, df in table.groupby("cohort", sort=False):
         print(f"\n== {cohort_name} ==")
         for task, dt in df.groupby("task", sort=False):
             n, npos = int(dt["n"].iloc[0]), int(dt["n_positive"].iloc[0])
+            if not bool(dt["computable"].iloc[0]):
+                reason = ev.metrics[cohort_name][task]["reason"] if task == "dlm1" else (
+                    ev.metrics[cohort_name]["dlm2"][task]["reason"]
+                )  # fmt: skip
+                if n == 0:
+                    print(f"{task:<24} n=0: not computable ({reason})")
+                    continue
+                print(f"{task:<24} not computable ({reason}); what is defined:")
             parts = []
             for _, r in dt.iterrows():
                 if r["value"] is None or (isinstance(r["value"], float) and math.isnan(r["value"])):

@@ -5,6 +5,14 @@ Table 2.  Each DLM-2 sub-model is evaluated one-vs-rest on the benign cases
 whose subtype is known, as in Table 3.  Every model runs on every image
 (``run_all``) so that each has a score for the ROC curves; the cascade's own
 decision is kept in the ``diagnosis`` column.
+
+A task whose cases hold one class only (a cohort labelled just ``benign`` /
+``malignant`` has no case of a known subtype, so no sub-model can be
+measured; a cohort of malignant cases only has no benign one) is reported,
+not refused: its entry says ``"computable": false`` and why, every metric it
+cannot define is None with its reason under ``undefined``, and the other
+tasks are measured as usual.  Every output names the threshold it used and
+where that threshold came from (``operating_points``).
 """
 
 from __future__ import annotations
@@ -24,16 +32,49 @@ from softmass_core.cascade import Cascade
 from softmass_core.cohort import Cohort, CohortRow
 from softmass_core.errors import CohortError, SoftmassError
 from softmass_core.images import load_image
-from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
 from softmass_core.paths import make_dir
 from softmass_core.roi import Prepared, prepare
 
 Progress = Callable[[int, int], None]
 
 
+#: Columns that :func:`evaluate` adds to the predictions: the DLM-1 threshold behind
+#: ``pred_malignant`` and ``diagnosis``, and where it came from.
+THRESHOLD_COLUMNS = ("threshold", "operating_point")
+#: Columns of :meth:`Evaluation.metrics_table`.
+METRICS_TABLE_COLUMNS = (
+    "cohort",
+    "task",
+    "metric",
+    "n",
+    "n_positive",
+    "value",
+    "ci_low",
+    "ci_high",
+    "method",
+    "threshold",
+    "operating_point",
+    "computable",
+    "note",
+)
+
+
+def set_operating_point(entry) -> str:
+    """How a manifest model entry's own threshold was chosen, in words for tables and CSVs."""
+    how = (getattr(entry, "threshold_method", "") or "").strip()
+    return f"set's operating threshold ({how})" if how else "set's operating threshold"
+
+
 @dataclass
 class Evaluation:
-    """Predictions and metrics of one weight set on one cohort file."""
+    """Predictions and metrics of one weight set on one cohort file.
+
+    ``operating_points`` says, per task (``"dlm1"`` or a subtype), where the
+    threshold of its metrics came from (the set's manifest, the command line
+    or the page's slider); ``n_boot`` and ``seed`` are those of the F1
+    bootstrap, so metrics recomputed later from ``predictions`` match.
+    """
 
     weight_set_id: str
     weight_set_version: str
@@ -42,6 +83,9 @@ class Evaluation:
     predictions: Any  # pandas.DataFrame
     metrics: dict[str, dict[str, Any]]
     roc: dict[str, dict[str, Any]] = field(default_factory=dict)
+    operating_points: dict[str, str] = field(default_factory=dict)
+    n_boot: int = 2000
+    seed: int = 0
 
     def metrics_json(self) -> dict[str, Any]:
         return {
@@ -50,20 +94,28 @@ class Evaluation:
                 "version": self.weight_set_version,
             },
             "threshold": self.threshold,
+            "operating_point": self.operating_points.get(DLM1, ""),
+            "operating_points": dict(self.operating_points),
             "fusion_rule": self.fusion_rule,
             "cohorts": self.metrics,
         }
 
     def metrics_table(self):
-        """Long table: one row per (cohort, task, metric) with value and CI."""
+        """Long table: one row per (cohort, task, metric) with value, CI, threshold and operating point.
+
+        ``computable`` is False for a task with one class only (or no case);
+        ``note`` says why a value is empty (e.g. "no case of a known benign
+        subtype in this cohort").
+        """
         import pandas as pd
 
         rows = []
         for cohort, tasks in self.metrics.items():
-            flat = [("dlm1", tasks.get("dlm1"))] + [(k, v) for k, v in (tasks.get("dlm2") or {}).items()]
+            flat = [(DLM1, tasks.get(DLM1))] + [(k, v) for k, v in (tasks.get("dlm2") or {}).items()]
             for task, m in flat:
                 if m is None:
                     continue
+                undefined = m.get("undefined") or {}
                 for name, est in m["metrics"].items():
                     rows.append(
                         {
@@ -76,9 +128,13 @@ class Evaluation:
                             "ci_low": est["ci_low"],
                             "ci_high": est["ci_high"],
                             "method": est["method"],
+                            "threshold": m["threshold"],
+                            "operating_point": self.operating_points.get(task, ""),
+                            "computable": bool(m.get("computable", True)),
+                            "note": undefined.get(name, "") if est["value"] is None else "",
                         }
                     )
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=list(METRICS_TABLE_COLUMNS))
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write predictions.csv, metrics.json and metrics.csv to ``out_dir``."""
@@ -191,41 +247,107 @@ def cohort_metrics(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Metrics (Table 2 / Table 3 form) and ROC points per cohort from a predictions table."""
-    import warnings
+    """Metrics (Table 2 / Table 3 form) and ROC points per cohort from a predictions table.
 
-    from softmass_core.metrics import binary_metrics, roc_curve
-
+    Each task's entry is :func:`~softmass_core.metrics.binary_metrics`'s
+    result plus ``computable`` (both classes present, so the AUC and the ROC
+    curve exist) and ``reason`` (why not, else None).  A sub-model with no
+    benign case of known subtype in a cohort gets every metric None instead
+    of an error.  ``warnings`` lists, per cohort, what is undefined and for
+    which task.
+    """
     metrics: dict[str, dict[str, Any]] = {}
     rocs: dict[str, dict[str, Any]] = {}
     for cohort, df in predictions.groupby("cohort", sort=False):
         y = df["y_malignant"].to_numpy(dtype=int)
         s = df["p_malignant"].to_numpy(dtype=float)
+        notes: list[str] = []
         entry: dict[str, Any] = {}
         roc_entry: dict[str, Any] = {}
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            entry["dlm1"] = binary_metrics(y, s, threshold=dlm1_threshold, n_boot=n_boot, seed=seed)
-            roc_entry["dlm1"] = _roc_points(roc_curve, y, s)
-            if sub_thresholds is not None and "score_lipoma" in df:
-                benign = df[df["label"].isin(SUBTYPES)]
-                entry["dlm2"] = {}
-                roc_entry["dlm2"] = {}
-                for subtype in SUBTYPES:
-                    yb = (benign["label"] == subtype).to_numpy(dtype=int)
-                    sb = benign[f"score_{subtype}"].to_numpy(dtype=float)
-                    entry["dlm2"][subtype] = binary_metrics(
-                        yb,
-                        sb,
-                        threshold=sub_thresholds[subtype],
-                        n_boot=n_boot,
-                        seed=seed,
-                    )
-                    roc_entry["dlm2"][subtype] = _roc_points(roc_curve, yb, sb)
-        entry["warnings"] = sorted({str(w.message) for w in caught})
+        entry[DLM1], roc_entry[DLM1] = _task_metrics(
+            y, s, "DLM-1", (MALIGNANT, "benign"), threshold=dlm1_threshold, n_boot=n_boot, seed=seed, notes=notes
+        )
+        if sub_thresholds is not None and "score_lipoma" in df:
+            benign = df[df["label"].isin(SUBTYPES)]
+            entry["dlm2"] = {}
+            roc_entry["dlm2"] = {}
+            for sm_id, subtype in SUBMODEL_IDS.items():
+                yb = (benign["label"] == subtype).to_numpy(dtype=int)
+                sb = benign[f"score_{subtype}"].to_numpy(dtype=float)
+                entry["dlm2"][subtype], roc_entry["dlm2"][subtype] = _task_metrics(
+                    yb,
+                    sb,
+                    f"SM-{sm_id.removeprefix('sm')} ({subtype.replace('_', ' ')})",
+                    (subtype.replace("_", " "), "other"),
+                    threshold=sub_thresholds[subtype],
+                    n_boot=n_boot,
+                    seed=seed,
+                    notes=notes,
+                    empty_reason="no case of a known benign subtype in this cohort",
+                )
+        entry["warnings"] = list(dict.fromkeys(notes))
         metrics[str(cohort)] = entry
         rocs[str(cohort)] = roc_entry
     return metrics, rocs
+
+
+def _task_metrics(
+    y: np.ndarray,
+    s: np.ndarray,
+    title: str,
+    classes: tuple[str, str],
+    *,
+    threshold: float,
+    n_boot: int,
+    seed: int,
+    notes: list[str],
+    empty_reason: str = "no case in this cohort",
+) -> tuple[dict[str, Any], dict[str, list[float]] | None]:
+    """One task's metrics (with ``computable`` and ``reason``) and ROC points; what is undefined goes to ``notes``."""
+    import warnings
+
+    from softmass_core.metrics import binary_metrics, empty_metrics, roc_curve
+
+    n_pos = int(np.sum(y))
+    n_neg = int(len(y)) - n_pos
+    if len(y) == 0:
+        result = empty_metrics(threshold=threshold, reason=empty_reason)
+        reason: str | None = empty_reason
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # binary_metrics' warning is summarised below, per task
+            result = binary_metrics(y, s, threshold=threshold, n_boot=n_boot, seed=seed)
+        reason = None if n_pos and n_neg else f"only one class present: {n_pos} {classes[0]}, {n_neg} {classes[1]}"
+    result["computable"] = reason is None
+    result["reason"] = reason
+    if reason is not None:
+        notes.append(f"{title}: not computable ({reason}).")
+    else:
+        notes.extend(f"{title}: {name} is undefined ({why})." for name, why in result["undefined"].items())
+    return result, _roc_points(roc_curve, y, s) if reason is None else None
+
+
+def predictions_at(predictions, threshold: float, *, operating_point: str):
+    """``predictions`` with ``pred_malignant`` and ``diagnosis`` redone at DLM-1 ``threshold``.
+
+    The cascade's rule: a case scoring at or above ``threshold`` is
+    malignant; otherwise the highest sub-model score names the subtype (ties:
+    the first in SM-1..SM-5 order), or ``benign`` for a DLM-1-only set.  The
+    ``threshold`` and ``operating_point`` columns say which threshold this is.
+    Returns a new frame; the scores are untouched.
+    """
+    out = predictions.copy()
+    malignant = out["p_malignant"].to_numpy(dtype=float) >= float(threshold)
+    score_cols = [f"score_{st}" for st in SUBTYPES if f"score_{st}" in out]
+    if len(score_cols) == len(SUBTYPES):
+        benign_call = out[score_cols].idxmax(axis=1).str.removeprefix("score_")
+    else:
+        benign_call = BENIGN
+    out["pred_malignant"] = malignant.astype(int)
+    out["diagnosis"] = np.where(malignant, MALIGNANT, benign_call)
+    out["threshold"] = float(threshold)
+    out["operating_point"] = operating_point
+    return out
 
 
 def _roc_points(roc_curve, y, s) -> dict[str, list[float]] | None:
@@ -363,13 +485,29 @@ def evaluate(
     n_boot: int = 2000,
     seed: int = 0,
     cancel: threading.Event | None = None,
+    operating_point: str | None = None,
 ) -> Evaluation:
-    """Predictions, metrics and ROC points of ``cascade`` on every cohort of ``cohort``."""
+    """Predictions, metrics and ROC points of ``cascade`` on every cohort of ``cohort``.
+
+    ``operating_point`` says where DLM-1's threshold came from when it is not
+    the set's own (e.g. "given on the command line (--threshold)"); by default
+    it is worked out from the manifest.
+    """
     ws = cascade.weight_set
     predictions = predict_cohort(cascade, cohort, batch_size=batch_size, progress=progress, cancel=cancel)
     sub_thresholds = (
         {subtype: ws.entry(sm_id).threshold for sm_id, subtype in SUBMODEL_IDS.items()} if ws.has_dlm2 else None
     )
+    dlm1 = ws.entry(DLM1)
+    if operating_point is None:
+        same = cascade.threshold == dlm1.threshold
+        operating_point = set_operating_point(dlm1) if same else "a threshold other than the set's own"
+    points = {DLM1: operating_point}
+    if sub_thresholds is not None:
+        points.update({subtype: set_operating_point(ws.entry(sm)) for sm, subtype in SUBMODEL_IDS.items()})
+    at = list(predictions.columns).index("diagnosis") + 1
+    predictions.insert(at, "threshold", float(cascade.threshold))
+    predictions.insert(at + 1, "operating_point", operating_point)
     metrics, rocs = cohort_metrics(
         predictions,
         dlm1_threshold=cascade.threshold,
@@ -385,4 +523,7 @@ def evaluate(
         predictions=predictions,
         metrics=metrics,
         roc=rocs,
+        operating_points=points,
+        n_boot=n_boot,
+        seed=seed,
     )

@@ -50,6 +50,7 @@ __all__ = [
     "clopper_pearson_ci",
     "confusion_counts",
     "delong_test",
+    "empty_metrics",
     "f1_bootstrap",
     "logit_ci",
     "mcnemar_test",
@@ -715,13 +716,19 @@ def binary_metrics(
 
         {"n": int, "n_positive": int, "threshold": float,
          "counts": {"tp", "fp", "fn", "tn"},
-         "metrics": {name: {"value", "ci_low", "ci_high", "method"}}}
+         "metrics": {name: {"value", "ci_low", "ci_high", "method"}},
+         "undefined": {name: reason}}
 
     for ``name`` in auc (DeLong), accuracy, sensitivity, specificity
     (Clopper-Pearson), ppv, npv (Mercaldo logit; Clopper-Pearson at 0% or
     100%) and f1 (stratified percentile bootstrap).  Undefined metrics (e.g.
-    the AUC when only one class is present) are None and one
+    the AUC when only one class is present) are None, ``undefined`` says
+    why for each (empty when every metric is defined), and one
     :class:`UndefinedMetricWarning` names them all.
+
+    >>> out = binary_metrics([1, 1, 1], [0.9, 0.2, 0.7], threshold=0.5)
+    >>> out["metrics"]["sensitivity"]["value"], out["undefined"]["specificity"]
+    (0.6666666666666666, 'no negative cases')
     """
     y, s = _check_pair(labels, scores)
     t = _check_threshold(threshold)
@@ -734,12 +741,17 @@ def binary_metrics(
     n0 = c["fp"] + c["tn"]
     problems: list[str] = []
 
+    undefined: dict[str, str] = {}
     auc, problem = _auc_delong(y, s, a)
     if problem:
         problems.append(problem)
+        if math.isnan(auc.value):
+            undefined["auc"] = f"only one class present ({n1} positive, {n0} negative)"
     f1, problem = _f1_bootstrap(y, predicted, n_boot, seed, a)
     if problem:
         problems.append(problem)
+        if math.isnan(f1.value):
+            undefined["f1"] = "no positive cases"
     metrics = {
         "auc": auc,
         "accuracy": _proportion(c["tp"] + c["tn"], n, a),
@@ -758,6 +770,7 @@ def binary_metrics(
     for name, why in reasons.items():
         if math.isnan(metrics[name].value):
             problems.append(f"{name} is undefined ({why}).")
+            undefined[name] = why
     if problems:
         _warn("Some metrics are undefined and reported as None: " + " ".join(problems))
     return {
@@ -766,6 +779,41 @@ def binary_metrics(
         "threshold": t,
         "counts": c,
         "metrics": {name: est.to_dict() for name, est in metrics.items()},
+        "undefined": {name: undefined[name] for name in metrics if name in undefined},
+    }
+
+
+#: Interval method of each metric of :func:`binary_metrics`, for results that could not be computed.
+METRIC_METHODS: dict[str, str] = {
+    "auc": "DeLong",
+    "accuracy": "Clopper-Pearson",
+    "sensitivity": "Clopper-Pearson",
+    "specificity": "Clopper-Pearson",
+    "ppv": "logit (Mercaldo)",
+    "npv": "logit (Mercaldo)",
+    "f1": "bootstrap percentile",
+}
+
+
+def empty_metrics(*, threshold: float, reason: str) -> dict[str, Any]:
+    """The :func:`binary_metrics` structure for zero cases: every metric None, ``reason`` for each.
+
+    For a task with no case at all (e.g. no benign case of known subtype in a
+    cohort), where :func:`binary_metrics` would refuse the empty input.
+
+    >>> empty_metrics(threshold=0.5, reason="no case")["metrics"]["auc"]["value"] is None
+    True
+    """
+    return {
+        "n": 0,
+        "n_positive": 0,
+        "threshold": _check_threshold(threshold),
+        "counts": {"tp": 0, "fp": 0, "fn": 0, "tn": 0},
+        "metrics": {
+            name: {"value": None, "ci_low": None, "ci_high": None, "method": method}
+            for name, method in METRIC_METHODS.items()
+        },
+        "undefined": dict.fromkeys(METRIC_METHODS, reason),
     }
 
 
@@ -907,6 +955,7 @@ def baseline_table(
     age_col: str = "age",
     sex_col: str = "sex",
     label_col: str = "label",
+    label_title: str = "Class",
 ) -> pd.DataFrame:
     """Patient and tumour baseline characteristics, shaped like the paper's Table 1.
 
@@ -916,7 +965,8 @@ def baseline_table(
     * ``n``: cases per cohort;
     * ``Age (years), mean ± SD``: one-way ANOVA across cohorts;
     * ``Male, n (%)``: percent of cases with known sex; chi-square test;
-    * ``Label``: the chi-square p-value of label by cohort, then one
+    * ``"<label_title>, n"`` (e.g. ``Class, n``): the cases with a label in
+      each cohort and the chi-square p-value of label by cohort, then one
       ``"<label>, n (%)"`` row per label present (percent of the cohort).
 
     Missing columns, or columns that are entirely empty, skip their rows;
@@ -979,8 +1029,9 @@ def baseline_table(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UndefinedMetricWarning)
             p = chi_square_test(counts)["p_value"]
-        rows["Label"] = [""] * len(groups) + [_format_p(p, "chi-square")]
         sizes = [int((group == g).sum()) for g in groups]
+        labelled = [str(int(k)) for k in counts.sum(axis=0)]
+        rows[f"{label_title}, n"] = labelled + [_format_p(p, "chi-square")]
         for x, row in zip(ordered, counts, strict=True):
             rows[f"{display_name(x)}, n (%)"] = [
                 f"{k} ({100.0 * k / n:.1f}%)" for k, n in zip(row, sizes, strict=True)

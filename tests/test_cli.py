@@ -383,3 +383,31 @@ def test_evaluate_failing_after_progress_piped_stderr_is_one_line(tiny_weights, 
     assert proc.returncode == 2
     # Not a terminal: no bar at all (tqdm's disable=None), so no carriage-return remnants before the error.
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and "\r" not in proc.stderr, proc.stderr
+
+
+def test_evaluate_a_benign_malignant_cohort_with_a_full_cascade_set(tiny_weights, tmp_path, capsys):
+    # Labels benign/malignant only: DLM-1 is measured and every sub-model is reported as not computable
+    # (this exited 2 with "No cases: labels and scores are empty." before).
+    rng = np.random.default_rng(1)
+    lines = ["case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi"]
+    for i, label in enumerate(["malignant", "benign", "benign", "malignant", "benign", "benign"]):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        lines.append(f"c{i},validation,{label},{i}.png,,,")
+    (tmp_path / "cohort.csv").write_text("\n".join(lines) + "\n")
+    base = ["evaluate", "--weights", str(tiny_weights), "--cohort", str(tmp_path / "cohort.csv"), "--quiet",
+            "--n-boot", "100"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "out"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    m = out["cohorts"]["validation"]
+    assert m["dlm1"]["n"] == 6 and m["dlm1"]["computable"] is True
+    assert {r["reason"] for r in m["dlm2"].values()} == {"no case of a known benign subtype in this cohort"}
+    assert out["operating_point"].startswith("set's operating threshold")
+    csv_text = (tmp_path / "out" / "metrics.csv").read_text()
+    assert "no case of a known benign subtype in this cohort" in csv_text
+    assert csv_text.splitlines()[0].endswith("threshold,operating_point,computable,note")
+    assert (tmp_path / "out" / "predictions.csv").read_text().splitlines()[0].count("operating_point") == 1
+
+    assert main([*base, "--threshold", "0.25"]) == 0
+    text = capsys.readouterr().out
+    assert "DLM-1 threshold 0.250: given on the command line (--threshold 0.25)" in text
+    assert "lipoma                   n=0: not computable (no case of a known benign subtype in this cohort)" in text

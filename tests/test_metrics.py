@@ -45,6 +45,7 @@ from softmass_core.metrics import (
     clopper_pearson_ci,
     confusion_counts,
     delong_test,
+    empty_metrics,
     f1_bootstrap,
     logit_ci,
     mcnemar_test,
@@ -245,7 +246,8 @@ def test_binary_metrics_structure_and_methods():
     labels, scores = cases_from_counts(tp=27, fp=72, fn=5, tn=513)
     out = binary_metrics(labels, scores, threshold=0.5)
     json.dumps(out, allow_nan=False)
-    assert set(out) == {"n", "n_positive", "threshold", "counts", "metrics"}
+    assert set(out) == {"n", "n_positive", "threshold", "counts", "metrics", "undefined"}
+    assert out["undefined"] == {}
     assert (out["n"], out["n_positive"], out["threshold"]) == (617, 32, 0.5)
     assert set(out["metrics"]) == {"auc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"}
     methods = {k: v["method"] for k, v in out["metrics"].items()}
@@ -597,7 +599,10 @@ def test_baseline_table_shape_values_and_tests():
     p_age = stats.f_oneway(*ages).pvalue
     assert table.loc["Age (years), mean ± SD", "p"] == ("<0.001 (ANOVA)" if p_age < 0.001 else f"{p_age:.3f} (ANOVA)")
     assert table.loc["Male, n (%)", "p"].endswith("(chi-square)")
-    assert table.loc["Label", "p"].startswith("<0.001")
+    # The class row counts the labelled cases of each cohort (no empty cells) and holds the chi-square test.
+    assert table.loc["Class, n"].tolist()[:3] == ["30", "20", "10"]
+    assert table.loc["Class, n", "p"].startswith("<0.001") and "Label" not in table.index
+    assert baseline_table(df, label_title="Benign subtype").index.tolist().count("Benign subtype, n") == 1
     # Labels follow the order of softmass_core.labels.COHORT_LABELS.
     label_rows = [r for r in table.index if r.endswith(", n (%)") and r != "Male, n (%)"]
     assert label_rows == ["Malignant, n (%)", "Lipoma, n (%)", "Hemangioma, n (%)", "Epidermal cyst, n (%)"]
@@ -701,3 +706,28 @@ def test_predictive_value_interval_never_collapses_when_nothing_is_called_positi
     assert npv["value"] == pytest.approx(0.95)
     assert npv["ci_low"] < 0.95 < npv["ci_high"]
     assert "plain" in npv["method"]
+
+
+def test_binary_metrics_says_why_each_undefined_metric_is_missing():
+    with pytest.warns(UndefinedMetricWarning, match="specificity"):
+        out = binary_metrics([1, 1, 1, 1], [0.9, 0.2, 0.7, 0.6], threshold=0.5, n_boot=50)
+    assert out["metrics"]["sensitivity"]["value"] == pytest.approx(0.75)
+    assert out["undefined"] == {
+        "auc": "only one class present (4 positive, 0 negative)",
+        "specificity": "no negative cases",
+    }
+    with pytest.warns(UndefinedMetricWarning, match="ppv"):
+        out = binary_metrics([0, 0, 1], [0.1, 0.2, 0.3], threshold=0.9, n_boot=50)
+    assert out["undefined"] == {"ppv": "no case scored >= 0.9"}
+    assert out["metrics"]["f1"]["value"] == 0.0  # defined: no true positive among 1 positive
+
+
+def test_empty_metrics_has_the_binary_metrics_shape_with_every_value_missing():
+    full = binary_metrics(*cases_from_counts(tp=27, fp=72, fn=5, tn=513), n_boot=50)
+    empty = empty_metrics(threshold=0.3, reason="no case of a known benign subtype in this cohort")
+    json.dumps(empty, allow_nan=False)
+    assert set(empty) == set(full) and set(empty["metrics"]) == set(full["metrics"])
+    assert {k: v["method"] for k, v in empty["metrics"].items()} == {k: v["method"] for k, v in full["metrics"].items()}
+    assert all(v["value"] is None and v["ci_low"] is None for v in empty["metrics"].values())
+    assert set(empty["undefined"].values()) == {"no case of a known benign subtype in this cohort"}
+    assert (empty["n"], empty["threshold"]) == (0, 0.3)
