@@ -369,3 +369,15 @@ def test_accuracy_chart_panels_keep_their_end_labels_apart():
     assert spec["spacing"] >= 40
     x = spec["spec"]["layer"][0]["encoding"]["x"]
     assert x["scale"]["padding"] >= 10 and x["scale"]["domain"] == [0, 1]
+
+
+def test_the_passphrase_may_come_from_streamlit_secrets(app_env):
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.secrets[study.ADMIN_PASSPHRASE_SECRET] = PASSPHRASE
+    at.run()
+    assert "available only on the command line" not in _texts(at)
+    at.text_input(key="reader.admin_passphrase").input(PASSPHRASE)
+    at = _click(at, "Show the results")
+    _no_errors(at)
+    assert "Study administrator: results" in _texts(at)
+    assert "No study case has been read blind and with the model yet." in _texts(at)
