@@ -460,3 +460,11 @@ def test_single_image_charts_show_the_image_once_and_have_room(tiny_weights):
     sub2 = case_charts.sub_scores_chart(two).to_dict()
     assert sub2["encoding"]["color"]["legend"]["columns"] == 1  # one legend row per source
     assert sub2["height"] > sub["height"] >= 5 * 13 + 64
+
+
+def test_roi_canvas_with_its_margin_fits_a_column_of_a_two_image_case():
+    from ui.case_view import CANVAS_MARGIN, roi_canvas_geometry
+
+    for size in ((544, 352), (512, 321), (1088, 704), (300, 200)):
+        g = roi_canvas_geometry(*size)
+        assert g.margin == CANVAS_MARGIN and g.canvas_width <= 452  # a column is 462 px on a 1400 px screen

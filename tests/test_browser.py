@@ -165,7 +165,7 @@ def test_case_then_cohort_in_a_real_browser(server):
 
 ROI_FIELDS = ("left x0", "top y0", "right x1", "bottom y1")
 #: Pointer positions fall on fractional canvas pixels and Fabric rounds what it sends: a box may
-#: come back a pixel or two off the pointer's box (1.2 image pixels per canvas pixel here).
+#: come back a pixel or two off the pointer's box (1.3 image pixels per canvas pixel here).
 ROI_TOLERANCE_PX = 2
 
 
@@ -199,14 +199,14 @@ def test_every_drawn_roi_sticks_and_a_drag_past_the_edge_reaches_it(server, tmp_
     from playwright.sync_api import expect, sync_playwright
 
     from tests.conftest import synthetic_rgb
-    from ui.canvas import canvas_box_to_image, fit_canvas
-    from ui.case_view import CANVAS_MARGIN, CANVAS_MAX_WIDTH
+    from ui.canvas import canvas_box_to_image
+    from ui.case_view import CANVAS_MARGIN, roi_canvas_geometry
 
     url, _, log_path = server
     width, height = 512, 321  # the size of the report's breast image
     png = tmp_path / "scan.png"
     Image.fromarray(synthetic_rgb(7, width, height)[:, :, 0]).save(png)
-    geometry = fit_canvas(width, height, CANVAS_MAX_WIDTH, margin=CANVAS_MARGIN)
+    geometry = roi_canvas_geometry(width, height)
     w, h = geometry.width, geometry.height
     # Drags in image-area canvas pixels (0, 0 = the image's top-left corner; the margin is outside 0..w, 0..h).
     drags = [

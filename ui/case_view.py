@@ -31,9 +31,11 @@ from ui.common import guarded
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "dcm", "dicom"]
 #: Widest canvas, in screen pixels: half of a wide page on a 1400 px screen (wider canvases scroll).
 CANVAS_MAX_WIDTH = 420
-#: Empty canvas around the image, in screen pixels: a drag that ends past the image's edge ends
-#: here (the canvas stops following a pointer that leaves it) and is clamped to the edge.
+#: Empty canvas around the image on the ROI canvas, in screen pixels: a drag that ends past the
+#: image's edge ends here (the canvas stops following a pointer that leaves it) and is clamped to the edge.
 CANVAS_MARGIN = 32
+#: Widest ROI canvas, margin included: a column of a two-image case on a 1400 px screen is 462 px.
+ROI_CANVAS_MAX_WIDTH = 452
 
 SOURCE_DEMO = "Demo case"
 SOURCE_UPLOAD = "Upload images"
@@ -327,6 +329,11 @@ def _drawn_roi(keys: _RoiKeys, canvas_key: str, geometry: CanvasGeometry) -> Non
         _set_roi(keys, roi)
 
 
+def roi_canvas_geometry(width: int, height: int) -> CanvasGeometry:
+    """Size and margin of the ROI canvas for a ``width`` x ``height`` image."""
+    return fit_canvas(width, height, ROI_CANVAS_MAX_WIDTH - 2 * CANVAS_MARGIN, margin=CANVAS_MARGIN)
+
+
 def roi_editor(prefix: str, case: CaseInput, image: CaseImage, *, canvas: bool = True) -> Roi:
     """Draw or type the ROI of one image; returns it in original-image pixels.
 
@@ -342,7 +349,7 @@ def roi_editor(prefix: str, case: CaseInput, image: CaseImage, *, canvas: bool =
     current = Roi(*state[keys.value])
 
     if canvas:
-        geometry = fit_canvas(image.width, image.height, CANVAS_MAX_WIDTH, margin=CANVAS_MARGIN)
+        geometry = roi_canvas_geometry(image.width, image.height)
         canvas_key = keys.canvas()
         draw_canvas(
             canvas_key,
