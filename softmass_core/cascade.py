@@ -16,6 +16,7 @@ threshold, which models ran, the diagnosis and why the cascade stopped.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +123,15 @@ class CascadeResult:
         }
 
 
+def _per_case(value: bool | Sequence[bool], n: int, name: str) -> list[bool]:
+    if isinstance(value, bool):
+        return [value] * n
+    out = [bool(v) for v in value]
+    if len(out) != n:
+        raise ValueError(f"{name} has {len(out)} values for {n} cases.")
+    return out
+
+
 class Cascade:
     """Runs a :class:`WeightSet` on cases.  Thread-safe for inference."""
 
@@ -157,20 +167,22 @@ class Cascade:
         return {m: prepare(rgb, roi, spec) for m, rgb, roi in items}
 
     def probabilities(
-        self, model_id: str, batch: torch.Tensor, *, keep_features: bool = False
+        self, model_id: str, batch: torch.Tensor, *, keep_features: bool = False, expanded: bool = False
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
 
         With the weight set's test-time views (e.g. ``hflip``) every image is
         scored once per view in a single batch and the probabilities are
-        averaged.  With ``keep_features`` also returns the input of the
-        Grad-CAM target stage for the whole expanded batch, so a later CAM
-        reuses the forward pass instead of repeating it.
+        averaged.  ``expanded=True`` says ``batch`` already holds every view
+        (:meth:`expand`), so several models can share one expanded batch.
+        With ``keep_features`` also returns the input of the Grad-CAM target
+        stage for the whole expanded batch, so a later CAM reuses the forward
+        pass instead of repeating it.
         """
         entry = self.weight_set.entry(model_id)
         model = self._model(model_id)
         views = self.weight_set.manifest.tta
-        x = tta.expand(batch, views)
+        x = batch if expanded else tta.expand(batch, views)
         if self.device.type != "cpu":
             if keep_features:
                 raise SoftmassError("Grad-CAM features are computed on the CPU; use a CPU cascade for them.")
@@ -185,6 +197,10 @@ class Cascade:
                 logits = model(x)
             probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index].cpu()
         return tta.average(probs.numpy().astype(np.float64), views), feats
+
+    def expand(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) -> (V*N, 3, H, W): every test-time view of the set, as :meth:`probabilities` scores them."""
+        return tta.expand(batch, self.weight_set.manifest.tta)
 
     def _model(self, model_id: str) -> torch.nn.Module:
         """The weight set's model, or this cascade's own copy of it on ``self.device``."""
@@ -209,25 +225,86 @@ class Cascade:
         keep_features: bool = False,
     ) -> CascadeResult:
         """Run the cascade on already prepared images ``{modality: Prepared}``."""
-        modalities = [m for m in MODALITIES if m in prepared]
-        batch = torch.from_numpy(np.stack([prepared[m].array for m in modalities]))
-        per_image: dict[str, dict[str, float]] = {m: {} for m in modalities}
-        features: dict[str, torch.Tensor] = {}
+        return self.run_batch([prepared], run_all=run_all, keep_features=keep_features)[0]
 
-        def score(model_id: str) -> None:
-            probs, feats = self.probabilities(model_id, batch, keep_features=keep_features)
-            if feats is not None:
-                features[model_id] = feats
-            for i, m in enumerate(modalities):
-                per_image[m][model_id] = float(probs[i])
+    def run_batch(
+        self,
+        cases: Sequence[dict[str, Prepared]],
+        *,
+        run_all: bool | Sequence[bool] = False,
+        keep_features: bool | Sequence[bool] = False,
+    ) -> list[CascadeResult]:
+        """Run the cascade on several prepared cases at once, one batch per model.
 
-        score(DLM1)
-        models_run = [DLM1]
-        p = fuse({m: per_image[m][DLM1] for m in modalities}, self.fusion_rule)
-        if self.weight_set.has_dlm2 and (run_all or p < self.threshold):
-            for sm_id in SUBMODEL_IDS:
-                score(sm_id)
-                models_run.append(sm_id)
+        DLM-1 scores every image of every case in one batch; DLM-2's
+        sub-models then score, again in one batch each, the images of the
+        cases that are benign (or have ``run_all``).  Each case's result is
+        what :meth:`run_prepared` gives for it alone, up to floating-point
+        rounding of the batched kernels.  ``run_all`` and ``keep_features``
+        may be given per case.  A case without any image is refused before
+        anything runs.
+        """
+        n = len(cases)
+        want_all = _per_case(run_all, n, "run_all")
+        want_feats = _per_case(keep_features, n, "keep_features")
+        index: list[tuple[int, str]] = []  # (case, modality) of each row of the batch
+        for i, prepared in enumerate(cases):
+            modalities = [m for m in MODALITIES if m in prepared]
+            if not modalities:
+                raise SoftmassError("A case needs a grayscale B-mode image, a CDFI image or both.")
+            index += [(i, m) for m in modalities]
+        if not index:
+            return []
+        batch = torch.from_numpy(np.stack([cases[i][m].array for i, m in index]))
+        per_image: list[dict[str, dict[str, float]]] = [{m: {} for m in MODALITIES if m in c} for c in cases]
+        features: list[dict[str, torch.Tensor]] = [{} for _ in cases]
+        models_run: list[list[str]] = [[] for _ in cases]
+        n_views = tta.n_passes(self.weight_set.manifest.tta)
+
+        expanded: dict[tuple[int, ...], torch.Tensor] = {}  # every view of the rows, made once for all models
+
+        def score(model_id: str, rows: list[int]) -> None:
+            key = tuple(rows)
+            if key not in expanded:
+                expanded[key] = self.expand(batch if len(rows) == len(index) else batch[rows])
+            probs, feats = self.probabilities(
+                model_id, expanded[key], keep_features=any(want_feats[index[r][0]] for r in rows), expanded=True
+            )
+            for j, r in enumerate(rows):
+                i, m = index[r]
+                per_image[i][m][model_id] = float(probs[j])
+            for i in dict.fromkeys(index[r][0] for r in rows):
+                models_run[i].append(model_id)
+                if feats is None or not want_feats[i]:
+                    continue
+                if len(rows) == len(index) and n == 1:
+                    features[i][model_id] = feats  # one case alone: its features as computed
+                    continue
+                mine = [j for j, r in enumerate(rows) if index[r][0] == i]
+                # The expanded batch is view-major ([x, flip(x)]): take this case's rows of every view.
+                take = torch.tensor([v * len(rows) + j for v in range(n_views) for j in mine])
+                features[i][model_id] = feats.index_select(0, take)
+
+        score(DLM1, list(range(len(index))))
+        if self.weight_set.has_dlm2:
+            go_on = {
+                i
+                for i in range(n)
+                if want_all[i] or fuse({m: p[DLM1] for m, p in per_image[i].items()}, self.fusion_rule) < self.threshold
+            }
+            rows = [r for r, (i, _) in enumerate(index) if i in go_on]
+            if rows:
+                for sm_id in SUBMODEL_IDS:
+                    score(sm_id, rows)
+        return [self._result(cases[i], per_image[i], models_run[i], features[i]) for i in range(n)]
+
+    def _result(
+        self,
+        prepared: dict[str, Prepared],
+        per_image: dict[str, dict[str, float]],
+        models_run: list[str],
+        features: dict[str, torch.Tensor],
+    ) -> CascadeResult:
         decision = self.decide(per_image)
         return CascadeResult(
             weight_set_id=self.weight_set.id,
@@ -241,7 +318,7 @@ class Cascade:
             diagnosis=decision.diagnosis,
             models_run=models_run,
             stopped_because=decision.reason,
-            rois={m: prepared[m].roi for m in modalities},
+            rois={m: prepared[m].roi for m in per_image},
             test_time_views=self.weight_set.manifest.tta,
             prepared=dict(prepared),
             features=features,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from softmass_core.cascade import Cascade, CascadeResult, CaseImages
+from softmass_core.cascade import CascadeResult, CaseImages
 from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
 from softmass_core.gradcam import CamResult, cams_for_result
 from softmass_core.images import load_image
@@ -410,8 +410,26 @@ def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> tuple[str,
             gray_roi=rois.get("gray"),
             cdfi_roi=rois.get("cdfi"),
         )
-        with st.spinner("Running DLM-1 and, if benign, DLM-2 ..."):
-            cache[key] = Cascade(ws).run(images, keep_features=True)
+        # One worker serves every session in batches (softmass_core.serving); a long queue is shown.
+        from softmass_core.serving import server_for
+
+        server = server_for(ws)
+        ticket = server.submit(images, keep_features=True)
+        note = None
+        try:
+            with st.spinner("Running DLM-1 and, if benign, DLM-2 ..."):
+                while not ticket.wait(0.2):
+                    ahead = ticket.ahead()
+                    if ahead >= server.max_batch:
+                        note = note or st.empty()
+                        note.info(f"{ahead} cases ahead of you: the models take up to {server.max_batch} at a time.")
+                    elif note is not None:
+                        note.empty()
+        finally:
+            ticket.cancel()  # the script was stopped or rerun while waiting: free the place in the queue
+        if note is not None:
+            note.empty()
+        cache[key] = ticket.result()
         _trim(cache, _MAX_RESULTS)
     return key, cache[key]
 
