@@ -2,6 +2,9 @@
 
 Page config, the research-use notice, the weight-set picker in the sidebar
 and the navigation.  Pages live in ``pages/`` and hold no clinical logic.
+The first run of a fresh server starts loading the sidebar's weight set in
+a background thread (``softmass_core.serving``), so the first page draws
+without waiting for torch and the models.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ui.common import (
     default_weight_set,
     get_weight_set,
     list_weight_sets,
+    warm_up_weight_set,
     weight_set_label,
     weight_set_models,
     weights_root,
@@ -64,8 +68,11 @@ with st.sidebar:
             f"{DATA_KIND_NAMES.get(manifest.data_kind, manifest.data_kind)}; {weight_set_models(manifest)}"
             + ("" if manifest.has_dlm2 else ": benign or malignant, no subtype.")
         )
+        # The first run of a fresh server starts loading this set (and a first forward pass) in the
+        # background, so the page draws at once and the first diagnosis does not wait for it.
+        warm_up_weight_set(chosen)
         try:
-            get_weight_set(Path(chosen))
+            get_weight_set(Path(chosen))  # manifest and sha256 only: a broken set says so here
         except SoftmassError as exc:
             st.error(str(exc))
         if "pages/5_weight_sets.py" in pages:

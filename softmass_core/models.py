@@ -74,7 +74,10 @@ def load_model(entry: ModelEntry, path: str | Path) -> nn.Module:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    model = build_model(entry.architecture, entry.num_classes)
+    # Built on the meta device: no random initialisation (most of the time a model took to load),
+    # since every tensor is then assigned from the file.
+    with torch.device("meta"):
+        model = build_model(entry.architecture, entry.num_classes)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -94,7 +97,10 @@ def load_model(entry: ModelEntry, path: str | Path) -> nn.Module:
                 f"{path}: tensor '{key}' has shape {tuple(tensor.shape)}, the model expects "
                 f"{tuple(expected[key].shape)}. Check architecture and labels in the manifest."
             )
-    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a tensor the file does not hold
+        model = build_model(entry.architecture, entry.num_classes)
+        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

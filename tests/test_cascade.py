@@ -95,3 +95,22 @@ def test_cpu_cascade_uses_the_weight_sets_own_models(ws, rgb_pair):
     a = cascade.run(CaseImages(gray=rgb_pair[0]), run_all=True)
     b = Cascade(ws).run(CaseImages(gray=rgb_pair[0]), run_all=True)
     assert a.per_image == b.per_image
+
+
+def test_models_load_without_random_initialisation_and_match_a_normally_built_model(ws):
+    """load_model builds on the meta device (no wasted random init) and assigns every tensor from the file."""
+    from safetensors.torch import load_file
+
+    from softmass_core.models import build_model, load_model
+
+    entry = ws.entry("dlm1")
+    loaded = load_model(entry, ws.folder / entry.file)
+    tensors = [*loaded.parameters(), *loaded.buffers()]
+    assert tensors and not any(t.is_meta for t in tensors)
+    assert all(t.device.type == "cpu" and not t.requires_grad for t in loaded.parameters())
+    reference = build_model(entry.architecture, entry.num_classes)
+    reference.load_state_dict(load_file(str(ws.folder / entry.file)))
+    reference.eval()
+    x = torch.randn(2, 3, ws.input_spec.height, ws.input_spec.width)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), reference(x), atol=0, rtol=0)

@@ -6,14 +6,18 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
+from softmass_core import serving
 from softmass_core.errors import SoftmassError
-from softmass_core.store import ReaderStudyStore
 from softmass_core.weights import Manifest, WeightSet, discover_with_errors, read_manifest, verify_files
+
+if TYPE_CHECKING:  # imported where used: the first page run of a fresh server stays light
+    import pandas as pd
+
+    from softmass_core.store import ReaderStudyStore
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS_ROOT = Path(os.environ.get("SOFTMASS_WEIGHTS", ROOT / "weights"))
@@ -91,15 +95,25 @@ def list_weight_sets(root: str | None = None) -> tuple[list[Manifest], dict[str,
     return discover_with_errors(root if root is not None else str(weights_root()))
 
 
-@st.cache_resource(show_spinner="Loading and verifying the models ...", max_entries=4)
 def load_weight_set(folder: str, stamp: float) -> WeightSet:
-    """One verified :class:`WeightSet` per folder, shared by every session.
+    """One verified :class:`WeightSet` per folder, shared by every session and page.
 
-    ``stamp`` (the manifest's modification time) makes a re-exported set reload.
+    The process-wide registry (:data:`softmass_core.serving.REGISTRY`) reads
+    the manifest and checks every sha256 here, once however many sessions ask
+    at the same time, and builds the models in a background thread; a page
+    that runs a model before it is built waits for it.  ``stamp`` (the newest
+    modification time of the set's files) makes a re-exported set reload.
     """
-    ws = WeightSet.load(folder)
-    ws.load_all()
-    return ws
+    return serving.REGISTRY.weight_set(folder, stamp)
+
+
+def warm_up_weight_set(folder: str | Path) -> None:
+    """Start loading ``folder``'s set and running a first case in the background (once per process and set).
+
+    The app calls it for the sidebar's set at the top of every run; it returns at once.
+    """
+    folder = Path(folder)
+    serving.warm_up(folder, _stamp(folder))
 
 
 def _stamp(folder: Path) -> float:
@@ -160,6 +174,8 @@ def weight_set_models(manifest: Manifest) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _reader_store(url: str) -> ReaderStudyStore:
+    from softmass_core.store import ReaderStudyStore
+
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return ReaderStudyStore(url)
@@ -222,6 +238,8 @@ def read_model_card(folder: str | Path) -> str | None:
 
 def input_spec_frame(manifest: Manifest) -> pd.DataFrame:
     """Two columns ``field, value`` describing the model input."""
+    import pandas as pd
+
     spec = manifest.input_spec
     rows = [
         ("size (width x height)", f"{spec.width} x {spec.height} px"),
@@ -243,6 +261,8 @@ def tta_text(views) -> str:
 
 def models_frame(manifest: Manifest) -> pd.DataFrame:
     """One row per model: id, labels, threshold and how it was chosen, architecture, sha256 prefix."""
+    import pandas as pd
+
     rows = []
     for model_id, entry in manifest.models.items():
         rows.append(
@@ -274,6 +294,8 @@ def metrics_frame(manifest: Manifest) -> pd.DataFrame | None:
     ``value``, ``95% CI``, ``method``.  None when the manifest has no
     metrics; an empty frame when they hold no such estimate.
     """
+    import pandas as pd
+
     raw = manifest.metrics
     if not raw:
         return None
