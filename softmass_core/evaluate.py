@@ -172,8 +172,10 @@ def predict_cohort(
 ):
     """Every model's probability for every image and the fused scores, per case.
 
-    Image decoding of the next batch overlaps with the models' forward passes
-    of the current one.
+    A loader thread decodes and prepares the next batch of cases, stacks its
+    images and adds their test-time views (one tensor that every model of
+    the set then scores) while the models run on the current batch, so the
+    models never wait for a file.
     """
     import pandas as pd
     import torch
@@ -190,25 +192,21 @@ def predict_cohort(
         progress(0, total)
 
     def load_batch(batch):
-        return [_load_row(r, spec) for r in batch]
+        prepared = [_load_row(r, spec) for r in batch]
+        index = [(i, m) for i, prep in enumerate(prepared) for m in MODALITIES if m in prep]
+        tensor = torch.from_numpy(np.stack([prepared[i][m].array for i, m in index]))
+        return index, cascade.expand(tensor)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(load_batch, batches[0]) if batches else None
         for b, batch in enumerate(batches):
-            prepared = future.result()
+            index, views = future.result()
             if b + 1 < len(batches):
                 future = pool.submit(load_batch, batches[b + 1])
             if cancel is not None and cancel.is_set():
                 raise SoftmassError("Evaluation cancelled.")
-            index: list[tuple[int, str]] = []
-            arrays = []
-            for i, prep in enumerate(prepared):
-                for m in MODALITIES:
-                    if m in prep:
-                        index.append((i, m))
-                        arrays.append(prep[m].array)
-            tensor = torch.from_numpy(np.stack(arrays))
-            scores = {mid: cascade.probabilities(mid, tensor)[0] for mid in model_ids}
+            scores = {mid: cascade.probabilities(mid, views, expanded=True)[0] for mid in model_ids}
+            del views
             per_case: list[dict[str, dict[str, float]]] = [{} for _ in batch]
             for j, (i, m) in enumerate(index):
                 per_case[i][m] = {mid: float(scores[mid][j]) for mid in model_ids}
