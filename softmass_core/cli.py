@@ -293,6 +293,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         eval_images=args.eval_images,
         phantom_cases=args.phantom_cases,
+        concurrent=args.concurrent,
+        cold_start=args.cold_start,
     )
     if args.json:
         print_json(res)
@@ -368,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-images", type=int, default=64)
     p.add_argument(
         "--phantom-cases", type=int, default=12, help="cases per hospital for the generator timing (0 = skip)"
+    )
+    p.add_argument("--concurrent", type=int, default=20, help="cases submitted at once for concurrent_ratio (0 = skip)")
+    p.add_argument(
+        "--no-cold-start",
+        dest="cold_start",
+        action="store_false",
+        help="skip cold_start_s (streamlit run app.py to the first diagnosis, in headless Chromium)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_bench)

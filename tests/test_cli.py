@@ -411,3 +411,54 @@ def test_evaluate_a_benign_malignant_cohort_with_a_full_cascade_set(tiny_weights
     text = capsys.readouterr().out
     assert "DLM-1 threshold 0.250: given on the command line (--threshold 0.25)" in text
     assert "lipoma                   n=0: not computable (no case of a known benign subtype in this cohort)" in text
+
+
+def test_bench_reports_concurrency_and_load_on_a_tiny_set(tiny_weights, capsys):
+    """bench runs end to end (tiny set, few repeats) and reports every figure it promises, without timing asserts."""
+    from softmass_core.bench import TARGETS, format_table, run_bench
+
+    res = run_bench(
+        weights=str(tiny_weights), repeats=1, eval_images=4, phantom_cases=0, concurrent=3, cold_start=False
+    )
+    for key in ("cascade_ratio", "gradcam_ratio", "eval_ratio", "concurrent_ratio", "concurrent_p95_s"):
+        assert res[key] > 0, key
+    assert res["concurrent_cases"] == 3 and res["concurrent_batches"] >= 1
+    assert res["concurrent_p50_s"] <= res["concurrent_p95_s"]
+    assert len(res["load_average_before"]) == 3 and len(res["load_average_after"]) == 3
+    assert "cold_start" not in res and res["meets_targets"]["cold_start_s"] is None
+    assert set(res["meets_targets"]) == set(TARGETS)
+    table = format_table(res)
+    assert "concurrent_ratio" in table and "latency p50 / p95" in table and "load average before" in table
+
+
+def test_bench_cold_start_is_skipped_with_a_note_without_chromium(monkeypatch):
+    from softmass_core import bench
+
+    monkeypatch.setattr(bench, "_chromium", lambda: None)
+    res = bench.measure_cold_start()
+    assert res == {"skipped": "Chromium not found (apt-get install chromium, or set SOFTMASS_CHROMIUM)"}
+    table = bench.format_table(
+        {
+            "floor_forward_s": 1.0,
+            "cascade_s": 1.0,
+            "cascade_ratio": 1.0,
+            "cascade_gradcam_s": 1.0,
+            "gradcam_ratio": 1.0,
+            "eval_images_per_s": 1.0,
+            "eval_images": 2,
+            "floor_images_per_s": 1.0,
+            "eval_ratio": 1.0,
+            "metrics_seconds": 0.1,
+            "cold_start": res,
+        }
+    )
+    assert "cold start" in table and "Chromium not found" in table
+
+
+def test_bench_command_takes_the_concurrency_and_cold_start_options():
+    from softmass_core.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "--concurrent", "0", "--no-cold-start"])
+    assert args.concurrent == 0 and args.cold_start is False
+    args = build_parser().parse_args(["bench"])
+    assert args.concurrent == 20 and args.cold_start is True
