@@ -1,25 +1,24 @@
-"""Cohort metrics: run a weight set over a cohort and report it like the paper's Tables 1-3 and Fig. 3."""
+"""Cohort metrics: run the sidebar's weight set over a cohort and report it like the paper's Tables 1-3 and Fig. 3."""
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
 
 import streamlit as st
 
 from softmass_core import demo
 from softmass_core.cohort import Cohort, read_cohort
-from softmass_core.evaluate import cohort_metrics
-from softmass_core.labels import SUBMODEL_IDS, SUBTYPES, display_name
-from softmass_core.metrics import UndefinedMetricWarning, calibration_curve, threshold_sweep
+from softmass_core.evaluate import predictions_at
+from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES, display_name
+from softmass_core.metrics import calibration_curve, threshold_sweep
 from ui import charts, common
 from ui import cohort_data as data
 from ui import cohort_tables as tables
 
 # Session-state keys of this page.
-KEY_CURRENT = "softmass.cohort.current"  # {"key", "csv", "demo", "label"} of the evaluation shown
-KEY_COMPARE = "softmass.cohort.compare"  # the same for weight set B
+KEY_CURRENT = "softmass.cohort.current"  # the evaluation shown: {"id", "csv", "cohorts", "folder", ...}
+KEY_COMPARE = "softmass.cohort.compare"  # the comparison set's: {"id", "base", "folder"}
 
 SOURCE_DEMO = "Demo cohorts (simulated hospitals 1-3)"
 SOURCE_SERVER = "Cohort folder or CSV on the server"
@@ -27,6 +26,18 @@ SOURCE_UPLOAD = "Upload a zip (cohort CSV + images)"
 #: Demo cohort sizes, as fractions of the paper's 1051 cases.
 DEMO_SCALES = (0.05, 0.1, 0.25, 0.5, 1.0)
 PAPER_CASES = 1051
+
+DELONG_HELP = (
+    "DeLong's method gives the AUC's 95% confidence interval straight from the scores, without resampling. "
+    "The paired DeLong test compares two AUCs measured on the same cases, allowing for the fact that both "
+    "models saw the same patients; a small p (say below 0.05) means a difference this large would rarely "
+    "arise by chance alone."
+)
+YOUDEN_HELP = (
+    "Youden's J is sensitivity + specificity - 1. The set's operating threshold is the score at which J was "
+    "largest on its validation cohort: the point of the ROC curve farthest above the chance line, which counts "
+    "a missed malignancy and a false alarm as equally bad. Move the slider to weigh them differently."
+)
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading and checking the cohort file ...")
@@ -43,6 +54,26 @@ def ws_label(m) -> str:
     return f"{common.weight_set_label(m)} [{m.id}]"
 
 
+def default_cohorts(names: list[str], *, is_demo: bool) -> list[str]:
+    """Cohorts evaluated unless the user picks others: all, except the demo's training cohort (the shipped
+    ``phantom`` set learned those very cases, and they are 59% of the draw)."""
+    kept = [n for n in names if n != "training"] if is_demo else list(names)
+    return kept or list(names)
+
+
+def remember(result_id: str, ws, cohort: Cohort, cohorts, *, is_demo: bool, folder: str, source: str) -> None:
+    st.session_state[KEY_CURRENT] = {
+        "id": result_id,
+        "csv": str(cohort.csv_path),
+        "cohorts": list(cohorts),
+        "demo": is_demo,
+        "data_kind": ws.manifest.data_kind,
+        "views": common.tta_text(ws.manifest.tta),
+        "folder": folder,
+        "source": source,
+    }
+
+
 st.title("Cohort metrics")
 st.caption(common.DISCLAIMER)
 
@@ -52,30 +83,27 @@ if not manifests:
     st.stop()
 by_folder = {str(m.path.parent): m for m in manifests}
 folders = list(by_folder)
-active = common.active_weight_set_dir()
-default_index = folders.index(str(active)) if active is not None and str(active) in folders else 0
+active_dir = common.active_weight_set_dir()
+ws_folder = str(active_dir)
+ws = common.active_weight_set()  # the sidebar's set: every page uses it
 
 # ----------------------------------------------------------------------------- inputs
 left, right = st.columns([1, 1])
 with left:
-    ws_folder = st.selectbox(
-        "Weight set",
-        folders,
-        index=default_index,
-        format_func=lambda f: ws_label(by_folder[f]),
-        key="cohort.ws",
-        help="Starts at the set picked in the sidebar.",
+    st.markdown(
+        f"Weight set: **{ws_label(by_folder[ws_folder])}**",
+        help="The set picked in the sidebar; every page uses it. Change it there.",
     )
     source = st.radio("Cohort", (SOURCE_DEMO, SOURCE_SERVER, SOURCE_UPLOAD), key="cohort.source")
 
 csv_path: Path | None = None
-scale = 0.25
+scale = demo.DEMO_COHORT_SCALE
 with right:
     if source == SOURCE_DEMO:
         scale = st.select_slider(
             "Demo cohort size",
             options=DEMO_SCALES,
-            value=0.25,
+            value=demo.DEMO_COHORT_SCALE,
             format_func=lambda s: f"{s:g}x the paper (~{round(s * PAPER_CASES)} cases)",
             key="cohort.scale",
         )
@@ -84,8 +112,9 @@ with right:
             csv_path = ready
         else:
             st.caption(
-                "Simulated cases are generated on first use (a progress bar shows how far) "
-                f"and cached under `{common.cache_root()}`."
+                "Simulated cases are generated on first use (a progress bar shows how far; the paper-sized "
+                f"draw takes a few minutes on a small CPU) and kept under `{common.cache_root()}`, as are the "
+                "evaluations, so later visits are instant."
             )
     elif source == SOURCE_SERVER:
         text = st.text_input(
@@ -112,9 +141,32 @@ cohort: Cohort | None = None
 if csv_path is not None:
     with common.guarded():
         cohort = cohort_from(csv_path)
-    chosen = st.multiselect("Cohorts to evaluate", cohort.names, default=cohort.names, key=f"cohort.names.{csv_path}")
+    chosen = st.multiselect(
+        "Cohorts to evaluate",
+        cohort.names,
+        default=default_cohorts(cohort.names, is_demo=source == SOURCE_DEMO),
+        key=f"cohort.names.{csv_path}",
+        help="The demo leaves its training cohort out at first: the shipped phantom set learned those cases, so "
+        "their figures are optimistic. Add it to see them next to the held-out cohorts."
+        if source == SOURCE_DEMO
+        else None,
+    )
 else:
     chosen = []
+
+current = st.session_state.get(KEY_CURRENT)
+wanted = (ws_folder, str(cohort.csv_path) if cohort else None, list(chosen))
+if (
+    cohort is not None
+    and chosen
+    and (current is None or (current["folder"], current["csv"], current["cohorts"]) != wanted)
+):
+    # Evaluated before (by any session, or before a restart)? Then show it without running a model.
+    with common.guarded():
+        found = data.find_evaluation(ws, cohort, chosen)
+    if found is not None:
+        remember(found, ws, cohort, chosen, is_demo=source == SOURCE_DEMO, folder=ws_folder, source="disk")
+        current = st.session_state[KEY_CURRENT]
 
 can_run = (cohort is not None and bool(chosen)) or (source == SOURCE_DEMO and cohort is None)
 if st.button("Evaluate", type="primary", disabled=not can_run, key="cohort.run"):
@@ -126,24 +178,22 @@ if st.button("Evaluate", type="primary", disabled=not can_run, key="cohort.run")
             )
             bar.empty()
             cohort = cohort_from(csv_path)
-            chosen = cohort.names
-        ws = common.get_weight_set(ws_folder)
-        data.cached_evaluate(ws, cohort, chosen, label=ws.id)
-        st.session_state[KEY_CURRENT] = {
-            "key": data.evaluation_key(ws, cohort, chosen),
-            "csv": str(cohort.csv_path),
-            "cohorts": list(chosen),
-            "demo": source == SOURCE_DEMO,
-            "data_kind": ws.manifest.data_kind,
-            "views": common.tta_text(ws.manifest.tta),
-            "folder": ws_folder,
-        }
-        st.session_state.pop(KEY_COMPARE, None)
+            chosen = default_cohorts(cohort.names, is_demo=True)
+        result = data.evaluate_cohort(ws, cohort, chosen, label=ws.id)
+        remember(result.entry_id, ws, cohort, chosen, is_demo=source == SOURCE_DEMO, folder=ws_folder, source="run")
+        if result.note:
+            st.caption(f"Evaluation cache: {result.note}.")
+        current = st.session_state[KEY_CURRENT]
 
-current = st.session_state.get(KEY_CURRENT)
-ev = data.cached_evaluation(current["key"]) if current else None
+if current is not None and current["folder"] != ws_folder:
+    st.info(
+        f"The sidebar now picks **{ws_label(by_folder[ws_folder])}**; the last results were of another set. "
+        "Press **Evaluate** to evaluate this one."
+    )
+    st.stop()
+ev = data.evaluation(current["id"]) if current else None
 if ev is None:
-    st.info("Pick a weight set and a cohort, then press **Evaluate**.")
+    st.info("Pick a cohort, then press **Evaluate**.")
     st.stop()
 
 # ----------------------------------------------------------------------------- results
@@ -154,10 +204,11 @@ st.subheader(f"{ev.weight_set_id} v{ev.weight_set_version} on {len(preds_all)} c
 st.caption(
     f"Cohort file `{current['csv']}`; each model scores the {current.get('views', 'image')}; "
     f"fusion of the images: {ev.fusion_rule}."
+    + (" Read from the evaluation cache (no model was run)." if current.get("source") == "disk" else "")
 )
 st.warning(tables.data_note(current["data_kind"], demo=current["demo"]), icon=":material/info:")
 
-shown = st.multiselect("Cohorts shown", names, default=names, key="cohort.shown")
+shown = st.multiselect("Cohorts shown", names, default=names, key=f"cohort.shown.{current['id'][:16]}")
 if not shown:
     st.info("Choose at least one cohort to show.")
     st.stop()
@@ -173,17 +224,23 @@ threshold = st.slider(
     value=float(ev.threshold),
     step=0.001,
     format="%.3f",
-    key=f"cohort.threshold.{hash(current['key'])}",
+    key=f"cohort.threshold.{current['id'][:16]}",
     help="Cases scoring at or above it are called malignant. The metrics below follow it; the AUC does not.",
 )
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UndefinedMetricWarning)
-    at_threshold, _ = cohort_metrics(preds, dlm1_threshold=threshold, sub_thresholds=None, n_boot=1000)
-dlm1 = {c: at_threshold[c]["dlm1"] for c in shown if c in at_threshold}
-st.dataframe(tables.table2(dlm1), key="cohort.table2")
+own_threshold = threshold == float(ev.threshold)
+operating_point = (
+    ev.operating_points.get(DLM1, "set's operating threshold")
+    if own_threshold
+    else f"chosen on this page (the set's own is {ev.threshold:.3f})"
+)
+at_threshold = data.dlm1_at_threshold(current["id"], float(threshold))
+dlm1 = {c: at_threshold[c] for c in shown if c in at_threshold}
+st.dataframe(tables.table2(dlm1, operating_point=operating_point), key="cohort.table2")
 st.caption(
-    f"Threshold {threshold:.3f} (the weight set's operating threshold is {ev.threshold:.3f}). "
-    "Brackets: 95% CI; AUC DeLong, ACC/sensitivity/specificity Clopper-Pearson, PPV/NPV logit, F1 bootstrap."
+    f"Threshold {threshold:.3f}: "
+    + (f"the {operating_point}." if own_threshold else f"{operating_point}.")
+    + " Brackets: 95% CI; AUC DeLong, ACC/sensitivity/specificity Clopper-Pearson, PPV/NPV logit, F1 bootstrap.",
+    help=f"**Youden's J.** {YOUDEN_HELP}\n\n**DeLong.** {DELONG_HELP}",
 )
 
 with st.expander("Sensitivity and specificity across thresholds"):
@@ -225,9 +282,36 @@ with cal_col:
 t3 = tables.table3(metrics_shown)
 if len(t3):
     st.markdown("#### DLM-2: benign subtypes, one-vs-rest (as the paper's Table 3)")
-    st.dataframe(t3, hide_index=True, height="content", key="cohort.table3")
+    missing = [(c, t, r) for c, t, r in tables.not_computable(metrics_shown) if t != "DLM-1"]
+    if missing and len(missing) == len(t3):
+        reasons = sorted({r for _, _, r in missing})
+        st.info(
+            "No sub-model can be measured on these cohorts: " + "; ".join(reasons) + ". "
+            "DLM-2 needs benign cases labelled with their subtype (lipoma, hemangioma, ...); "
+            "DLM-1 above is measured as usual.",
+            icon=":material/info:",
+        )
+    # Full subtype names, CIs not cut (the table scrolls sideways instead); the reason, when there is one,
+    # right after the counts.
+    shown_t3 = t3 if t3["Note"].ne("").any() else t3.drop(columns=["Note"])
+    first = ["Subtype", "Cohort", "Cases (positive)"] + (["Note"] if "Note" in shown_t3 else [])
+    shown_t3 = shown_t3[first + [c for c in shown_t3.columns if c not in first]]
+    st.dataframe(
+        shown_t3,
+        hide_index=True,
+        height="content",
+        key="cohort.table3",
+        column_config={
+            "Subtype": st.column_config.TextColumn(width=290, pinned=True),
+            "Note": st.column_config.TextColumn(width=380),
+            **{name: st.column_config.TextColumn(width=150) for _, name, _ in tables.METRIC_ROWS},
+        },
+    )
     st.caption(
-        "Benign cases of known subtype only; each sub-model at its operating threshold from the weight set's manifest."
+        "Benign cases of known subtype only; each sub-model at its operating threshold from the weight set's "
+        "manifest (Youden's J on validation for the shipped sets). Not computable: the cohort lacks one of the "
+        "two classes, so the AUC and at least one of sensitivity and specificity do not exist.",
+        help=f"**Youden's J.** {YOUDEN_HELP}",
     )
 
 # Table 1.
@@ -237,7 +321,9 @@ if tables.has_demographics(cases):
     with common.guarded():
         for block, table in tables.baseline_tables(cases).items():
             st.markdown(f"**{block}**")
-            st.dataframe(table, key=f"cohort.table1.{block}")
+            st.dataframe(
+                table, key=f"cohort.table1.{block}", column_config={"_index": st.column_config.Column(width=340)}
+            )
     st.caption("Age: mean ± SD, one-way ANOVA; sex and subtype: n (%), chi-square test.")
 
 problems = [(c, w) for c in shown for w in (ev.metrics.get(c) or {}).get("warnings", [])]
@@ -245,20 +331,29 @@ if problems:
     with st.expander(f"Notes on undefined metrics ({len(problems)})"):
         st.markdown("\n".join(f"- **{c}**: {w}" for c, w in problems))
 
-# Compare two weight sets.
-st.markdown("#### Compare with another weight set (paired DeLong test)")
-others = [f for f in folders if f != current["folder"]]
+# Compare with a second weight set, named as such.
+st.markdown("#### Compare with a comparison weight set (paired DeLong test)", help=DELONG_HELP)
+others = [f for f in folders if f != ws_folder]
 if not others:
     st.caption("Only one weight set is installed; add another under the weights folder to compare.")
 else:
-    other = st.selectbox("Weight set B", others, format_func=lambda f: ws_label(by_folder[f]), key="cohort.compare.ws")
+    other = st.selectbox(
+        "Comparison weight set (B)",
+        others,
+        format_func=lambda f: ws_label(by_folder[f]),
+        key="cohort.compare.ws",
+        help="Set A is the sidebar's set; B is evaluated on the same cases only for this comparison.",
+    )
     if st.button("Evaluate B on the same cohort and compare", key="cohort.compare.run"):
         with common.guarded():
             ws_b = common.get_weight_set(other)
             base = cohort_from(Path(current["csv"]))
-            data.cached_evaluate(ws_b, base, current["cohorts"], label=ws_b.id)
-            st.session_state[KEY_COMPARE] = data.evaluation_key(ws_b, base, current["cohorts"])
-    ev_b = data.cached_evaluation(st.session_state[KEY_COMPARE]) if st.session_state.get(KEY_COMPARE) else None
+            result_b = data.evaluate_cohort(ws_b, base, current["cohorts"], label=ws_b.id)
+            st.session_state[KEY_COMPARE] = {"id": result_b.entry_id, "base": current["id"], "folder": other}
+    compare = st.session_state.get(KEY_COMPARE)
+    ev_b = None
+    if compare and compare["base"] == current["id"] and compare["folder"] == other:
+        ev_b = data.evaluation(compare["id"])
     if ev_b is not None:
         name_a, name_b = f"A ({ev.weight_set_id})", f"B ({ev_b.weight_set_id})"
         paired = tables.paired_predictions(preds, ev_b.predictions)
@@ -274,17 +369,22 @@ else:
             width="stretch",
         )
         st.dataframe(tables.delong_table(paired, name_a, name_b), hide_index=True, key="cohort.delong")
-        st.caption("Both weight sets' P(malignant) on the same cases, joined by case_id; DeLong's paired test.")
+        st.caption(
+            "Both weight sets' P(malignant) on the same cases, joined by case_id; DeLong's paired test.",
+            help=DELONG_HELP,
+        )
 
-# Downloads.
+# Downloads: each states the threshold it used and where that threshold came from.
 st.markdown("#### Downloads")
-merged = {c: dict(ev.metrics[c], dlm1=at_threshold[c]["dlm1"]) for c in shown if c in ev.metrics}
-export = dataclasses.replace(ev, metrics=merged, threshold=threshold)
+merged = {c: dict(ev.metrics[c], dlm1=at_threshold[c]) for c in shown if c in ev.metrics}
+export = dataclasses.replace(
+    ev, metrics=merged, threshold=threshold, operating_points={**ev.operating_points, DLM1: operating_point}
+)
 row = st.container(horizontal=True)
 row.download_button(
     "Predictions (CSV)",
-    preds.to_csv(index=False),
-    file_name=f"predictions_{ev.weight_set_id}.csv",
+    predictions_at(preds, threshold, operating_point=operating_point).to_csv(index=False),
+    file_name=f"predictions_{ev.weight_set_id}_t{threshold:.3f}.csv",
     mime="text/csv",
     key="cohort.dl.predictions",
 )
@@ -297,15 +397,15 @@ row.download_button(
 )
 row.download_button(
     "Table 2 (CSV)",
-    tables.table2(dlm1).to_csv(),
-    file_name=f"table2_{ev.weight_set_id}.csv",
+    tables.table2(dlm1, operating_point=operating_point).to_csv(),
+    file_name=f"table2_{ev.weight_set_id}_t{threshold:.3f}.csv",
     mime="text/csv",
     key="cohort.dl.table2",
 )
 if len(t3):
     row.download_button(
         "Table 3 (CSV)",
-        t3.to_csv(index=False),
+        tables.table3(metrics_shown, operating_points=ev.operating_points).to_csv(index=False),
         file_name=f"table3_{ev.weight_set_id}.csv",
         mime="text/csv",
         key="cohort.dl.table3",

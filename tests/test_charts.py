@@ -154,7 +154,58 @@ def test_paired_delong_table_and_baseline_blocks():
     assert list(blocks) == ["Malignant", "Benign"]
     assert blocks["Malignant"].loc["n"].tolist()[:2] == ["1", "1"]
     assert "Lipoma, n (%)" in blocks["Benign"].index
+    # No row of empty cells: the subtype heading row counts the benign cases and carries the test.
+    assert blocks["Benign"].loc["Benign subtype, n"].tolist() == ["2", "2", "1.000 (chi-square)"]
+    for block in blocks.values():
+        cells = block.drop(columns=["p"])
+        assert not (cells == "").all(axis=1).any(), block
     assert not cohort_tables.has_demographics(cases.assign(age=None))
+
+
+def _task(n, n_pos, *, threshold=0.5, reason=None):
+    import warnings
+
+    from softmass_core.metrics import UndefinedMetricWarning, binary_metrics, empty_metrics
+
+    if n == 0:
+        out = empty_metrics(threshold=threshold, reason=reason)
+    else:
+        y = [1] * n_pos + [0] * (n - n_pos)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            out = binary_metrics(y, np.linspace(0.1, 0.9, n), threshold=threshold, n_boot=50)
+    out.update(computable=reason is None, reason=reason)
+    return out
+
+
+def test_table3_keeps_not_computable_sub_models_with_their_reason_and_full_names():
+    from softmass_core.labels import SUBTYPES
+
+    why = "no case of a known benign subtype in this cohort"
+    metrics = {
+        "validation": {"dlm1": _task(8, 3), "dlm2": {s: _task(0, 0, reason=why) for s in SUBTYPES}},
+        "test_a": {
+            "dlm1": _task(6, 2),
+            "dlm2": {s: _task(5, 2, threshold=0.4) for s in SUBTYPES},
+        },
+    }
+    t3 = cohort_tables.table3(metrics, operating_points={s: "set's operating threshold (Youden's J)" for s in SUBTYPES})
+    assert len(t3) == 10
+    val = t3[t3["Cohort"] == "validation"]
+    assert set(val["Note"]) == {f"Not computable: {why}."} and set(val["AUC"]) == {"n/a"}
+    assert set(val["Cases (positive)"]) == {"0 (0)"}
+    assert set(t3.loc[t3["Cohort"] == "test_a", "Note"]) == {""}
+    assert set(t3.loc[t3["Cohort"] == "test_a", "Threshold"]) == {"0.400"}
+    assert "Calcifying epithelioma (pilomatricoma)" in set(t3["Subtype"])  # the full name, never cut here
+    assert set(t3["Operating point"]) == {"set's operating threshold (Youden's J)"}
+    assert [c for c, t, _ in cohort_tables.not_computable(metrics)] == ["validation"] * 5
+
+    one_class = {"only": {"dlm1": _task(4, 4, reason="only one class present: 4 malignant, 0 benign")}}
+    t2 = cohort_tables.table2({"only": one_class["only"]["dlm1"]}, operating_point="chosen on this page")
+    assert t2.loc["Note", "only"] == "Not computable: only one class present: 4 malignant, 0 benign."
+    assert t2.loc["Operating point", "only"] == "chosen on this page"
+    assert t2.loc["AUC", "only"] == "n/a"
+    assert "Note" not in cohort_tables.table2({"v": metrics["validation"]["dlm1"]}).index
 
 
 def test_data_note_never_claims_clinical_performance():

@@ -78,8 +78,10 @@ def test_ensure_demo_cohort_generates_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setattr(phantom, "generate_cohorts", fake_generate)
     tick = object()
     path = demo.ensure_demo_cohort(tmp_path, progress=tick)
-    assert path == tmp_path / "phantom-g2-s0.25-seed2023" / "cohort.csv"
-    assert calls == [(tmp_path / "phantom-g2-s0.25-seed2023", 0.25, demo.DEMO_SEED, tick)]
+    default = tmp_path / f"phantom-g2-s{demo.DEMO_COHORT_SCALE}-seed2023"
+    assert demo.DEMO_COHORT_SCALE == 1.0  # the paper-sized draw, so the demo's CIs say something
+    assert path == default / "cohort.csv"
+    assert calls == [(default, demo.DEMO_COHORT_SCALE, demo.DEMO_SEED, tick)]
     assert demo.ensure_demo_cohort(tmp_path) == path
     assert len(calls) == 1  # reused
     other = demo.ensure_demo_cohort(tmp_path, scale=0.5, seed=7)

@@ -6,15 +6,23 @@
   ``CACHE_ROOT/uploads/<sha256>`` by :func:`softmass_core.cohort_zip.extract_cohort_zip`;
 * :func:`progress_reporter`: a core ``progress`` callback that drives an
   ``st.progress`` bar;
-* :func:`cached_evaluation`: ``evaluate`` once per (weight set id + version,
-  cohort CSV path + modification time, cohorts), kept in the session.
+* :func:`evaluate_cohort` / :func:`find_evaluation`: a weight set's evaluation
+  on a cohort through the on-disk cache of :mod:`softmass_core.evalcache`
+  (``CACHE_ROOT/evaluations``), so a cohort is scored once per weight set and
+  settings, for every session and across server restarts;
+* :func:`evaluation`: an evaluation by its entry id (kept in memory for the
+  process, else read from disk);
+* :func:`dlm1_at_threshold`: DLM-1's metrics at a slider threshold, cached
+  per (entry id, threshold), so moving the slider back is instant.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,20 +30,18 @@ from typing import Any
 
 import streamlit as st
 
+from softmass_core import evalcache
 from softmass_core.cascade import Cascade
 from softmass_core.cohort import Cohort
 from softmass_core.cohort_zip import extract_cohort_zip
 from softmass_core.errors import CohortError
-from softmass_core.evaluate import Evaluation, evaluate
+from softmass_core.evaluate import Evaluation, cohort_metrics
+from softmass_core.metrics import UndefinedMetricWarning
 from softmass_core.weights import WeightSet
 from ui import common
 
-#: Session-state key of the evaluations this session computed (an OrderedDict, newest last).
-KEY_EVALUATIONS = "softmass.cohort.evaluations"
-#: How many evaluations a session keeps.
-MAX_EVALUATIONS = 6
-
-EvalKey = tuple[Any, ...]  # see evaluation_key
+#: How many evaluations the process keeps in memory (more stay on disk).
+MAX_IN_MEMORY = 16
 
 
 def resolve_server_csv(text: str) -> Path:
@@ -111,34 +117,99 @@ def progress_reporter(bar: Any, what: str) -> Callable[..., None]:
     return report
 
 
-def evaluation_key(ws: WeightSet, cohort: Cohort, cohorts: Sequence[str]) -> EvalKey:
-    """Cache key: weight set id, version, folder and operating settings (test-time views, thresholds);
-    cohort CSV path and mtime; cohorts evaluated.  A set retuned in place is evaluated afresh."""
-    path = Path(cohort.csv_path).resolve()
-    settings = (ws.manifest.tta, tuple((m, e.threshold, e.sha256) for m, e in ws.manifest.models.items()))
-    return (ws.id, ws.version, str(ws.folder), settings, str(path), path.stat().st_mtime_ns, tuple(cohorts))
+def evaluations_dir() -> Path:
+    """Where evaluations are kept on disk: ``CACHE_ROOT/evaluations`` (env SOFTMASS_CACHE)."""
+    return common.cache_root() / evalcache.SUBDIR
 
 
-def cached_evaluation(key: EvalKey) -> Evaluation | None:
-    """The evaluation kept for ``key`` in this session, if any."""
-    store: OrderedDict = st.session_state.get(KEY_EVALUATIONS) or OrderedDict()
-    return store.get(key)
+class _Registry:
+    """Evaluations of this process by entry id, newest last (thread-safe; every session shares it)."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[str, Evaluation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, eid: str) -> Evaluation | None:
+        with self._lock:
+            ev = self._items.get(eid)
+            if ev is not None:
+                self._items.move_to_end(eid)
+            return ev
+
+    def put(self, eid: str, ev: Evaluation) -> None:
+        with self._lock:
+            self._items[eid] = ev
+            self._items.move_to_end(eid)
+            while len(self._items) > MAX_IN_MEMORY:
+                self._items.popitem(last=False)
 
 
-def cached_evaluate(ws: WeightSet, cohort: Cohort, cohorts: Sequence[str], *, label: str) -> Evaluation:
-    """Evaluate ``ws`` on ``cohort`` (restricted to ``cohorts``) with a progress bar, once per key."""
-    key = evaluation_key(ws, cohort, cohorts)
-    found = cached_evaluation(key)
-    if found is not None:
-        return found
+@st.cache_resource(show_spinner=False)
+def _registry() -> _Registry:
+    return _Registry()
+
+
+def evaluation(eid: str | None) -> Evaluation | None:
+    """The evaluation with entry id ``eid``: from memory, else from the disk cache; None if neither has it."""
+    if not eid:
+        return None
+    found = _registry().get(eid)
+    if found is None:
+        found = evalcache.load_entry(evaluations_dir(), eid)
+        if found is not None:
+            _registry().put(eid, found)
+    return found
+
+
+def find_evaluation(ws: WeightSet, cohort: Cohort, cohorts: Sequence[str]) -> str | None:
+    """Entry id of a stored evaluation of ``ws`` on ``cohort`` (restricted to ``cohorts``), without running
+    any model; None when there is none (or it is stale or damaged)."""
+    found = evalcache.cached_evaluate(Cascade(ws), cohort.subset(list(cohorts)), evaluations_dir(), lookup_only=True)
+    if found is None:
+        return None
+    _registry().put(found.entry_id, found.evaluation)
+    return found.entry_id
+
+
+def evaluate_cohort(ws: WeightSet, cohort: Cohort, cohorts: Sequence[str], *, label: str) -> evalcache.CacheResult:
+    """Evaluate ``ws`` on ``cohort`` (restricted to ``cohorts``) with a progress bar, unless it is stored.
+
+    The result is kept on disk and in memory; a second session asking for the
+    same evaluation meanwhile waits for this one's result.
+    """
     subset = cohort.subset(list(cohorts))
     bar = st.progress(0.0, text=f"Evaluating {label} on {len(subset.rows)} cases ...")
-    result = evaluate(Cascade(ws), subset, progress=progress_reporter(bar, f"Evaluating {label}"))
-    bar.empty()
-    store: OrderedDict = st.session_state.get(KEY_EVALUATIONS) or OrderedDict()
-    store[key] = result
-    store.move_to_end(key)
-    while len(store) > MAX_EVALUATIONS:
-        store.popitem(last=False)
-    st.session_state[KEY_EVALUATIONS] = store
+
+    def waiting() -> None:
+        bar.progress(0.0, text=f"Another session is evaluating {label} on these cases; waiting for its result ...")
+
+    try:
+        result = evalcache.cached_evaluate(
+            Cascade(ws),
+            subset,
+            evaluations_dir(),
+            progress=progress_reporter(bar, f"Evaluating {label}"),
+            on_wait=waiting,
+        )
+    finally:
+        bar.empty()
+    _registry().put(result.entry_id, result.evaluation)
     return result
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def dlm1_at_threshold(eid: str, threshold: float) -> dict[str, dict[str, Any]]:
+    """DLM-1's metrics per cohort of evaluation ``eid`` at ``threshold`` (same bootstrap as the evaluation).
+
+    Keyed by the entry id and the threshold, not by the predictions, so a
+    threshold seen before (by any session) costs nothing.
+    """
+    ev = evaluation(eid)
+    if ev is None:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        metrics, _ = cohort_metrics(
+            ev.predictions, dlm1_threshold=threshold, sub_thresholds=None, n_boot=ev.n_boot, seed=ev.seed
+        )
+    return {cohort: entry["dlm1"] for cohort, entry in metrics.items()}

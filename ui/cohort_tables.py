@@ -32,30 +32,54 @@ def _counts(result: Mapping[str, Any]) -> str:
     return f"{c['tp']} / {c['fp']} / {c['fn']} / {c['tn']}"
 
 
-def table2(dlm1: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def _note(result: Mapping[str, Any]) -> str:
+    """Why a task's metrics are incomplete ("" when both classes are present)."""
+    if result.get("computable", True):
+        return ""
+    return f"Not computable: {result.get('reason') or 'one class only'}."
+
+
+def table2(dlm1: Mapping[str, Mapping[str, Any]], *, operating_point: str = "") -> pd.DataFrame:
     """DLM-1 performance like the paper's Table 2: rows metrics, one column per cohort.
 
-    ``dlm1`` maps cohort name -> ``binary_metrics(...)`` result.  Extra rows
-    give the number of cases (malignant), the threshold and the confusion
-    counts TP / FP / FN / TN.
+    ``dlm1`` maps cohort name -> ``binary_metrics(...)`` result (with
+    ``computable``/``reason`` as :func:`softmass_core.evaluate.cohort_metrics`
+    adds them).  Extra rows give the number of cases (malignant), the
+    threshold, where it came from (``operating_point``, when given), the
+    confusion counts TP / FP / FN / TN, and a ``Note`` row when a cohort's
+    metrics are not all computable (e.g. one class only).
     """
     columns: dict[str, dict[str, str]] = {}
+    notes = {str(c): _note(r) for c, r in dlm1.items()}
     for cohort, result in dlm1.items():
         col = {"Cases (malignant)": f"{result['n']} ({result['n_positive']})"}
         col.update(_cells(result))
         col["Threshold"] = f"{result['threshold']:.3f}"
+        if operating_point:
+            col["Operating point"] = operating_point
         col["TP / FP / FN / TN"] = _counts(result)
+        if any(notes.values()):
+            col["Note"] = notes[str(cohort)]
         columns[str(cohort)] = col
     out = pd.DataFrame(columns)
     out.index.name = "DLM-1"
     return out
 
 
-def table3(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+#: Columns of :func:`table3`.
+TABLE3_COLUMNS = ["Subtype", "Cohort", "Cases (positive)", *[r for _, r, _ in METRIC_ROWS], "Threshold", "Note"]
+
+
+def table3(metrics: Mapping[str, Mapping[str, Any]], *, operating_points: Mapping[str, str] | None = None):
     """DLM-2 performance like the paper's Table 3: one row per (subtype, cohort), columns metrics.
 
     ``metrics`` is ``Evaluation.metrics`` (cohort -> {"dlm2": {subtype:
-    binary_metrics result}}).  Empty when no cohort has DLM-2 results.
+    binary_metrics result}}).  A sub-model that could not be measured on a
+    cohort (no benign case of known subtype, or one class only) keeps its row,
+    with "n/a" cells and the reason under ``Note``.  With
+    ``operating_points`` (subtype -> text) an ``Operating point`` column
+    says where each threshold came from.  Empty when no cohort has DLM-2
+    results.
     """
     rows = []
     for subtype in SUBTYPES:
@@ -63,15 +87,28 @@ def table3(metrics: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             result = (entry.get("dlm2") or {}).get(subtype)
             if result is None:
                 continue
-            rows.append(
-                {
-                    "Subtype": display_name(subtype),
-                    "Cohort": str(cohort),
-                    "Cases (positive)": f"{result['n']} ({result['n_positive']})",
-                    **_cells(result),
-                }
-            )
-    return pd.DataFrame(rows, columns=["Subtype", "Cohort", "Cases (positive)", *[r for _, r, _ in METRIC_ROWS]])
+            row = {
+                "Subtype": display_name(subtype),
+                "Cohort": str(cohort),
+                "Cases (positive)": f"{result['n']} ({result['n_positive']})",
+                **_cells(result),
+                "Threshold": f"{result['threshold']:.3f}",
+                "Note": _note(result),
+            }
+            if operating_points is not None:
+                row["Operating point"] = operating_points.get(subtype, "")
+            rows.append(row)
+    columns = TABLE3_COLUMNS + (["Operating point"] if operating_points is not None else [])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def not_computable(metrics: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    """``(cohort, task, reason)`` for every task of ``Evaluation.metrics`` that could not be measured."""
+    out = []
+    for cohort, entry in metrics.items():
+        tasks = [("DLM-1", entry.get("dlm1"))] + [(display_name(s), r) for s, r in (entry.get("dlm2") or {}).items()]
+        out += [(str(cohort), t, r.get("reason") or "") for t, r in tasks if r and not r.get("computable", True)]
+    return out
 
 
 def baseline_tables(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -88,7 +125,7 @@ def baseline_tables(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if len(malignant):
         out["Malignant"] = baseline_table(malignant.drop(columns=["label"]))
     if len(benign):
-        out["Benign"] = baseline_table(benign)
+        out["Benign"] = baseline_table(benign, label_title="Benign subtype")
     return out
 
 
