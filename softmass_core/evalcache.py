@@ -14,8 +14,9 @@ everything the result depends on:
   file rewritten in place, or copied over with its old modification time,
   changes its change time);
 * the settings: bootstrap resamples and seed, the device, the versions of
-  torch, timm and numpy, and the SHA-256 of softmass's own source code (a
-  fixed bug never serves its old figures).
+  torch, timm and numpy, and the SHA-256 of the softmass modules that shape
+  the numbers (:data:`EVALUATION_MODULES`; a fixed bug never serves its old
+  figures).
 
 An entry is one file: a header line (format, key, SHA-256 of the rest) and
 the evaluation as JSON.  It is served only when the header parses, its key
@@ -79,12 +80,30 @@ def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: softmass_core modules whose code shapes an evaluation's numbers (reading images and cohorts, scoring,
+#: metrics, the stored layout).  A change to any of them recomputes every entry; other modules (the
+#: benchmark, the reader study, training, ...) leave the cache alone.
+EVALUATION_MODULES = (
+    "cascade.py",
+    "cohort.py",
+    "evalcache.py",
+    "evaluate.py",
+    "images.py",
+    "labels.py",
+    "metrics.py",
+    "models.py",
+    "roi.py",
+    "tta.py",
+    "weights.py",
+)
+
+
 @functools.cache
 def _code_digest() -> str:
-    """SHA-256 over softmass_core's Python sources (names and bytes), once per process."""
+    """SHA-256 over the sources of :data:`EVALUATION_MODULES` (names and bytes), once per process."""
     root = Path(__file__).resolve().parent
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
+    for path in (root / name for name in EVALUATION_MODULES):
         h.update(path.relative_to(root).as_posix().encode())
         h.update(b"\0")
         h.update(path.read_bytes())

@@ -443,3 +443,15 @@ def test_an_unwritable_cache_folder_still_evaluates_and_says_so(cohort_dir, tiny
     )
     assert res.source == "computed" and "not stored" in res.note
     assert len(res.evaluation.predictions) == 24
+
+
+def test_the_cache_key_covers_the_code_that_shapes_the_numbers_and_only_that(monkeypatch):
+    from pathlib import Path
+
+    from softmass_core import evalcache
+
+    root = Path(evalcache.__file__).parent
+    assert all((root / name).is_file() for name in evalcache.EVALUATION_MODULES)
+    imported = {"evaluate.py", "cascade.py", "metrics.py", "tta.py", "roi.py", "images.py", "models.py"}
+    assert imported <= set(evalcache.EVALUATION_MODULES)
+    assert "bench.py" not in evalcache.EVALUATION_MODULES  # editing the benchmark keeps every stored entry
