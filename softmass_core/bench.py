@@ -376,14 +376,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _healthy(url: str) -> bool:
-    import urllib.request
+def _healthy(port: int) -> bool:
+    """True when the local Streamlit server on ``port`` answers its health check (localhost only)."""
+    import http.client
 
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
-        with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-            return r.status == 200 and r.read().strip() == b"ok"
+        conn.request("GET", "/_stcore/health")
+        r = conn.getresponse()
+        return r.status == 200 and r.read().strip() == b"ok"
     except OSError:
         return False
+    finally:
+        conn.close()
 
 
 def _chromium() -> str | None:
@@ -443,7 +448,7 @@ def measure_cold_start(*, weights_root: str | None = None, timeout_s: float = 18
                 cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
-                while not _healthy(url):
+                while not _healthy(port):
                     if proc.poll() is not None or time.perf_counter() - t0 > timeout_s:
                         raise RuntimeError(f"streamlit did not start:\n{log_path.read_text()[-2000:]}")
                     time.sleep(0.05)
