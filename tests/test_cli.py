@@ -113,7 +113,7 @@ def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights,
     manifest = json.loads((ws / "manifest.json").read_text())
     assert sorted(manifest["metrics"]["cohorts"]) == ["test_b", "validation"]
     assert manifest["metrics"]["cohorts"]["validation"] == first["cohorts"]["validation"]
-    assert "test_b" in (ws / "README.md").read_text()
+    assert "external test B" in (ws / "README.md").read_text()  # the card names test_b for people
     assert WeightSet.load(ws).verified
     capsys.readouterr()
     # another operating point is refused instead of being stored as the set's own
