@@ -30,6 +30,7 @@ request (:mod:`softmass_core.gradcam`).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import os
@@ -173,6 +174,7 @@ class InferenceServer:
         self._running: list[Ticket] = []
         self._thread: threading.Thread | None = None
         self._closed = False
+        _ALL_SERVERS.add(self)
         self.batches_run = 0  # how many batches the worker has run (for tests and the bench)
         self.largest_batch = 0
 
@@ -198,8 +200,7 @@ class InferenceServer:
                 )
             self._queue.append(ticket)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="softmass-inference", daemon=True)
-                self._thread.start()
+                self._thread = _start_background(self._work, (), "softmass-inference")
             self._cond.notify_all()
         return ticket
 
@@ -391,7 +392,7 @@ class WeightSetRegistry:
             entry.ready.set()
         if entry.error is None:
             if load_models:
-                threading.Thread(target=_build_models, args=(entry,), name="softmass-load-models", daemon=True).start()
+                _start_background(_build_models, (entry,), "softmass-load-models")
             else:
                 entry.models_loaded.set()
 
@@ -455,11 +456,8 @@ def warm_up(folder: str | Path, stamp: float = 0.0, *, then: Sequence[Callable[[
     with _WARMING_LOCK:
         thread = _WARMING.get(key)
         if thread is None:
-            thread = threading.Thread(
-                target=_warm, args=(folder, stamp, tuple(then)), name="softmass-warm-up", daemon=True
-            )
+            thread = _start_background(_warm, (folder, stamp, tuple(then)), "softmass-warm-up")
             _WARMING[key] = thread
-            thread.start()
         return thread
 
 
@@ -467,6 +465,8 @@ def _warm(folder: str | Path, stamp: float, then: Sequence[Callable[[], Any]]) -
     try:
         configure_torch_threads()
         ws = REGISTRY.models(folder, stamp)
+        if _STOPPING.is_set():
+            return
         import numpy as np
 
         from softmass_core.cascade import CaseImages
@@ -476,11 +476,57 @@ def _warm(folder: str | Path, stamp: float, then: Sequence[Callable[[], Any]]) -
         rng = np.random.default_rng(0)
         image = rng.integers(0, 255, size=(spec.height, spec.width, 3), dtype=np.uint8)
         result = server_for(ws).run(CaseImages(gray=image, cdfi=image), run_all=True, keep_features=True)
+        if _STOPPING.is_set():
+            return
         from softmass_core.gradcam import cams_for_result
 
         cams_for_result(ws, result, DLM1)
     except Exception:  # noqa: BLE001 - warming is best effort; the pages report real errors
         pass
     for fn in then:
+        if _STOPPING.is_set():
+            return
         with contextlib.suppress(Exception):  # best effort, as above
             fn()
+
+
+# --------------------------------------------------------------------------- clean exit
+
+#: Every inference server made in this process (closed at exit).
+_ALL_SERVERS: weakref.WeakSet = weakref.WeakSet()
+#: Set at interpreter exit: background work stops at its next step.
+_STOPPING = threading.Event()
+_BACKGROUND: set[threading.Thread] = set()
+_BACKGROUND_LOCK = threading.Lock()
+#: How long the exit waits for background loading to reach a stopping point (seconds).
+EXIT_WAIT_S = 120.0
+
+
+def _start_background(target: Callable[..., Any], args: tuple, name: str) -> threading.Thread:
+    """Start a daemon thread that :func:`_shutdown` waits for at exit."""
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    with _BACKGROUND_LOCK:
+        _BACKGROUND.add(thread)
+    thread.start()
+    return thread
+
+
+def _shutdown() -> None:
+    """At exit: let background loading stop, then close every inference server and join its worker.
+
+    A daemon thread still inside torch when the interpreter finalizes is
+    killed mid-call, which aborts the process ("terminate called without an
+    active exception") after all work is done; so nothing may be left running.
+    """
+    _STOPPING.set()
+    deadline = time.monotonic() + EXIT_WAIT_S
+    for server in list(_ALL_SERVERS):
+        server.close(timeout=0)  # refuse new cases; the queued ones still finish
+    with _BACKGROUND_LOCK:
+        threads = list(_BACKGROUND)
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_shutdown)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +221,31 @@ def test_torch_threads_are_set_once(monkeypatch):
     n = serving.configure_torch_threads()
     assert n == torch.get_num_threads() >= 1
     assert serving.configure_torch_threads(n + 1) == n == torch.get_num_threads()
+
+
+def test_a_process_exits_cleanly_while_background_work_is_inside_torch(tiny_weights):
+    """A daemon thread still inside torch at exit aborted the process (exit 134 after every test passed)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading, torch\n"
+        "from softmass_core import serving\n"
+        "busy = threading.Event()\n"
+        "def work():\n"
+        "    busy.set()\n"
+        "    x = torch.randn(256, 256)\n"
+        "    for _ in range(400):\n"
+        "        x = torch.tanh(x @ x)\n"
+        "serving.warm_up(sys.argv[1], then=[work])\n"
+        "busy.wait(120)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_weights)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "terminate called" not in proc.stderr
