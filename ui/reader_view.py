@@ -19,8 +19,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from softmass_core import study
-from softmass_core.cascade import Cascade
+from softmass_core import serving, study
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES, display_name
 from softmass_core.roi import Roi
@@ -105,9 +104,9 @@ def model_result(ws_folder: str, ws_tag: str, case_id: str) -> dict[str, Any]:
     """
     ws = common.get_weight_set(ws_folder)
     case = study.study_case(case_id)
-    cascade = Cascade(ws)
-    result = cascade.run(case.to_case_images(), keep_features=True)
-    sub_model = cascade.diagnosing_model(result)
+    server = serving.server_for(ws)  # the one worker that serves every session (as on the Case page)
+    result = server.run(case.to_case_images(), keep_features=True)
+    sub_model = server.cascade.diagnosing_model(result)
     heatmaps: dict[str, dict[str, np.ndarray]] = {}
     for model_id in [DLM1] + ([sub_model] if sub_model else []):
         cams = cams_for_result(ws, result, model_id)
