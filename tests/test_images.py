@@ -13,7 +13,7 @@ from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 
-from softmass_core import images
+from softmass_core import dicom
 from softmass_core.errors import DecoderMissingError, ImageError
 from softmass_core.images import ImageInfo, LoadedImage, dicom_safe_metadata, load_image
 
@@ -429,7 +429,7 @@ def test_dicom_jpeg_baseline_decodes_when_plugin_present() -> None:
 
 
 def test_dicom_jpeg_baseline_decoder_missing(monkeypatch) -> None:
-    monkeypatch.setattr(images, "_decoder_available", lambda ts: False)
+    monkeypatch.setattr(dicom, "_decoder_available", lambda ts: False)
     data = make_dicom(
         encapsulate([b"\xff\xd8\xff\xdbbogus"]),
         rows=16,
@@ -515,3 +515,23 @@ def test_fake_dicom_is_one_error_and_no_decoder_chatter(caplog) -> None:
         warnings.simplefilter("always")
         warnings.warn("other code", UserWarning, stacklevel=1)
     assert [str(w.message) for w in later] == ["other code"]
+
+
+def test_reading_a_png_or_simulating_a_case_imports_neither_pydicom_nor_scipy_signal() -> None:
+    """The app's first page reads PNGs and simulates its demo case: it must not pay for pydicom or scipy.signal."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io\n"
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from softmass_core.images import load_image\n"
+        "from softmass_core.phantom import generate_case\n"
+        "buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format='PNG')\n"
+        "load_image(buf.getvalue())\n"
+        "generate_case('lipoma', hospital=1, seed=0)\n"
+        "print(sorted(m for m in ('pydicom', 'scipy.signal') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
