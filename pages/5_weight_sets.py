@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from softmass_core.manifest import discover_with_errors
 from softmass_core.modelcard import (
     GLOSSARY,
     METRIC_ROWS,
@@ -15,7 +16,6 @@ from softmass_core.modelcard import (
     plain_summary,
     training_fields,
 )
-from softmass_core.weights import discover_with_errors
 from ui.common import (
     DATA_KIND_NAMES,
     DISCLAIMER,

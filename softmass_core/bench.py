@@ -68,9 +68,9 @@ def _random_weight_set(folder: Path, arch: str, width: int, height: int):
     import torch
 
     from softmass_core.labels import DLM1, SUBMODEL_IDS
-    from softmass_core.models import build_model, write_weight_set
-    from softmass_core.roi import InputSpec
-    from softmass_core.weights import Architecture
+    from softmass_core.manifest import Architecture, InputSpec
+    from softmass_core.models import build_model
+    from softmass_core.weights import write_weight_set
 
     torch.manual_seed(0)
     architecture = Architecture(arch)

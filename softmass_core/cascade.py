@@ -26,9 +26,10 @@ import torch
 from softmass_core import tta
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
+from softmass_core.manifest import FUSION_RULES
 from softmass_core.models import resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.roi import Prepared, Roi, prepare
-from softmass_core.weights import FUSION_RULES, WeightSet
+from softmass_core.weights import WeightSet
 
 
 @dataclass(frozen=True)

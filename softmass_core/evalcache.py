@@ -120,7 +120,7 @@ def _versions() -> dict[str, str]:
 
 
 def _weight_set_key(cascade) -> dict[str, Any]:
-    from softmass_core.weights import sha256_file
+    from softmass_core.manifest import sha256_file
 
     ws = cascade.weight_set
     manifest_text = json.dumps(ws.manifest.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

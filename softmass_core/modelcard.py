@@ -8,11 +8,14 @@ decimal, AUC and F1 with three, as the paper prints them.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from softmass_core.labels import SUBTYPES, display_name
+from softmass_core.manifest import MANIFEST_NAME, rewrite_manifest
 
 METRIC_ROWS = (
     ("auc", "AUC", False),
@@ -638,25 +641,13 @@ def update_manifest(folder, edit) -> dict[str, Any]:
     Only the manifest's descriptive sections change; the weight files and their
     sha256 are untouched.  Returns the edited manifest.
     """
-    import json
-    from pathlib import Path
-
-    from softmass_core.metrics import nan_to_none
-
-    path = Path(folder) / "manifest.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    edit(manifest)
-    text = json.dumps(nan_to_none(manifest), indent=2, allow_nan=False, default=lambda _: None)
-    path.write_text(text + "\n", encoding="utf-8")
+    manifest = rewrite_manifest(folder, edit)
     write_model_card(folder)
     return manifest
 
 
 def write_model_card(folder) -> None:
     """Rewrite ``folder/README.md`` from ``folder/manifest.json``."""
-    import json
-    from pathlib import Path
-
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     (folder / "README.md").write_text(render_model_card(manifest), encoding="utf-8")

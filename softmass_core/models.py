@@ -9,25 +9,14 @@ only changes the fully connected layer.  Weights are stored as safetensors
 from __future__ import annotations
 
 import copy
-import json
 import platform
-from collections.abc import Mapping
-from datetime import date
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from softmass_core.errors import SoftmassError, WeightsError
-from softmass_core.paths import make_dir
-from softmass_core.weights import (
-    MANIFEST_NAME,
-    SCHEMA_VERSION,
-    Architecture,
-    ModelEntry,
-    sha256_file,
-)
+from softmass_core.manifest import Architecture, ModelEntry, sha256_file
 
 _DTYPES = {
     "float32": torch.float32,
@@ -133,84 +122,6 @@ def framework_versions() -> dict[str, str]:
         "timm": timm.__version__,
         "numpy": numpy.__version__,
     }
-
-
-def write_weight_set(
-    folder: str | Path,
-    models: Mapping[str, nn.Module],
-    *,
-    set_id: str,
-    version: str,
-    architecture: Architecture,
-    input_spec: Any,
-    labels: Mapping[str, list[str]],
-    thresholds: Mapping[str, tuple[float, str]] | None = None,
-    storage_dtype: str = "float32",
-    data_kind: str = "test",
-    name: str | None = None,
-    description: str = "",
-    intended_use: str = "Research demo. Not a medical device; not for clinical use.",
-    extra: Mapping[str, Any] | None = None,
-    model_card: str | None = None,
-) -> Path:
-    """Write safetensors files, a manifest with sha256 and a model card to ``folder``.
-
-    ``labels[model_id]`` is ``[negative, positive]``; ``thresholds[model_id]``
-    is ``(threshold, how_chosen)`` (default 0.5, "default 0.5").
-    """
-    folder = make_dir(folder, "Weight-set folder")
-    thresholds = dict(thresholds or {})
-    entries: dict[str, Any] = {}
-    for model_id, model in models.items():
-        file = f"{model_id}.safetensors"
-        sha = save_safetensors(model, folder / file, dtype=storage_dtype)
-        thr, how = thresholds.get(model_id, (0.5, "default 0.5"))
-        entries[model_id] = {
-            "file": file,
-            "sha256": sha,
-            "labels": list(labels[model_id]),
-            "positive_label": labels[model_id][-1],
-            "threshold": float(thr),
-            "threshold_method": how,
-            "gradcam_target_layer": "stages.-1",
-            "storage_dtype": storage_dtype,
-        }
-    manifest: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "id": set_id,
-        "name": name or set_id,
-        "version": version,
-        "changelog": [
-            {
-                "version": version,
-                "date": date.today().isoformat(),
-                "changes": "Created.",
-            }
-        ],
-        "description": description,
-        "intended_use": intended_use,
-        "data_kind": data_kind,
-        "architecture": architecture.to_dict(),
-        "input": input_spec.to_dict(),
-        "fusion": {
-            "rule": "mean",
-            "doc": "case score = mean of the available images' probabilities",
-        },
-        "models": entries,
-        "framework": framework_versions(),
-    }
-    if extra:
-        for key, value in extra.items():
-            if key in ("changelog",) and key in manifest:
-                manifest[key] = value
-            else:
-                manifest.setdefault(key, value)
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    if model_card is not None:
-        (folder / "README.md").write_text(model_card, encoding="utf-8")
-    elif not (folder / "README.md").exists():
-        (folder / "README.md").write_text(f"# {name or set_id}\n\n{description}\n", encoding="utf-8")
-    return folder
 
 
 # --------------------------------------------------------------------------- split forward

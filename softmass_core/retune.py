@@ -84,9 +84,10 @@ def retune(
     from softmass_core.cascade import Cascade
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate, record_metrics
+    from softmass_core.manifest import read_manifest
     from softmass_core.modelcard import update_manifest
     from softmass_core.tta import check_views
-    from softmass_core.weights import WeightSet, read_manifest
+    from softmass_core.weights import WeightSet
 
     folder = Path(folder)
     before = read_manifest(folder)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -22,19 +22,18 @@ import numpy as np
 from PIL import Image
 
 from softmass_core.errors import RoiError
+from softmass_core.manifest import InputSpec
 
 #: Smallest ROI side accepted, in original-image pixels.
 MIN_ROI_SIZE = 8
 
-#: Pillow resampling filter for each ``InputSpec.interpolation``.
-INTERPOLATIONS: dict[str, Image.Resampling] = {
+#: Pillow resampling filter for each ``InputSpec.interpolation`` (:data:`softmass_core.manifest.INTERPOLATIONS`).
+RESAMPLE: dict[str, Image.Resampling] = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
-#: ``stretch``: the paper's plain resize; ``pad``: aspect-preserving letterbox.
-RESIZE_MODES: tuple[str, ...] = ("stretch", "pad")
 
 _ROI_HINT = "Write it as four whole numbers x0,y0,x1,y1 (pixels, e.g. 120,80,590,360)."
 
@@ -212,85 +211,6 @@ def resolve_roi(roi: Roi | None, width: int, height: int, *, min_size: int = MIN
     return Roi(cx0, cy0, cx1, cy1)
 
 
-def _triple(value: Any, name: str) -> tuple[float, float, float]:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"InputSpec.{name} must be 3 numbers, got {value!r}.") from exc
-    if len(out) != 3 or not all(math.isfinite(v) for v in out):
-        raise ValueError(f"InputSpec.{name} must be 3 finite numbers, got {value!r}.")
-    return out  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a ROI becomes a model input: size (pixels), normalisation, resize.
-
-    Defaults are the paper's 470 x 280 input with ImageNet mean/std.
-    ``resize_mode="stretch"`` resizes the ROI to ``width`` x ``height``
-    ignoring its aspect ratio (as the paper does); ``"pad"`` keeps the aspect
-    ratio, centres the ROI and fills the rest with grey ``pad_value`` (0..255).
-    Invalid values raise ``ValueError``.
-    """
-
-    width: int = 470
-    height: int = 280
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    interpolation: str = "bilinear"
-    resize_mode: str = "stretch"
-    pad_value: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"InputSpec.{name} must be a whole number, got {value!r}.")
-            if not 1 <= value <= 8192:
-                raise ValueError(f"InputSpec.{name} must be in 1..8192 pixels, got {value!r}.")
-            object.__setattr__(self, name, int(value))
-        object.__setattr__(self, "mean", _triple(self.mean, "mean"))
-        std = _triple(self.std, "std")
-        if min(std) <= 0:
-            raise ValueError(f"InputSpec.std must be positive, got {self.std!r}.")
-        object.__setattr__(self, "std", std)
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"InputSpec.interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}."
-            )
-        if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"InputSpec.resize_mode {self.resize_mode!r} is not one of {', '.join(RESIZE_MODES)}.")
-        pad = self.pad_value
-        if isinstance(pad, bool) or not isinstance(pad, (int, np.integer)) or not 0 <= pad <= 255:
-            raise ValueError(f"InputSpec.pad_value must be a whole number 0..255, got {pad!r}.")
-        object.__setattr__(self, "pad_value", int(pad))
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> InputSpec:
-        """Build from a dict such as a manifest's ``input`` block; missing keys keep defaults."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"An input spec must be a JSON object, got {type(data).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown input spec key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(known))}."
-            )
-        return cls(**dict(data))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (tuples as lists) that :meth:`from_dict` reads back."""
-        return {
-            "width": self.width,
-            "height": self.height,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "interpolation": self.interpolation,
-            "resize_mode": self.resize_mode,
-            "pad_value": self.pad_value,
-        }
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A model input: ``array`` is ``(3, H, W)`` float32, normalised.
@@ -326,7 +246,7 @@ def prepare(rgb: np.ndarray, roi: Roi | None, spec: InputSpec) -> Prepared:
     height, width = arr.shape[:2]
     box = resolve_roi(roi, width, height)
     crop = Image.fromarray(np.ascontiguousarray(arr[box.y0 : box.y1, box.x0 : box.x1]))
-    resample = INTERPOLATIONS[spec.interpolation]
+    resample = RESAMPLE[spec.interpolation]
     out_w, out_h = spec.width, spec.height
     if spec.resize_mode == "stretch":
         resized = crop.resize((out_w, out_h), resample)

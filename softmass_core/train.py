@@ -181,8 +181,8 @@ def _autocast(device):
 def _new_model(cfg: TrainConfig, num_classes: int):
     import timm
 
+    from softmass_core.manifest import Architecture
     from softmass_core.models import build_model
-    from softmass_core.weights import Architecture
 
     if cfg.init == "imagenet":
         try:
@@ -622,12 +622,12 @@ def train_weight_set(
     from softmass_core.cli import invoked_command
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import evaluate, record_metrics
+    from softmass_core.manifest import Architecture, InputSpec
     from softmass_core.modelcard import update_manifest, write_model_card
-    from softmass_core.models import framework_versions, resolve_device, save_safetensors, write_weight_set
+    from softmass_core.models import framework_versions, resolve_device, save_safetensors
     from softmass_core.phantom import read_provenance
     from softmass_core.retune import operating_thresholds
-    from softmass_core.roi import InputSpec
-    from softmass_core.weights import Architecture, WeightSet
+    from softmass_core.weights import WeightSet, write_weight_set
 
     cfg = cfg or TrainConfig()
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))

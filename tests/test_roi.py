@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from softmass_core.errors import RoiError
+from softmass_core.manifest import InputSpec
 from softmass_core.roi import (
     MIN_ROI_SIZE,
-    InputSpec,
     Prepared,
     Roi,
     cam_to_roi,

@@ -11,7 +11,8 @@ import pytest
 from softmass_core.cascade import Cascade
 from softmass_core.demo import demo_case
 from softmass_core.gradcam import cams_for_result
-from softmass_core.weights import WeightSet, discover_with_errors
+from softmass_core.manifest import discover_with_errors
+from softmass_core.weights import WeightSet
 from tests.conftest import ROOT
 
 WEIGHTS = ROOT / "weights"

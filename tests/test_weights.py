@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from softmass_core.errors import ManifestError, WeightsError
-from softmass_core.weights import WeightSet, discover_with_errors, read_manifest
+from softmass_core.manifest import discover_with_errors, read_manifest
+from softmass_core.weights import WeightSet
+from tests.conftest import ROOT
 
 
 def _copy(src, tmp_path, name="ws"):
@@ -126,9 +130,9 @@ def test_discover_lists_valid_and_reports_invalid(tiny_weights, tmp_path):
 
 
 def test_fp16_storage_roundtrip(tmp_path):
-    from softmass_core.models import build_model, write_weight_set
-    from softmass_core.roi import InputSpec
-    from softmass_core.weights import Architecture
+    from softmass_core.manifest import Architecture, InputSpec
+    from softmass_core.models import build_model
+    from softmass_core.weights import write_weight_set
 
     torch.manual_seed(1)
     arch = Architecture("test_convnext")
@@ -150,3 +154,22 @@ def test_fp16_storage_roundtrip(tmp_path):
         got = torch.softmax(ws.model("dlm1")(x), 1)
     assert ws.entry("dlm1").storage_dtype == "float16"
     assert torch.allclose(ref, got, atol=2e-3)
+
+
+def test_manifest_models_weights_are_layered_without_cycles():
+    # manifest <- models <- weights: the lower modules never import the upper ones, not even inside a function.
+    import ast
+
+    def imported(module: str) -> set[str]:
+        tree = ast.parse((ROOT / "softmass_core" / f"{module}.py").read_text(encoding="utf-8"))
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+    assert not {"softmass_core.models", "softmass_core.weights"} & imported("manifest")
+    assert "softmass_core.weights" not in imported("models")
+    assert "softmass_core.manifest" in imported("models") and "softmass_core.manifest" in imported("weights")
+    # reading and verifying sets stays free of torch (the app's first page run lists sets before any model)
+    code = "import sys, softmass_core.weights, softmass_core.manifest; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

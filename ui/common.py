@@ -12,7 +12,8 @@ import streamlit as st
 
 from softmass_core import serving
 from softmass_core.errors import SoftmassError
-from softmass_core.weights import Manifest, WeightSet, discover_with_errors, read_manifest, verify_files
+from softmass_core.manifest import Manifest, discover_with_errors, read_manifest
+from softmass_core.weights import WeightSet, verify_files
 
 if TYPE_CHECKING:  # imported where used: the first page run of a fresh server stays light
     import pandas as pd
