@@ -14,8 +14,8 @@ from pathlib import Path
 import streamlit as st
 
 from softmass_core.errors import SoftmassError
+from softmass_core.labels import DATA_KIND_NAMES
 from ui.common import (
-    DATA_KIND_NAMES,
     DISCLAIMER,
     KEY_WEIGHTS,
     ROOT,

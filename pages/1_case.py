@@ -5,16 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from softmass_core.gradcam import overlay_cam
-from softmass_core.labels import DLM1, SUBMODEL_IDS, display_name
-from softmass_core.report import (
-    GRADCAM_OPACITY,
-    MODALITY_NAMES,
-    MODEL_NAMES,
-    ReportImage,
-    build_report,
-    draw_roi,
-    model_name,
-)
+from softmass_core.labels import DLM1, MODALITY_NAMES, MODEL_NAMES, SUBMODEL_IDS, display_name, model_name
+from softmass_core.report import GRADCAM_OPACITY, ReportImage, build_report
+from softmass_core.roi import draw_roi
 from ui import case_charts
 from ui.case_view import (
     FUSION_HELP,

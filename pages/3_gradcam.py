@@ -16,8 +16,8 @@ from softmass_core.focus import (
     summarise_grades_by_model,
 )
 from softmass_core.gradcam import overlay_cam
-from softmass_core.labels import COHORT_LABELS, DLM1, MODEL_IDS, display_name
-from softmass_core.report import MODALITY_NAMES, draw_roi, model_name
+from softmass_core.labels import COHORT_LABELS, DLM1, MODALITY_NAMES, MODEL_IDS, display_name, model_name
+from softmass_core.roi import draw_roi
 from softmass_core.store import GradeExistsError
 from ui import reader_view as view
 from ui.canvas import fit_canvas, shapes_to_image

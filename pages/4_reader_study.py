@@ -10,11 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from softmass_core import study
-from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, display_name
+from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, MODALITY_NAMES, SUBMODEL_IDS, display_name
+from softmass_core.roi import draw_roi
 from ui import charts, common
 from ui import reader_view as view
-
-MODALITY_NAMES = {"gray": "Grayscale B-mode", "cdfi": "Colour Doppler (CDFI)"}
 
 st.title("Reader study")
 st.caption(common.DISCLAIMER)
@@ -182,7 +181,7 @@ else:
     st.subheader(f"Case {number} of {len(order)}")
     cols = st.columns(2)
     for col, m in zip(cols, MODALITIES, strict=True):
-        col.image(view.with_roi(getattr(case, m), getattr(case, f"{m}_roi")), caption=MODALITY_NAMES[m])
+        col.image(draw_roi(getattr(case, m), getattr(case, f"{m}_roi")), caption=MODALITY_NAMES[m])
 
     if state == "new":
         st.markdown("**Your diagnosis from the images alone**")

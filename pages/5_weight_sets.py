@@ -5,19 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from softmass_core.manifest import discover_with_errors
-from softmass_core.modelcard import (
+from softmass_core.card_data import (
     GLOSSARY,
     METRIC_ROWS,
-    cohort_label,
     format_estimate,
     metrics_rows,
     percent_estimate,
     plain_summary,
     training_fields,
 )
+from softmass_core.labels import DATA_KIND_NAMES, cohort_label
+from softmass_core.manifest import discover_with_errors
 from ui.common import (
-    DATA_KIND_NAMES,
     DISCLAIMER,
     active_weight_set_dir,
     checksum_status,

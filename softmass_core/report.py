@@ -34,8 +34,8 @@ from PIL import Image, ImageDraw, ImageFont
 from softmass_core import __version__
 from softmass_core.cascade import CascadeResult
 from softmass_core.errors import SoftmassError
-from softmass_core.labels import DLM1, MODALITIES, SUBMODEL_IDS, display_name
-from softmass_core.roi import Roi
+from softmass_core.labels import MODALITIES, MODALITY_NAMES, MODEL_NAMES, display_name, model_name
+from softmass_core.roi import Roi, draw_roi
 
 DISCLAIMER = (
     "Research demo, not for clinical use. Not a medical device: the diagnosis in this report was made by a "
@@ -51,20 +51,7 @@ GRADCAM_NOTE = (
     "DLM-1 explains 'malignant'; a sub-model explains its own subtype."
 )
 
-#: Display names of the image kinds and models.
-MODALITY_NAMES: dict[str, str] = {"gray": "Grayscale B-mode", "cdfi": "CDFI"}
-MODEL_NAMES: dict[str, str] = {DLM1: "DLM-1", **{sm: f"SM-{i + 1}" for i, sm in enumerate(SUBMODEL_IDS)}}
-
-_ROI_COLOUR = (255, 204, 0)
 _PANEL_HEIGHT = 240  # pixels of each image panel on the PNG sheet
-
-
-def model_name(model_id: str) -> str:
-    """``"DLM-1"``, ``"SM-1 (lipoma)"``, ... for a model id."""
-    if model_id in SUBMODEL_IDS:
-        short = display_name(SUBMODEL_IDS[model_id]).split(" (")[0].lower()
-        return f"{MODEL_NAMES[model_id]} ({short})"
-    return MODEL_NAMES.get(model_id, model_id)
 
 
 @dataclass(frozen=True)
@@ -101,15 +88,6 @@ class ReportImage:
 
         cam = np.clip(np.asarray(self.cams[model_id], dtype=np.float32), 0.0, 1.0)
         return overlay_cam(self.rgb, cam, self.roi, alpha=GRADCAM_OPACITY)
-
-
-def draw_roi(rgb: np.ndarray, roi: Roi, *, colour: tuple[int, int, int] = _ROI_COLOUR, width: int = 0) -> np.ndarray:
-    """A copy of ``rgb`` (H, W, 3) uint8 with ``roi`` outlined (line width scales with the image)."""
-    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
-    line = width or max(2, round(max(img.size) / 300))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((roi.x0, roi.y0, roi.x1 - 1, roi.y1 - 1), outline=colour, width=line)
-    return np.asarray(img)
 
 
 def _latin1(text: str) -> str:

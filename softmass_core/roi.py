@@ -19,13 +19,15 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from softmass_core.errors import RoiError
 from softmass_core.manifest import InputSpec
 
 #: Smallest ROI side accepted, in original-image pixels.
 MIN_ROI_SIZE = 8
+#: Colour of the ROI box wherever one is drawn (dashboard, reader study, report).
+ROI_COLOUR: tuple[int, int, int] = (255, 204, 0)
 
 #: Pillow resampling filter for each ``InputSpec.interpolation`` (:data:`softmass_core.manifest.INTERPOLATIONS`).
 RESAMPLE: dict[str, Image.Resampling] = {
@@ -311,3 +313,12 @@ def paste_roi_map(roi_map: np.ndarray, roi: Roi, width: int, height: int, fill: 
     out = np.full((int(height), int(width)), fill, dtype=np.float32)
     out[roi.y0 : roi.y1, roi.x0 : roi.x1] = roi_map
     return out
+
+
+def draw_roi(rgb: np.ndarray, roi: Roi, *, colour: tuple[int, int, int] = ROI_COLOUR, width: int = 0) -> np.ndarray:
+    """A copy of ``rgb`` (H, W, 3) uint8 with ``roi`` outlined (line width scales with the image unless given)."""
+    img = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    line = width or max(2, round(max(img.size) / 300))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((roi.x0, roi.y0, roi.x1 - 1, roi.y1 - 1), outline=colour, width=line)
+    return np.asarray(img)

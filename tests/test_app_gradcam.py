@@ -16,8 +16,7 @@ from softmass_core.cascade import Cascade
 from softmass_core.demo import demo_case
 from softmass_core.focus import GRADE_TITLES, compare_focus, reader_mask_from_box
 from softmass_core.gradcam import cams_for_result
-from softmass_core.labels import DLM1
-from softmass_core.report import model_name
+from softmass_core.labels import DLM1, model_name
 from softmass_core.store import ReaderStudyStore, focus_grades_table
 from softmass_core.weights import WeightSet
 from ui import reader_view

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
+from softmass_core.card_data import format_estimate
 from softmass_core.modelcard import (
-    ablation_arm,
     ablation_markdown,
-    format_estimate,
     render_model_card,
     replicates_markdown,
     shift_markdown,
     table2_markdown,
     write_model_card,
 )
+from tools.ablation import ablation_arm
 
 
 def _est(v, lo, hi):
@@ -200,16 +200,16 @@ def test_ablation_arm_reads_aucs_and_the_training_command_from_a_manifest():
 
 
 def test_pretraining_line_says_where_a_limited_run_stopped():
-    from softmass_core.modelcard import _pretrain_text
+    from softmass_core.card_data import pretrain_text
 
-    assert _pretrain_text({"pretrain_epochs": 160}, {}) == "160 epochs"
+    assert pretrain_text({"pretrain_epochs": 160}, {}) == "160 epochs"
     pre = {"epochs_run": 118, "epochs_scheduled": 124, "stopped_by": "time limit 270 s", "best_epoch": 88}
-    assert _pretrain_text({"pretrain_epochs": 160}, pre) == (
+    assert pretrain_text({"pretrain_epochs": 160}, pre) == (
         "up to 160 epochs (ran 118, schedule fitted to 124, stopped by time limit 270 s, best epoch 88)"
     )
-    assert _pretrain_text(
-        {"pretrain_epochs": 40}, {"epochs_run": 25, "stopped_by": "early stop", "best_epoch": 15}
-    ) == ("up to 40 epochs (ran 25, stopped by early stop, best epoch 15)")
+    assert pretrain_text({"pretrain_epochs": 40}, {"epochs_run": 25, "stopped_by": "early stop", "best_epoch": 15}) == (
+        "up to 40 epochs (ran 25, stopped by early stop, best epoch 15)"
+    )
 
 
 # --------------------------------------------------------------------------- plain-language summary
@@ -229,7 +229,7 @@ def _two_cohort_manifest():
 
 
 def test_card_opens_with_a_plain_summary_whose_figures_come_from_the_metrics():
-    from softmass_core.modelcard import plain_summary
+    from softmass_core.card_data import plain_summary
 
     m = _two_cohort_manifest()
     card = render_model_card(m)
@@ -253,7 +253,7 @@ def test_card_opens_with_a_plain_summary_whose_figures_come_from_the_metrics():
 
 
 def test_metrics_rows_put_validation_first_and_training_last_labelled_optimistic():
-    from softmass_core.modelcard import metrics_rows
+    from softmass_core.card_data import metrics_rows
 
     rows = metrics_rows(_two_cohort_manifest()["metrics"])
     assert [r["cohort"] for r in rows] == ["validation", "external test A", "training (optimistic)"]
@@ -265,7 +265,7 @@ def test_metrics_rows_put_validation_first_and_training_last_labelled_optimistic
 
 
 def test_training_fields_are_readable_pairs():
-    from softmass_core.modelcard import training_fields
+    from softmass_core.card_data import training_fields
 
     m = json.loads((__import__("pathlib").Path(__file__).parent.parent / "weights/phantom/manifest.json").read_text())
     fields = dict(training_fields(m))

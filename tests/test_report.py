@@ -14,17 +14,15 @@ from softmass_core.cascade import Cascade, CaseImages
 from softmass_core.errors import SoftmassError
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.images import load_image
-from softmass_core.labels import DLM1, display_name
+from softmass_core.labels import DLM1, display_name, model_name
 from softmass_core.report import (
     DISCLAIMER,
     GRADCAM_NOTE,
     GRADCAM_OPACITY,
     ReportImage,
     build_report,
-    draw_roi,
-    model_name,
 )
-from softmass_core.roi import Roi
+from softmass_core.roi import Roi, draw_roi
 from softmass_core.weights import WeightSet
 
 PATIENT_NAME = "Doe^Jane"

@@ -16,11 +16,35 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from softmass_core.modelcard import ablation_arm, update_manifest  # noqa: E402
+from softmass_core.card_data import cohort_order, task_auc  # noqa: E402
+from softmass_core.modelcard import update_manifest  # noqa: E402
+
+
+def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> dict[str, Any]:
+    """One ablation row from a trained weight set's manifest: AUC per cohort and task, and its command.
+
+    Tasks are ``dlm1`` and the subtype names of DLM-2 where the set has them.
+    """
+    per_cohort = (manifest.get("metrics") or {}).get("cohorts") or {}
+    auc: dict[str, dict[str, float | None]] = {}
+    for cohort in cohort_order(list(cohorts or per_cohort)):
+        entry = per_cohort.get(cohort)
+        if not entry:
+            continue
+        tasks = (["dlm1"] if entry.get("dlm1") else []) + list(entry.get("dlm2") or {})
+        auc[cohort] = {t: (task_auc(entry, t)[0] or {}).get("value") for t in tasks}
+    out: dict[str, Any] = {"name": name, "weight_set": f"{manifest.get('id')} {manifest.get('version', '')}".strip()}
+    out["auc"] = auc
+    reproduce = ((manifest.get("training") or {}).get("reproduce") or "").strip().splitlines()
+    if reproduce:
+        out["command"] = reproduce[-1]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,7 @@ import altair as alt
 import pandas as pd
 
 from softmass_core.cascade import CascadeResult
-from softmass_core.labels import DLM1, SUBMODEL_IDS
-from softmass_core.report import MODALITY_NAMES, model_name
+from softmass_core.labels import DLM1, MODALITY_NAMES, SUBMODEL_IDS, model_name
 
 #: Chart sizes in screen pixels: one bar row, and what the axes, their titles and a legend take.
 _ROW_PX = 32

@@ -20,8 +20,8 @@ from softmass_core.cascade import CascadeResult, CaseImages
 from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
 from softmass_core.gradcam import CamResult, cams_for_result
 from softmass_core.images import load_image
-from softmass_core.labels import BENIGN, MALIGNANT, MODALITIES, display_name
-from softmass_core.report import MODALITY_NAMES, CaseReport
+from softmass_core.labels import BENIGN, MALIGNANT, MODALITIES, MODALITY_NAMES, display_name
+from softmass_core.report import CaseReport
 from softmass_core.roi import Roi
 from softmass_core.weights import WeightSet
 from ui.canvas import CanvasGeometry, canvas_background, drawn_roi, fit_canvas, roi_to_rect

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
+from softmass_core.card_data import METRIC_ROWS
 from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
 from softmass_core.metrics import UndefinedMetricWarning, auc_delong, baseline_table, delong_test
-from softmass_core.modelcard import METRIC_ROWS
 from ui.charts import format_estimate
 
 

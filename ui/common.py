@@ -12,6 +12,7 @@ import streamlit as st
 
 from softmass_core import serving
 from softmass_core.errors import SoftmassError
+from softmass_core.labels import DATA_KIND_NAMES
 from softmass_core.manifest import Manifest, discover_with_errors, read_manifest
 from softmass_core.weights import WeightSet, verify_files
 
@@ -32,15 +33,6 @@ DISCLAIMER = (
     "Research demo, not for clinical use. The shipped models learned simulated images "
     "(`phantom`) or breast ultrasound (`busi`), not real superficial soft-tissue masses."
 )
-
-#: How each manifest ``data_kind`` is named for people.
-DATA_KIND_NAMES: dict[str, str] = {
-    "simulated": "simulated images",
-    "breast_ultrasound": "breast ultrasound",
-    "soft_tissue_ultrasound": "soft-tissue ultrasound",
-    "test": "test weights",
-}
-
 
 def weights_root() -> Path:
     """Folder searched for weight sets: env SOFTMASS_WEIGHTS (read on every call), else ``weights/``."""

@@ -17,12 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import streamlit as st
-from PIL import Image, ImageDraw
 
 from softmass_core import serving, study
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES, display_name
-from softmass_core.roi import Roi
 from softmass_core.store import ReaderStudyStore
 from ui import common
 
@@ -85,13 +83,6 @@ def case_states(reader_id: int, reads: pd.DataFrame) -> dict[str, str]:
     """``{case_id: state}`` of the cases this reader opened (see ``store.STATES``)."""
     mine = reads[reads["reader_id"] == reader_id]
     return dict(zip(mine["case_id"].astype(str), mine["state"].astype(str), strict=True))
-
-
-def with_roi(rgb: np.ndarray, roi: Roi, *, colour: tuple[int, int, int] = (255, 204, 0)) -> np.ndarray:
-    """A copy of ``rgb`` (H, W, 3) uint8 with the ROI outlined."""
-    im = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
-    ImageDraw.Draw(im).rectangle([roi.x0, roi.y0, roi.x1 - 1, roi.y1 - 1], outline=colour, width=2)
-    return np.asarray(im)
 
 
 @st.cache_data(max_entries=24, show_spinner="Running the DLM on this case ...")
