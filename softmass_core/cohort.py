@@ -77,19 +77,6 @@ class Cohort:
             raise CohortError(f"{self.csv_path}: no cohort named {unknown}; it has {self.names}.")
         return Cohort(self.csv_path, tuple(r for r in self.rows if r.cohort in names))
 
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "case_id": [r.case_id for r in self.rows],
-                "cohort": [r.cohort for r in self.rows],
-                "label": [r.label for r in self.rows],
-                "age": [r.age for r in self.rows],
-                "sex": [r.sex for r in self.rows],
-            }
-        )
-
 
 def _safe_relative(text: str, root: Path) -> tuple[Path | None, str | None]:
     """Resolve ``text`` under ``root``; refuse absolute paths and escapes."""

@@ -15,16 +15,16 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from softmass_core import phantom
 from softmass_core.cascade import CaseImages
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import MALIGNANT, SUBTYPES
-from softmass_core.roi import Roi, parse_roi
 
 #: Seed of every demo case and of the demo cohort.
 DEMO_SEED = 2023
@@ -38,19 +38,12 @@ DEMO_HOSPITAL = 1
 _COHORT_LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class DemoCase:
-    """One simulated case: ``gray`` and ``cdfi`` are ``(H, W, 3)`` uint8, ROIs in image pixels."""
+class DemoCase(phantom.PhantomCase):
+    """A simulated case as the dashboard keeps it: a :class:`PhantomCase` whose images are read-only.
 
-    case_id: str
-    label: str
-    hospital: int
-    gray: np.ndarray
-    cdfi: np.ndarray
-    gray_roi: Roi
-    cdfi_roi: Roi
-    age: int
-    sex: str
+    Shared by every session (frozen, images not writeable); ``gray`` and
+    ``cdfi`` are ``(H, W, 3)`` uint8, ROIs in image pixels.
+    """
 
     def to_case_images(self) -> CaseImages:
         """The case as the cascade takes it (both images with their ROIs)."""
@@ -73,13 +66,6 @@ def _as_rgb(image: Any) -> np.ndarray:
     return arr
 
 
-def _as_roi(value: Any) -> Roi:
-    roi = parse_roi(value)
-    if roi is None:
-        raise SoftmassError("A simulated case came without a ROI; regenerate the phantom.")
-    return roi
-
-
 def _case_seed(label_index: int, k: int) -> int:
     """Seed of the ``k``-th (1-based) demo case of the ``label_index``-th class."""
     return DEMO_SEED * 1000 + 10 * label_index + k
@@ -100,19 +86,16 @@ DEMO_CASE_IDS: tuple[str, ...] = tuple(cid for cid, _, _ in _demo_plan())
 
 @functools.cache
 def _generate(case_id: str, label: str, seed: int, hospital: int = DEMO_HOSPITAL) -> DemoCase:
-    from softmass_core import phantom  # lazy: the simulator is only needed here
-
     pc = phantom.generate_case(label, hospital=hospital, seed=seed)
     return DemoCase(
-        case_id=case_id,
-        label=label,
-        hospital=hospital,
-        gray=_as_rgb(pc.gray),
-        cdfi=_as_rgb(pc.cdfi),
-        gray_roi=_as_roi(pc.gray_roi),
-        cdfi_roi=_as_roi(pc.cdfi_roi),
-        age=int(pc.age),
-        sex=str(pc.sex),
+        **{f.name: getattr(pc, f.name) for f in fields(pc)}
+        | {
+            "case_id": case_id,
+            "gray": _as_rgb(pc.gray),
+            "cdfi": _as_rgb(pc.cdfi),
+            "age": int(pc.age),
+            "sex": str(pc.sex),
+        }
     )
 
 
@@ -155,9 +138,7 @@ DEMO_COHORT_SCALE = 1.0
 def demo_cohort_dir(cache_root: Path, *, scale: float = DEMO_COHORT_SCALE, seed: int = DEMO_SEED) -> Path:
     """Folder that holds the demo cohort for this ``scale``, ``seed`` and generator version
     (a newer generator draws other images, so it never reuses an older cache)."""
-    from softmass_core.phantom.cohorts import GENERATOR_VERSION
-
-    return Path(cache_root) / f"phantom-g{GENERATOR_VERSION}-s{scale}-seed{seed}"
+    return Path(cache_root) / f"phantom-g{phantom.GENERATOR_VERSION}-s{scale}-seed{seed}"
 
 
 def ensure_demo_cohort(
@@ -181,8 +162,6 @@ def ensure_demo_cohort(
     with _COHORT_LOCK:
         if csv_path.is_file():
             return csv_path
-        from softmass_core import phantom
-
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

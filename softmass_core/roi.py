@@ -2,9 +2,10 @@
 
 The paper (Long et al., BMC Medicine 2023) crops a hand-drawn ROI from each
 ultrasound image and resizes it to 470 x 280 (width x height), then
-normalises it.  :func:`prepare` does exactly that; :func:`cam_to_roi` and
+normalises it.  :func:`prepare` does exactly that, as a weight set's
+:class:`~softmass_core.manifest.InputSpec` says; :func:`cam_to_roi` and
 :func:`paste_roi_map` map a heatmap computed on the model input back onto the
-ROI and the full image.
+ROI and the full image, and :func:`draw_roi` outlines a ROI for people.
 
 Coordinates are original-image pixels, ``x`` to the right and ``y`` down,
 with ``x1``/``y1`` exclusive (numpy slicing ``rgb[y0:y1, x0:x1]``).
@@ -80,11 +81,28 @@ class Roi:
         """``[x0, y0, x1, y1]``."""
         return [self.x0, self.y0, self.x1, self.y1]
 
-    def scaled(self, sx: float, sy: float) -> Roi:
-        """The box with x multiplied by ``sx`` and y by ``sy``, rounded half up.
+    @classmethod
+    def from_scaled(
+        cls,
+        box: Sequence[float],
+        sx: float,
+        sy: float,
+        *,
+        offset: float = 0.0,
+        bounds: tuple[int, int] | None = None,
+    ) -> Roi:
+        """The Roi in image pixels of a box ``(x0, y0, x1, y1)`` drawn on a scaled view of the image.
 
-        Use it to map a box drawn on a downscaled preview back to the original
-        image (``sx = original_width / preview_width``).
+        Each x becomes ``(x - offset) * sx`` and each y ``(y - offset) * sy``,
+        rounded half up; ``bounds=(width, height)`` then clamps them to the
+        image.  Use it to map a box drawn on a downscaled preview or a drawing
+        canvas (fractional pixels allowed; ``offset`` is an empty margin
+        around the image) back to the original image (``sx = original_width /
+        preview_width``).  The result may be empty or tiny, which
+        :func:`resolve_roi` reports.
+
+        >>> Roi.from_scaled((50, 40, 150, 90), 2.0, 2.0)
+        Roi(x0=100, y0=80, x1=300, y1=180)
         """
         for factor, axis in ((sx, "sx"), (sy, "sy")):
             if not (isinstance(factor, (int, float, np.number)) and math.isfinite(factor)):
@@ -92,10 +110,13 @@ class Roi:
             if factor <= 0:
                 raise RoiError(f"ROI scale factor {axis} must be positive, got {factor!r}.")
 
-        def r(v: float) -> int:
-            return int(math.floor(v + 0.5))
+        def r(v: float, scale: float, limit: int | None) -> int:
+            out = int(math.floor((float(v) - offset) * scale + 0.5))
+            return out if limit is None else min(max(out, 0), int(limit))
 
-        return Roi(r(self.x0 * sx), r(self.y0 * sy), r(self.x1 * sx), r(self.y1 * sy))
+        x0, y0, x1, y1 = box
+        w, h = bounds if bounds is not None else (None, None)
+        return cls(r(x0, sx, w), r(y0, sy, h), r(x1, sx, w), r(y1, sy, h))
 
 
 def _is_missing(value: Any) -> bool:

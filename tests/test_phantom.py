@@ -91,8 +91,8 @@ def test_roi_inside_image_and_around_the_lesion(label):
             (case.gray, case.gray_roi, case.meta["lesion_box_gray"], case.meta["lesion_center_gray"]),
             (case.cdfi, case.cdfi_roi, case.meta["lesion_box_cdfi"], case.meta["lesion_center_cdfi"]),
         ):
-            x0, y0, x1, y1 = roi
-            assert all(isinstance(v, int) for v in roi)
+            x0, y0, x1, y1 = roi.to_list()
+            assert all(isinstance(v, int) for v in roi.to_list())
             assert 0 <= x0 < x1 <= img.shape[1] and 0 <= y0 < y1 <= img.shape[0]
             assert x0 <= centre[0] < x1 and y0 <= centre[1] < y1
             # the ROI holds the (visible part of the) lesion with a margin
@@ -163,7 +163,7 @@ def test_edge_enhancement_sharpens_the_speckle(monkeypatch):
 
 def test_hospital_3_readers_draw_tighter_rois():
     def margin(case) -> float:
-        x0, y0, x1, y1 = case.gray_roi
+        x0, y0, x1, y1 = case.gray_roi.to_list()
         bx0, by0, bx1, by1 = case.meta["lesion_box_gray"]
         return ((x1 - x0) * (y1 - y0)) / ((bx1 - bx0) * (by1 - by0))
 

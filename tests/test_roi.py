@@ -33,13 +33,13 @@ def test_roi_basics() -> None:
     assert (roi.width, roi.height) == (100, 50)
     assert roi.as_string() == "10,20,110,70"
     assert roi.to_list() == [10, 20, 110, 70]
-    assert roi.scaled(2.0, 0.5) == Roi(20, 10, 220, 35)
-    assert roi.scaled(1.25, 1.0) == Roi(13, 20, 138, 70)  # 12.5 rounds half up
+    assert Roi.from_scaled(roi.to_list(), 2.0, 0.5) == Roi(20, 10, 220, 35)
+    assert Roi.from_scaled(roi.to_list(), 1.25, 1.0) == Roi(13, 20, 138, 70)  # 12.5 rounds half up
     assert Roi(np.int64(1), 2, 3, 4).x0 == 1 and type(Roi(np.int64(1), 2, 3, 4).x0) is int
     with pytest.raises(RoiError, match="whole number"):
         Roi(1.5, 2, 3, 4)  # type: ignore[arg-type]
     with pytest.raises(RoiError, match="positive"):
-        roi.scaled(0, 1)
+        Roi.from_scaled(roi.to_list(), 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -317,6 +317,13 @@ def test_paste_roi_map_checks() -> None:
 def test_scaled_roi_maps_preview_to_original() -> None:
     # A box drawn on a 400-wide preview of an 800-wide image.
     drawn = Roi(50, 40, 150, 90)
-    original = drawn.scaled(800 / 400, 600 / 300)
+    original = Roi.from_scaled(drawn.to_list(), 800 / 400, 600 / 300)
     assert original == Roi(100, 80, 300, 180)
     assert math.isclose(original.width / drawn.width, 2.0)
+
+
+def test_from_scaled_takes_off_a_margin_and_clamps_to_the_image() -> None:
+    # A canvas box in fractional canvas pixels, 10 px of margin, 2 image pixels per canvas pixel, 100 x 80 image.
+    roi = Roi.from_scaled((5.0, 12.25, 40.5, 90.0), 2.0, 2.0, offset=10, bounds=(100, 80))
+    assert roi == Roi(0, 5, 61, 80)  # left in the margin -> 0; 30.5 * 2 = 61; bottom beyond the image -> 80
+    assert Roi.from_scaled((0.0, 0.0, 8.0, 8.0), 0.5, 0.5, offset=20) == Roi(-10, -10, -6, -6)  # no bounds: no clamp

@@ -115,10 +115,6 @@ def object_box(obj: Mapping[str, Any]) -> tuple[float, float, float, float]:
     return x0, y0, x1, y1
 
 
-def _round(v: float) -> int:
-    return int(math.floor(v + 0.5))
-
-
 def canvas_box_to_image(box: Sequence[float], geometry: CanvasGeometry) -> Roi:
     """A ``(left, top, right, bottom)`` canvas box -> :class:`Roi` in image pixels, clamped to the image.
 
@@ -127,16 +123,8 @@ def canvas_box_to_image(box: Sequence[float], geometry: CanvasGeometry) -> Roi:
     result may be empty or tiny, which :func:`softmass_core.roi.resolve_roi`
     reports.
     """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    w, h, m = geometry.image_width, geometry.image_height, geometry.margin
-
-    def cx(v: float) -> int:
-        return min(max(_round((v - m) * geometry.sx), 0), w)
-
-    def cy(v: float) -> int:
-        return min(max(_round((v - m) * geometry.sy), 0), h)
-
-    return Roi(cx(x0), cy(y0), cx(x1), cy(y1))
+    bounds = (geometry.image_width, geometry.image_height)
+    return Roi.from_scaled(box, geometry.sx, geometry.sy, offset=geometry.margin, bounds=bounds)
 
 
 def rect_to_image_roi(obj: Mapping[str, Any], geometry: CanvasGeometry) -> Roi:

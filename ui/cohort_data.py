@@ -3,12 +3,12 @@
 * :func:`resolve_server_csv`: a cohort CSV from a path typed by the user
   (the CSV itself, or a folder holding ``cohort.csv`` or exactly one CSV);
 * :func:`extract_upload`: an uploaded zip, extracted once per content into
-  ``CACHE_ROOT/uploads/<sha256>`` by :func:`softmass_core.cohort_zip.extract_cohort_zip`;
+  ``<cache>/uploads/<sha256>`` by :func:`softmass_core.cohort_zip.extract_cohort_zip`;
 * :func:`progress_reporter`: a core ``progress`` callback that drives an
   ``st.progress`` bar;
 * :func:`evaluate_cohort` / :func:`find_evaluation`: a weight set's evaluation
   on a cohort through the on-disk cache of :mod:`softmass_core.evalcache`
-  (``CACHE_ROOT/evaluations``), so a cohort is scored once per weight set and
+  (``<cache>/evaluations``, see ``common.cache_root``), so a cohort is scored once per weight set and
   settings, for every session and across server restarts;
 * :func:`evaluation`: an evaluation by its entry id (kept in memory for the
   process, else read from disk);
@@ -118,7 +118,7 @@ def progress_reporter(bar: Any, what: str) -> Callable[..., None]:
 
 
 def evaluations_dir() -> Path:
-    """Where evaluations are kept on disk: ``CACHE_ROOT/evaluations`` (env SOFTMASS_CACHE)."""
+    """Where evaluations are kept on disk: ``<cache>/evaluations`` (``common.cache_root``: env SOFTMASS_CACHE)."""
     return common.cache_root() / evalcache.SUBDIR
 
 

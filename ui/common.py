@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # imported where used: the first page run of a fresh server s
     from softmass_core.store import ReaderStudyStore
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS_ROOT = Path(os.environ.get("SOFTMASS_WEIGHTS", ROOT / "weights"))
-CACHE_ROOT = Path(os.environ.get("SOFTMASS_CACHE", ROOT / "cache"))
 
 # Session-state keys (named once, used everywhere).
 KEY_WEIGHTS = "softmass.weights_dir"

@@ -13,16 +13,15 @@ from softmass_core.phantom.display import compose, make_mapping, roi_around
 from softmass_core.phantom.doppler import render_cdfi
 from softmass_core.phantom.scanner import get_scanner, sample_settings
 from softmass_core.phantom.scene import build_scene
+from softmass_core.roi import Roi
 
 #: ``difficulty`` used unless told otherwise: p_swap = 0.12, as prototyped.
 DEFAULT_DIFFICULTY = 0.2
 
-Roi = tuple[int, int, int, int]
 
-
-@dataclass
+@dataclass(frozen=True)
 class PhantomCase:
-    """A simulated case.  Images are (H, W, 3) uint8; ROIs are (x0, y0, x1, y1), x1/y1 exclusive."""
+    """A simulated case.  Images are (H, W, 3) uint8; ROIs are :class:`~softmass_core.roi.Roi` in image pixels."""
 
     case_id: str
     label: str
@@ -156,8 +155,8 @@ def generate_case(
         hospital=int(hospital),
         gray=gray,
         cdfi=cdfi,
-        gray_roi=gray_roi,
-        cdfi_roi=cdfi_roi,
+        gray_roi=Roi(*gray_roi),
+        cdfi_roi=Roi(*cdfi_roi),
         age=age,
         sex=sex,
         meta=meta,

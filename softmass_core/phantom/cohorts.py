@@ -116,10 +116,6 @@ def plan_cases(cohort: str, seed: int, scale: float = 1.0) -> list[tuple[int, st
     return out
 
 
-def _roi_str(roi: Sequence[int]) -> str:
-    return ",".join(str(int(v)) for v in roi)
-
-
 def rescan_name(cohort: str, hospital: int) -> str:
     """Cohort name of ``cohort``'s patients re-scanned at ``hospital`` (e.g. "validation_h3")."""
     return f"{cohort}_h{int(hospital)}"
@@ -149,8 +145,8 @@ def _make_case(job: tuple[str, int, str, int, int, float, str, int | None]) -> d
         "label": label,
         "gray_path": paths["gray"],
         "cdfi_path": paths["cdfi"],
-        "gray_roi": _roi_str(case.gray_roi),
-        "cdfi_roi": _roi_str(case.cdfi_roi),
+        "gray_roi": case.gray_roi.as_string(),
+        "cdfi_roi": case.cdfi_roi.as_string(),
         "age": str(case.age),
         "sex": case.sex,
         "hospital": str(case.hospital),
