@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from softmass_core.labels import SUBTYPES, display_name
+from softmass_core.stats.formatting import format_p
 
 METRIC_ROWS = (
     ("auc", "AUC", False),
@@ -488,7 +489,7 @@ def shift_markdown(shift: Mapping[str, Any] | None) -> list[str]:
             cell = "n/a" if math.isnan(diff) else f"{diff:+.3f}"
             if not (math.isnan(lo) or math.isnan(hi)):
                 cell += f" [{lo:+.3f}, {hi:+.3f}]"
-            p_text = "n/a" if math.isnan(pv) else ("<0.001" if pv < 0.001 else f"{pv:.3f}")
+            p_text = format_p(pv)
             lines.append(
                 f"| {r.get('task')} | {r.get('n')} ({r.get('n_positive')}) | {_auc_cell(r.get('auc_original'))} | "
                 f"{_auc_cell(r.get('auc_rescan'))} | {cell} | {p_text} |"
@@ -632,6 +633,17 @@ def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] 
     return out
 
 
+def nan_to_none(obj: Any) -> Any:
+    """``obj`` with every float NaN (in nested dicts, lists and tuples) replaced by None, for standard JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
 def update_manifest(folder, edit) -> dict[str, Any]:
     """Apply ``edit(manifest)`` to ``folder/manifest.json``, write it back and rewrite the model card.
 
@@ -640,8 +652,6 @@ def update_manifest(folder, edit) -> dict[str, Any]:
     """
     import json
     from pathlib import Path
-
-    from softmass_core.metrics import nan_to_none
 
     path = Path(folder) / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
