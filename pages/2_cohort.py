@@ -11,7 +11,7 @@ from softmass_core import demo
 from softmass_core.cohort import Cohort, read_cohort
 from softmass_core.evaluate import predictions_at
 from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES, display_name
-from softmass_core.metrics import calibration_curve, threshold_sweep
+from softmass_core.stats.curves import calibration_curve, threshold_sweep
 from ui import charts, common
 from ui import cohort_data as data
 from ui import cohort_tables as tables

@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 
 from softmass_core.errors import CohortError, ImageError, RoiError
 from softmass_core.labels import MALIGNANT, SUBTYPES
-from softmass_core.metrics import rank_auc  # noqa: F401 - the baseline scores with it; re-exported
+from softmass_core.stats.roc import rank_auc  # noqa: F401 - the baseline scores with it; re-exported
 
 N_BINS = 16
 _REQUIRED = ("case_id", "cohort", "label", "gray_path", "cdfi_path", "gray_roi", "cdfi_roi")

@@ -131,7 +131,7 @@ def run_bench(
     from softmass_core.evaluate import predict_cohort
     from softmass_core.gradcam import cams_for_result
     from softmass_core.labels import DLM1, SUBMODEL_IDS
-    from softmass_core.metrics import binary_metrics
+    from softmass_core.stats.binary import binary_metrics
     from softmass_core.weights import WeightSet
 
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "targets": TARGETS}

@@ -69,7 +69,7 @@ def invoked_command(command: str) -> str | None:
 
 
 def print_json(obj: Any) -> None:
-    from softmass_core.metrics import nan_to_none
+    from softmass_core.jsonsafe import nan_to_none
 
     print(json.dumps(nan_to_none(obj), indent=2, default=_json_default, allow_nan=False))
 
@@ -223,7 +223,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from softmass_core.metrics import binary_metrics, delong_test
+    from softmass_core.stats.binary import binary_metrics
+    from softmass_core.stats.roc import delong_test
 
     try:
         df = pd.read_csv(args.predictions)

@@ -247,7 +247,7 @@ def cohort_metrics(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """Metrics (Table 2 / Table 3 form) and ROC points per cohort from a predictions table.
 
-    Each task's entry is :func:`~softmass_core.metrics.binary_metrics`'s
+    Each task's entry is :func:`~softmass_core.stats.binary.binary_metrics`'s
     result plus ``computable`` (both classes present, so the AUC and the ROC
     curve exist) and ``reason`` (why not, else None).  A sub-model with no
     benign case of known subtype in a cohort gets every metric None instead
@@ -304,7 +304,8 @@ def _task_metrics(
     """One task's metrics (with ``computable`` and ``reason``) and ROC points; what is undefined goes to ``notes``."""
     import warnings
 
-    from softmass_core.metrics import binary_metrics, empty_metrics, roc_curve
+    from softmass_core.stats.binary import binary_metrics, empty_metrics
+    from softmass_core.stats.roc import roc_curve
 
     n_pos = int(np.sum(y))
     n_neg = int(len(y)) - n_pos

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from softmass_core.errors import ManifestError
+from softmass_core.jsonsafe import nan_to_none
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.paths import make_dir
 from softmass_core.tta import check_views
@@ -465,9 +466,6 @@ def rewrite_manifest(folder: str | Path, edit: Callable[[dict[str, Any]], Any]) 
     weight files; returns the edited dict.  The model card is rewritten by
     :func:`softmass_core.modelcard.update_manifest`, which calls this.
     """
-    # metrics (with pandas and scipy) only when a manifest is written, never to read one
-    from softmass_core.metrics import nan_to_none
-
     path = Path(folder) / MANIFEST_NAME
     manifest = json.loads(path.read_text(encoding="utf-8"))
     edit(manifest)

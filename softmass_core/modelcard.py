@@ -28,6 +28,7 @@ from softmass_core.card_data import (
 )
 from softmass_core.labels import SUBTYPES, cohort_label, display_name
 from softmass_core.manifest import MANIFEST_NAME, rewrite_manifest
+from softmass_core.stats.formatting import format_p
 
 
 def table2_markdown(metrics: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> str:
@@ -226,7 +227,7 @@ def shift_markdown(shift: Mapping[str, Any] | None) -> list[str]:
             cell = "n/a" if math.isnan(diff) else f"{diff:+.3f}"
             if not (math.isnan(lo) or math.isnan(hi)):
                 cell += f" [{lo:+.3f}, {hi:+.3f}]"
-            p_text = "n/a" if math.isnan(pv) else ("<0.001" if pv < 0.001 else f"{pv:.3f}")
+            p_text = format_p(pv)
             lines.append(
                 f"| {r.get('task')} | {r.get('n')} ({r.get('n_positive')}) | {_auc_cell(r.get('auc_original'))} | "
                 f"{_auc_cell(r.get('auc_rescan'))} | {cell} | {p_text} |"

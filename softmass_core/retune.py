@@ -39,7 +39,7 @@ def operating_thresholds(cascade, cohort, val_cohort: str) -> dict[str, tuple[fl
     chosen" says so (it shows in the manifest and the model card).
     """
     from softmass_core.evaluate import predict_cohort
-    from softmass_core.metrics import youden_threshold
+    from softmass_core.stats.roc import youden_threshold
 
     ws = cascade.weight_set
     if val_cohort not in cohort.names:

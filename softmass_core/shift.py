@@ -68,7 +68,8 @@ def paired_shift(original, rescan) -> list[dict[str, Any]]:
     """
     import warnings
 
-    from softmass_core.metrics import UndefinedMetricWarning, delong_test
+    from softmass_core.stats.estimate import UndefinedMetricWarning
+    from softmass_core.stats.roc import delong_test
 
     merged = pair_predictions(original, rescan)
     tasks: list[tuple[str, Any, str]] = [(DLM1, merged["label_o"] == MALIGNANT, "p_malignant")]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import MALIGNANT, SUBTYPES
+from softmass_core.stats.formatting import format_p
 
 if TYPE_CHECKING:
     from softmass_core.demo import DemoCase
@@ -132,7 +133,7 @@ def passphrase_matches(given: str | None, configured: str | None) -> bool:
 class StudyResults:
     """What the administrator sees.
 
-    ``summary``: :func:`softmass_core.store.reader_study_summary` over the
+    ``summary``: :func:`softmass_core.stats.reader_study.reader_study_summary` over the
     study cases; ``reads``: every read in the database, in order, with
     ``true_label`` and ``case_set`` (:data:`STUDY_SET` or :data:`LEGACY_SET`)
     added; ``readers``: ``store.readers()``; ``legacy_reads``: how many reads
@@ -147,8 +148,8 @@ class StudyResults:
 
 def study_results(store: ReaderStudyStore) -> StudyResults:
     """Summary and annotated reads of the database behind ``store`` (see :class:`StudyResults`)."""
-    from softmass_core.metrics import UndefinedMetricWarning
-    from softmass_core.store import reader_study_summary
+    from softmass_core.stats.estimate import UndefinedMetricWarning
+    from softmass_core.stats.reader_study import reader_study_summary
 
     reads = store.reads()
     truth = case_truth(reads["case_id"])
@@ -174,13 +175,6 @@ def _accuracy_cell(k: int, n: int, acc: float, lo: float, hi: float) -> str:
     return f"{100 * acc:.1f}% ({k}/{n}) [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def _p_cell(p: float, method: str) -> str:
-    if p is None or math.isnan(p):
-        return "n/a"
-    text = "<0.001" if p < 0.001 else f"{p:.3f}"
-    return f"{text} ({method})" if method else text
-
-
 #: Columns of :func:`summary_table`.
 TABLE_COLUMNS: tuple[str, ...] = (
     "Reader",
@@ -194,7 +188,7 @@ TABLE_COLUMNS: tuple[str, ...] = (
 
 
 def summary_table(summary: pd.DataFrame, readers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """``store.reader_study_summary`` as people read it, one row per reader and task (TABLE_COLUMNS).
+    """``stats.reader_study.reader_study_summary`` as people read it, one row per reader and task (TABLE_COLUMNS).
 
     Accuracy cells read ``"86.2% (50/58) [74.6, 93.9]"`` (Clopper-Pearson
     95% CI); McNemar's p compares blind and assisted reads of the same cases.
@@ -214,7 +208,7 @@ def summary_table(summary: pd.DataFrame, readers: pd.DataFrame | None = None) ->
                     r.correct_before, r.n, r.accuracy_before, r.ci_before_low, r.ci_before_high
                 ),
                 "With the DLM": _accuracy_cell(r.correct_after, r.n, r.accuracy_after, r.ci_after_low, r.ci_after_high),
-                "McNemar p": _p_cell(r.mcnemar_p, r.mcnemar_method) if r.n else "n/a",
+                "McNemar p": format_p(r.mcnemar_p, r.mcnemar_method) if r.n else "n/a",
             }
         )
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

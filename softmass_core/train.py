@@ -439,7 +439,7 @@ def _fit(
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from softmass_core.metrics import rank_auc
+    from softmass_core.stats.roc import rank_auc
 
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -16,7 +16,7 @@ import pytest
 from softmass_core import study
 from softmass_core.errors import StoreError
 from softmass_core.labels import MALIGNANT, display_name
-from softmass_core.metrics import clopper_pearson_ci
+from softmass_core.stats.intervals import clopper_pearson_ci
 from softmass_core.store import ReaderStudyStore
 from tests.conftest import make_tiny_weight_set
 

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from softmass_core.labels import SUBTYPES
-from softmass_core.metrics import auc_delong, binary_metrics, calibration_curve, roc_curve, threshold_sweep
-from softmass_core.store import reader_study_summary
+from softmass_core.stats.binary import binary_metrics
+from softmass_core.stats.curves import calibration_curve, threshold_sweep
+from softmass_core.stats.reader_study import reader_study_summary
+from softmass_core.stats.roc import auc_delong, roc_curve
 from ui import charts, cohort_tables
 
 
@@ -165,7 +167,8 @@ def test_paired_delong_table_and_baseline_blocks():
 def _task(n, n_pos, *, threshold=0.5, reason=None):
     import warnings
 
-    from softmass_core.metrics import UndefinedMetricWarning, binary_metrics, empty_metrics
+    from softmass_core.stats.binary import binary_metrics, empty_metrics
+    from softmass_core.stats.estimate import UndefinedMetricWarning
 
     if n == 0:
         out = empty_metrics(threshold=threshold, reason=reason)

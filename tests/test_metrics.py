@@ -1,4 +1,4 @@
-"""Tests of softmass_core.metrics against published known answers.
+"""Tests of softmass_core.stats against published known answers.
 
 Sources of the known answers (each number below was checked against them):
 
@@ -32,26 +32,14 @@ import pytest
 from scipy import stats
 
 from softmass_core.errors import MetricsError
-from softmass_core.metrics import (
-    Estimate,
-    UndefinedMetricWarning,
-    anova_oneway,
-    auc_bootstrap,
-    auc_delong,
-    baseline_table,
-    binary_metrics,
-    calibration_curve,
-    chi_square_test,
-    clopper_pearson_ci,
-    confusion_counts,
-    delong_test,
-    empty_metrics,
-    f1_bootstrap,
-    logit_ci,
-    mcnemar_test,
-    roc_curve,
-    threshold_sweep,
-)
+from softmass_core.stats.binary import binary_metrics, empty_metrics
+from softmass_core.stats.counts import confusion_counts
+from softmass_core.stats.curves import calibration_curve, threshold_sweep
+from softmass_core.stats.estimate import Estimate, UndefinedMetricWarning
+from softmass_core.stats.hypothesis_tests import anova_oneway, chi_square_test, mcnemar_test
+from softmass_core.stats.intervals import clopper_pearson_ci, f1_bootstrap, logit_ci
+from softmass_core.stats.roc import auc_bootstrap, auc_delong, delong_test, roc_curve
+from softmass_core.stats.tables import baseline_table
 
 # ---------------------------------------------------------------------------
 # Published data sets
@@ -695,7 +683,7 @@ def test_bad_options_raise_metrics_error():
 
 
 def test_predictive_value_interval_never_collapses_when_nothing_is_called_positive():
-    from softmass_core.metrics import binary_metrics
+    from softmass_core.stats.binary import binary_metrics
 
     y = np.array([1] * 5 + [0] * 95)
     s = np.zeros(100)  # nothing reaches the threshold
@@ -731,3 +719,103 @@ def test_empty_metrics_has_the_binary_metrics_shape_with_every_value_missing():
     assert all(v["value"] is None and v["ci_low"] is None for v in empty["metrics"].values())
     assert set(empty["undefined"].values()) == {"no case of a known benign subtype in this cohort"}
     assert (empty["n"], empty["threshold"]) == (0, 0.3)
+
+
+# ---------------------------------------------------------------------------
+# Where a library computes the same thing: agreement, and the edge cases kept
+# ---------------------------------------------------------------------------
+
+
+def test_rank_auc_agrees_with_sklearn_and_delong():
+    from sklearn.metrics import roc_auc_score
+
+    from softmass_core.stats.roc import rank_auc
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        n = int(rng.integers(6, 200))
+        y = np.r_[0, 1, rng.integers(0, 2, n - 2)]
+        s = np.round(rng.random(n), 1)  # many ties
+        # sklearn's trapezoid area rounds differently (one unit in the last place at most) ...
+        assert rank_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        # ... while the rank sum is the DeLong AUC bit for bit, which is why it is kept.
+        assert rank_auc(y, s) == auc_delong(y, s).value
+    assert math.isnan(rank_auc([1, 1], [0.2, 0.3]))  # sklearn raises here; one class is NaN
+
+
+def test_roc_curve_is_sklearns_with_every_threshold_kept():
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    y, s = HM_LABELS, HM_SCORES
+    ours = roc_curve(y, s)
+    theirs = sk_roc_curve(y, s, drop_intermediate=False)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ours[2][0] == np.inf and ours[2].size == 6  # 5 distinct ratings + the (0, 0) point
+
+
+def test_confusion_counts_match_sklearn():
+    from sklearn.metrics import confusion_matrix
+
+    y, s = ASAH_LABELS, asah("ndka")
+    for t in (1.0, 20.0, 52.0, 53.0):
+        c = confusion_counts(y, s, threshold=t)
+        tn, fp, fn, tp = confusion_matrix(y, (s >= t).astype(int), labels=[0, 1]).ravel()
+        assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, fn, tn)
+
+
+def test_calibration_curve_agrees_with_sklearn_off_the_bin_edges():
+    from sklearn.calibration import calibration_curve as sk_calibration_curve
+
+    rng = np.random.default_rng(3)
+    p = rng.random(300)
+    y = (rng.random(300) < p).astype(int)
+    ours = calibration_curve(y, p, n_bins=10)
+    frac, mean = sk_calibration_curve(y, p, n_bins=10)
+    np.testing.assert_allclose(ours["mean_predicted"], mean)
+    np.testing.assert_allclose(ours["fraction_positive"], frac)
+    # On an edge they differ: sklearn's bins are closed on the right, ours (as documented) on the left.
+    edge = calibration_curve([0, 1], [0.1, 0.3], n_bins=10)
+    assert edge["mean_predicted"].tolist() == [0.1, 0.3] and edge["count"].tolist() == [1, 1]
+    frac, mean = sk_calibration_curve([0, 1, 1], [0.0, 0.1, 0.15], n_bins=10)
+    assert mean.tolist() == pytest.approx([0.05, 0.15])  # sklearn puts 0.1 with 0.0
+    ours = calibration_curve([0, 1, 1], [0.0, 0.1, 0.15], n_bins=10)
+    assert ours["mean_predicted"].tolist() == pytest.approx([0.0, 0.125])  # here it goes with 0.15
+
+
+def test_mcnemar_is_statsmodels_with_the_no_discordant_pair_case_kept():
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    for a, b, c, d in [(20, 12, 2, 16), (1, 1, 7, 12), (40, 10, 15, 35), (3, 0, 0, 4)]:
+        for exact in (True, False):
+            if not exact and b + c == 0:
+                continue
+            ours = mcnemar_test(*_paired(a, b, c, d), exact=exact)
+            theirs = mcnemar([[a, b], [c, d]], exact=exact, correction=True)
+            assert (ours["statistic"], ours["p_value"]) == (float(theirs.statistic), float(theirs.pvalue))
+    # No discordant pair: the exact test says p = 1; chi-square is 0/0, NaN with our warning (statsmodels
+    # would return NaN with a numpy RuntimeWarning).
+    assert mcnemar_test(*_paired(3, 0, 0, 4))["p_value"] == 1.0
+    with pytest.warns(UndefinedMetricWarning, match="No discordant pairs"):
+        res = mcnemar_test(*_paired(3, 0, 0, 4), exact=False)
+    assert math.isnan(res["statistic"]) and math.isnan(res["p_value"])
+
+
+def test_clopper_pearson_is_scipys_exact_interval_with_n_zero_kept():
+    for k, n in [(0, 1), (3, 17), (17, 17), (50, 100)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="exact")
+        assert clopper_pearson_ci(k, n, alpha=0.1) == (ci.low, ci.high)
+    with pytest.raises(ValueError):
+        stats.binomtest(0, 0)  # scipy refuses n = 0 ...
+    assert all(math.isnan(x) for x in clopper_pearson_ci(0, 0))  # ... the interval of no case is NaN
+
+
+def test_format_p_is_the_one_p_value_formatter():
+    from softmass_core.stats.formatting import format_p
+
+    assert format_p(0.04213) == "0.042"
+    assert format_p(0.0009) == "<0.001"
+    assert format_p(0.001) == "0.001"
+    assert format_p(float("nan")) == "n/a" and format_p(None) == "n/a"
+    assert format_p(0.5, "ANOVA") == "0.500 (ANOVA)"
+    assert format_p(float("nan"), "chi-square") == "n/a (chi-square)"

@@ -18,9 +18,9 @@ from softmass_core.cascade import Cascade
 from softmass_core.cohort import read_cohort
 from softmass_core.errors import CohortError, SoftmassError
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES
-from softmass_core.metrics import delong_test
 from softmass_core.phantom import generate_case, generate_cohorts, rescan_name
 from softmass_core.shift import COLUMNS, format_table, paired_shift, scanner_shift
+from softmass_core.stats.roc import delong_test
 from softmass_core.weights import WeightSet
 
 

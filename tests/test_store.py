@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softmass_core.errors import MetricsError, StoreError
+from softmass_core.stats.reader_study import reader_study_summary
 from softmass_core.store import (
     SCHEMA_VERSION,
     GradeExistsError,
     ReaderStudyStore,
     normalise_pin,
-    reader_study_summary,
 )
 
 WEIGHTS = "phantom-v1"
@@ -123,6 +123,20 @@ def test_answers_are_validated(store, malignant, subtype, message):
     with pytest.raises(StoreError, match=message):
         store.record_blind(reader, "c1", malignant=malignant, subtype=subtype)
     assert store.reader_state(reader, "c1") == "new"
+
+
+def test_numpy_booleans_are_answers_and_numpy_integers_are_not(store):
+    import numpy as np
+
+    reader = store.register_reader("A").reader_id
+    for case in ("c1", "c2"):
+        store.start_case(reader, case, weight_set=WEIGHTS)
+    with pytest.raises(StoreError, match="True or False"):
+        store.record_blind(reader, "c1", malignant=np.int64(1), subtype=None)
+    store.record_blind(reader, "c1", malignant=np.True_, subtype=None)
+    store.record_blind(reader, "c2", malignant=np.bool_(False), subtype="lipoma")
+    reads = store.reads().set_index("case_id")
+    assert reads.loc["c1", "blind_malignant"] is np.True_ and reads.loc["c2", "blind_subtype"] == "lipoma"
 
 
 def test_bad_names_and_model_outputs_are_refused(store):
@@ -647,7 +661,7 @@ def test_a_schema_1_database_is_upgraded_and_keeps_every_read(db_path):
 
 
 def test_a_failed_upgrade_leaves_the_old_database_as_it_was(db_path, monkeypatch):
-    from softmass_core import store as store_module
+    from softmass_core.store import schema as store_module
 
     _make_schema_1_db(db_path)
     real = store_module._UPGRADES[1]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, SUBTYPES
-from softmass_core.metrics import youden_threshold
+from softmass_core.stats.roc import youden_threshold
 from softmass_core.train import TrainConfig, epochs_within, task_targets, train_weight_set
 
 

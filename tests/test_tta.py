@@ -126,7 +126,7 @@ def test_retune_sets_views_rechooses_thresholds_and_keeps_weights(tiny_weights, 
     # the recorded thresholds are Youden's J of the cascade's own validation scores
     from softmass_core.cohort import read_cohort
     from softmass_core.evaluate import predict_cohort
-    from softmass_core.metrics import youden_threshold
+    from softmass_core.stats.roc import youden_threshold
 
     df = predict_cohort(Cascade(ws), read_cohort(csv).subset(["validation"]))
     y = (df["label"] == "malignant").to_numpy(dtype=int)

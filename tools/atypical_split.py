@@ -29,7 +29,7 @@ from softmass_core.errors import SoftmassError  # noqa: E402
 
 def _auc(y, score, positives) -> float:
     """AUC of the ``positives`` (a subset of y == 1) against every negative; NaN when either side is empty."""
-    from softmass_core.metrics import rank_auc
+    from softmass_core.stats.roc import rank_auc
 
     keep = positives | (y == 0)
     return rank_auc(y[keep], score[keep]) if positives.any() and (y == 0).any() else float("nan")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        from softmass_core.metrics import nan_to_none
+        from softmass_core.jsonsafe import nan_to_none
 
         print(json.dumps(nan_to_none(rows), indent=2, allow_nan=False))
         return 0

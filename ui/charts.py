@@ -129,7 +129,7 @@ def roc_chart(
 
 
 def calibration_frame(curves: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Long table from ``{series: metrics.calibration_curve(...)}``: series, mean_predicted, fraction_positive, count."""
+    """Long table from ``{series: stats.curves.calibration_curve(...)}``: series, mean_predicted, fraction_positive, count."""
     frames = [
         pd.DataFrame(
             {
@@ -260,7 +260,7 @@ TASK_NAMES = {"benign_vs_malignant": "Benign vs malignant", "benign_subtype": "B
 
 
 def reader_accuracy_frame(summary: pd.DataFrame) -> pd.DataFrame:
-    """Long table from ``store.reader_study_summary``: reader, task, when, accuracy, ci_low, ci_high, n.
+    """Long table from ``stats.reader_study.reader_study_summary``: reader, task, when, accuracy, ci_low, ci_high, n.
 
     Rows with no case (n = 0) are left out.  Accuracies are fractions.
     """

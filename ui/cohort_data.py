@@ -36,7 +36,7 @@ from softmass_core.cohort import Cohort
 from softmass_core.cohort_zip import extract_cohort_zip
 from softmass_core.errors import CohortError
 from softmass_core.evaluate import Evaluation, cohort_metrics
-from softmass_core.metrics import UndefinedMetricWarning
+from softmass_core.stats.estimate import UndefinedMetricWarning
 from softmass_core.weights import WeightSet
 from ui import common
 

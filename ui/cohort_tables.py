@@ -3,7 +3,7 @@
 Cells read like the paper's: ``"0.912 [0.850, 0.970]"`` for AUC and F1,
 ``"87.5 [84.7, 90.0]"`` (percent) for ACC, sensitivity, specificity, PPV
 and NPV, the brackets holding the 95% confidence interval.  Inputs are the
-plain dicts of :func:`softmass_core.metrics.binary_metrics` and the
+plain dicts of :func:`softmass_core.stats.binary.binary_metrics` and the
 ``metrics`` of :class:`softmass_core.evaluate.Evaluation`.
 """
 
@@ -18,7 +18,10 @@ import pandas as pd
 
 from softmass_core.card_data import METRIC_ROWS
 from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
-from softmass_core.metrics import UndefinedMetricWarning, auc_delong, baseline_table, delong_test
+from softmass_core.stats.estimate import UndefinedMetricWarning
+from softmass_core.stats.formatting import format_p
+from softmass_core.stats.roc import auc_delong, delong_test
+from softmass_core.stats.tables import baseline_table
 from ui.charts import format_estimate
 
 
@@ -115,7 +118,7 @@ def baseline_tables(cases: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Table 1 in the paper's two blocks: ``{"Malignant": ..., "Benign": ...}`` by cohort.
 
     ``cases`` has columns cohort, label, age, sex.  Each block is
-    :func:`softmass_core.metrics.baseline_table` (ANOVA for age, chi-square
+    :func:`softmass_core.stats.tables.baseline_table` (ANOVA for age, chi-square
     for sex and, for benign masses, subtype) on that block's cases; a block
     with no case is left out.
     """
@@ -145,12 +148,6 @@ def paired_predictions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     return left.merge(right, on="case_id", how="inner", validate="one_to_one")
 
 
-def _p_text(p: float) -> str:
-    if p is None or math.isnan(p):
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def delong_table(paired: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame:
     """Paired DeLong test of DLM-1's AUC, weight set A vs B, one row per cohort.
 
@@ -175,7 +172,7 @@ def delong_table(paired: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame
                 f"AUC {name_b}": format_estimate(auc_b),
                 "Difference (A - B)": format_estimate(diff),
                 "z": "n/a" if math.isnan(test["z"]) else f"{test['z']:.2f}",
-                "p (DeLong)": _p_text(test["p_value"]),
+                "p (DeLong)": format_p(test["p_value"]),
             }
         )
     return pd.DataFrame(rows)

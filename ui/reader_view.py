@@ -105,7 +105,7 @@ def model_result(ws_folder: str, ws_tag: str, case_id: str) -> dict[str, Any]:
     return {"result": result.to_dict(), "heatmaps": heatmaps, "sub_model": sub_model}
 
 
-#: ``store.reader_study_summary`` as people read it (see :func:`softmass_core.study.summary_table`).
+#: ``stats.reader_study.reader_study_summary`` as people read it (see :func:`softmass_core.study.summary_table`).
 summary_table = study.summary_table
 
 
