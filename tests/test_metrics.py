@@ -758,7 +758,14 @@ def test_confusion_counts_match_sklearn():
     from sklearn.metrics import confusion_matrix
 
     y, s = ASAH_LABELS, asah("ndka")
-    for t in (1.0, 20.0, 52.0, 53.0):
+    rng = np.random.default_rng(0)
+    for t in (1.0, 20.0, 52.0, 53.0, 1e9, -1e9):
+        c = confusion_counts(y, s, threshold=t)
+        tn, fp, fn, tp = confusion_matrix(y, (s >= t).astype(int), labels=[0, 1]).ravel()
+        assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, fn, tn)
+    for _ in range(20):  # random tables, all-one-class ones included
+        y, s = rng.random(30) < rng.random(), rng.random(30)
+        t = float(rng.random())
         c = confusion_counts(y, s, threshold=t)
         tn, fp, fn, tp = confusion_matrix(y, (s >= t).astype(int), labels=[0, 1]).ravel()
         assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (tp, fp, fn, tn)
@@ -804,7 +811,7 @@ def test_mcnemar_is_statsmodels_with_the_no_discordant_pair_case_kept():
 def test_clopper_pearson_is_scipys_exact_interval_with_n_zero_kept():
     for k, n in [(0, 1), (3, 17), (17, 17), (50, 100)]:
         ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.9, method="exact")
-        assert clopper_pearson_ci(k, n, alpha=0.1) == (ci.low, ci.high)
+        assert clopper_pearson_ci(k, n, alpha=0.1) == pytest.approx((ci.low, ci.high), abs=1e-12)
     with pytest.raises(ValueError):
         stats.binomtest(0, 0)  # scipy refuses n = 0 ...
     assert all(math.isnan(x) for x in clopper_pearson_ci(0, 0))  # ... the interval of no case is NaN

@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix
 
 from softmass_core.stats.validation import check_pair, check_threshold
 
 
 def outcome_counts(y: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
     """``{"tp", "fp", "fn", "tn"}`` of validated bool arrays ``y`` (truth) and ``predicted``, shape ``(n,)``."""
-    tn, fp, fn, tp = confusion_matrix(y, predicted, labels=[False, True]).ravel()
+    # The same counts as sklearn.metrics.confusion_matrix (tested), without its input checks, which
+    # cost ~30 ms per call and are repeated here for every threshold and bootstrap table.
+    tp = int(np.count_nonzero(y & predicted))
+    fp = int(np.count_nonzero(~y & predicted))
+    fn = int(np.count_nonzero(y & ~predicted))
+    tn = int(y.size - tp - fp - fn)
     return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
 
 

@@ -32,8 +32,8 @@ def clopper_pearson_ci(k: int, n: int, *, alpha: float = 0.05) -> tuple[float, f
     """Exact (Clopper-Pearson 1934) binomial interval for the proportion k/n.
 
     ``lower = Beta(alpha/2; k, n - k + 1)`` (0 when k = 0) and
-    ``upper = Beta(1 - alpha/2; k + 1, n - k)`` (1 when k = n), computed by
-    ``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``.  Returns ``(nan, nan)`` when ``n == 0``.
+    ``upper = Beta(1 - alpha/2; k + 1, n - k)`` (1 when k = n), from
+    ``scipy.stats.beta``.  Returns ``(nan, nan)`` when ``n == 0``.
 
     >>> [round(x, 4) for x in clopper_pearson_ci(0, 10)]
     [0.0, 0.3085]
@@ -42,10 +42,12 @@ def clopper_pearson_ci(k: int, n: int, *, alpha: float = 0.05) -> tuple[float, f
     a = check_alpha(alpha)
     if n == 0:
         return math.nan, math.nan
-    # scipy's exact interval is the same Beta quantiles (to about 1e-13); n = 0 stays NaN, where
-    # binomtest refuses.
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=1.0 - a, method="exact")
-    return float(ci.low), float(ci.high)
+    # The same Beta quantiles as scipy.stats.binomtest(k, n).proportion_ci(method="exact") (to about
+    # 1e-13, tested), called directly: binomtest costs ~40 ms per interval here, and an evaluation
+    # computes hundreds of intervals.  n = 0 stays NaN, where binomtest refuses.
+    lower = 0.0 if k == 0 else float(stats.beta.ppf(a / 2.0, k, n - k + 1))
+    upper = 1.0 if k == n else float(stats.beta.ppf(1.0 - a / 2.0, k + 1, n - k))
+    return lower, upper
 
 
 def logit_ci(
