@@ -79,11 +79,7 @@ with right:
     else:
         st.info("DLM-1 called the case malignant, so DLM-2 was not run.")
 
-diagnosing = (
-    None
-    if result.malignant or result.sub_scores is None
-    else next((sm for sm, subtype in SUBMODEL_IDS.items() if subtype == result.diagnosis), None)
-)
+diagnosing = result.diagnosing_model  # the sub-model that named the subtype, if any
 st.markdown(
     "**Path through the cascade:** "
     + " → ".join(f"**{MODEL_NAMES[m]}**" if m in (DLM1, diagnosing) else MODEL_NAMES[m] for m in result.models_run)

@@ -176,7 +176,7 @@ def run_bench(
         def with_cam() -> None:
             res = cascade.run(case, run_all=True, keep_features=True)
             cams_for_result(ws, res, DLM1)
-            sm = cascade.diagnosing_model(res) or next(iter(SUBMODEL_IDS), None)
+            sm = res.diagnosing_model or next(iter(SUBMODEL_IDS), None)
             if sm in ws.manifest.models:
                 cams_for_result(ws, res, sm)
 

@@ -79,7 +79,7 @@ class Decision:
     reason: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class CascadeResult:
     """Everything the cascade did for one case."""
 
@@ -98,6 +98,13 @@ class CascadeResult:
     test_time_views: tuple[str, ...] = ()
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def diagnosing_model(self) -> str | None:
+        """The sub-model id that named the subtype (None when DLM-2 did not decide)."""
+        if self.malignant or self.sub_scores is None:
+            return None
+        return next((sm for sm, subtype in SUBMODEL_IDS.items() if subtype == self.diagnosis), None)
 
     def per_image_p_malignant(self) -> dict[str, float]:
         return {m: probs[DLM1] for m, probs in self.per_image.items()}
@@ -366,12 +373,3 @@ class Cascade:
             diagnosis=diagnosis,
             reason=reason,
         )
-
-    def diagnosing_model(self, result: CascadeResult) -> str | None:
-        """The sub-model id that named the subtype (None when DLM-2 did not decide)."""
-        if result.malignant or result.sub_scores is None:
-            return None
-        for sm_id, subtype in SUBMODEL_IDS.items():
-            if subtype == result.diagnosis:
-                return sm_id
-        return None

@@ -22,7 +22,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,20 @@ class Evaluation:
     operating_points: dict[str, str] = field(default_factory=dict)
     n_boot: int = 2000
     seed: int = 0
+
+    def task_metrics(self, cohort: str, task: str) -> dict[str, Any] | None:
+        """Metrics of ``task`` (``"dlm1"`` or a subtype) on ``cohort``; None when it was not measured there."""
+        entry = self.metrics.get(cohort) or {}
+        return entry.get(DLM1) if task == DLM1 else (entry.get("dlm2") or {}).get(task)
+
+    def task_roc(self, cohort: str, task: str) -> dict[str, list[float]] | None:
+        """ROC points ``{"fpr", "tpr", "thresholds"}`` of ``task`` on ``cohort``; None without both classes."""
+        entry = self.roc.get(cohort) or {}
+        return entry.get(DLM1) if task == DLM1 else (entry.get("dlm2") or {}).get(task)
+
+    def notes(self, cohort: str) -> list[str]:
+        """What is undefined on ``cohort`` and for which task (e.g. "DLM-1: ppv is undefined (...)")."""
+        return list((self.metrics.get(cohort) or {}).get("warnings", []))
 
     def metrics_json(self) -> dict[str, Any]:
         return {
@@ -347,6 +361,43 @@ def predictions_at(predictions, threshold: float, *, operating_point: str):
     out["threshold"] = float(threshold)
     out["operating_point"] = operating_point
     return out
+
+
+def operating_point_at(ev: Evaluation, threshold: float) -> str:
+    """Where DLM-1 ``threshold`` came from: the set's own operating point, or chosen by the user."""
+    if float(threshold) == float(ev.threshold):
+        return ev.operating_points.get(DLM1, "set's operating threshold")
+    return f"chosen on this page (the set's own is {ev.threshold:.3f})"
+
+
+def metrics_at_threshold(ev: Evaluation, threshold: float) -> dict[str, dict[str, Any]]:
+    """DLM-1's metrics per cohort of ``ev`` at ``threshold``, with ``ev``'s F1 bootstrap (``n_boot``, ``seed``).
+
+    Same form as ``ev.metrics[cohort]["dlm1"]``; at ``ev.threshold`` the
+    numbers are ``ev``'s own.  Undefined metrics are None without a warning
+    (their reasons stay under ``undefined``).
+    """
+    import warnings
+
+    from softmass_core.stats.estimate import UndefinedMetricWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        metrics, _ = cohort_metrics(
+            ev.predictions, dlm1_threshold=float(threshold), sub_thresholds=None, n_boot=ev.n_boot, seed=ev.seed
+        )
+    return {cohort: entry[DLM1] for cohort, entry in metrics.items()}
+
+
+def evaluation_at(ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts) -> Evaluation:
+    """``ev`` restricted to ``cohorts`` with DLM-1 at ``threshold`` (``dlm1``: :func:`metrics_at_threshold`).
+
+    Its ``metrics_table()`` names the threshold and where it came from; the
+    sub-models keep their own thresholds.
+    """
+    merged = {c: dict(ev.metrics[c], dlm1=dlm1[c]) for c in cohorts if c in ev.metrics}
+    points = {**ev.operating_points, DLM1: operating_point_at(ev, threshold)}
+    return replace(ev, metrics=merged, threshold=float(threshold), operating_points=points)
 
 
 def _roc_points(roc_curve, y, s) -> dict[str, list[float]] | None:

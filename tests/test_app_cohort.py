@@ -317,13 +317,13 @@ def test_moving_the_slider_back_reuses_the_metrics(app_env, benign_malignant_csv
     at = _server_cohort(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), benign_malignant_csv)
     at.button(key="cohort.run").click().run()
     calls = []
-    real = cohort_data.cohort_metrics
+    real = cohort_data.metrics_at_threshold
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs["dlm1_threshold"])
-        return real(*args, **kwargs)
+    def counting(ev, threshold):
+        calls.append(threshold)
+        return real(ev, threshold)
 
-    monkeypatch.setattr(cohort_data, "cohort_metrics", counting)
+    monkeypatch.setattr(cohort_data, "metrics_at_threshold", counting)
     for value in (0.123, 0.877, 0.123, 0.877):
         at.slider[0].set_value(value).run()
         _no_errors(at)

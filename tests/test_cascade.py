@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -49,7 +51,7 @@ def test_benign_case_runs_dlm2_and_top_submodel_names_it(ws, rgb_pair):
     assert not res.malignant
     assert res.diagnosis == max(res.sub_scores, key=res.sub_scores.get)
     assert "DLM-2" in res.stopped_because
-    assert cascade.diagnosing_model(res) == f"sm{SUBTYPES.index(res.diagnosis) + 1}"
+    assert res.diagnosing_model == f"sm{SUBTYPES.index(res.diagnosis) + 1}"
 
 
 def test_malignant_case_stops_after_dlm1(ws, rgb_pair):
@@ -63,6 +65,9 @@ def test_malignant_case_stops_after_dlm1(ws, rgb_pair):
     # run_all still reports the sub-model scores but keeps the decision
     res_all = cascade.run(CaseImages(gray=rgb_pair[0]), run_all=True)
     assert res_all.diagnosis == "malignant" and res_all.sub_scores is not None
+    assert res.diagnosing_model is None and res_all.diagnosing_model is None  # no sub-model named anything
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a result is a record: pages share it, none edits it
+        res.diagnosis = "lipoma"
 
 
 def test_dlm1_only_set_says_benign_without_subtype(tiny_weights_dlm1, rgb_pair):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from softmass_core.compare import compare_sets, paired_predictions
 from softmass_core.labels import SUBTYPES
 from softmass_core.stats.binary import binary_metrics
 from softmass_core.stats.curves import calibration_curve, threshold_sweep
@@ -136,9 +137,9 @@ def test_paired_delong_table_and_baseline_blocks():
         }
     )
     b = a.sample(frac=1.0, random_state=1).reset_index(drop=True)  # same cases, another order
-    paired = cohort_tables.paired_predictions(a, b)
+    paired = paired_predictions(a, b)
     assert (paired["p_a"] == paired["p_b"]).all() and len(paired) == n
-    table = cohort_tables.delong_table(paired, "A", "B")
+    table = cohort_tables.delong_table(compare_sets(a, b), "A", "B")
     row = table.iloc[0]
     assert row["Difference (A - B)"].startswith("0.000") and row["p (DeLong)"] == "1.000"
     assert row["AUC A"] == row["AUC B"]

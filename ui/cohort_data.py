@@ -12,8 +12,12 @@
   settings, for every session and across server restarts;
 * :func:`evaluation`: an evaluation by its entry id (kept in memory for the
   process, else read from disk);
-* :func:`dlm1_at_threshold`: DLM-1's metrics at a slider threshold, cached
-  per (entry id, threshold), so moving the slider back is instant.
+* :func:`dlm1_at_threshold`: DLM-1's metrics at a slider threshold
+  (:func:`softmass_core.evaluate.metrics_at_threshold`, a bootstrap per
+  cohort), cached per (entry id, threshold), so moving the slider back is
+  instant; :func:`sweep`, :func:`calibration` and :func:`comparison` cache
+  the page's other figures per entry id the same way.  An entry id names the
+  weight set's files (sha256), the cohort's content and the settings.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import hashlib
 import shutil
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,16 +35,27 @@ import streamlit as st
 
 from softmass_core import evalcache
 from softmass_core.cascade import Cascade
-from softmass_core.cohort import Cohort
+from softmass_core.cohort import Cohort, read_cohort
+from softmass_core.cohort_curves import cohort_calibration, cohort_sweep
 from softmass_core.cohort_zip import extract_cohort_zip
+from softmass_core.compare import SetComparison, compare_sets
 from softmass_core.errors import CohortError
-from softmass_core.evaluate import Evaluation, cohort_metrics
-from softmass_core.stats.estimate import UndefinedMetricWarning
+from softmass_core.evaluate import Evaluation, metrics_at_threshold
 from softmass_core.weights import WeightSet
 from ui import common
 
 #: How many evaluations the process keeps in memory (more stay on disk).
 MAX_IN_MEMORY = 16
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading and checking the cohort file ...")
+def _load_cohort(csv_path: str, mtime_ns: int) -> Cohort:
+    return read_cohort(csv_path)
+
+
+def cohort_from(csv_path: Path) -> Cohort:
+    """The validated cohort of ``csv_path`` (cached per path and modification time)."""
+    return _load_cohort(str(csv_path), Path(csv_path).stat().st_mtime_ns)
 
 
 def resolve_server_csv(text: str) -> Path:
@@ -205,11 +219,27 @@ def dlm1_at_threshold(eid: str, threshold: float) -> dict[str, dict[str, Any]]:
     threshold seen before (by any session) costs nothing.
     """
     ev = evaluation(eid)
-    if ev is None:
-        return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        metrics, _ = cohort_metrics(
-            ev.predictions, dlm1_threshold=threshold, sub_thresholds=None, n_boot=ev.n_boot, seed=ev.seed
-        )
-    return {cohort: entry["dlm1"] for cohort, entry in metrics.items()}
+    return {} if ev is None else metrics_at_threshold(ev, threshold)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def sweep(eid: str, cohort: str) -> Any:
+    """DLM-1's sensitivity / specificity sweep of one cohort of ``eid`` (None: one class only, or no evaluation)."""
+    ev = evaluation(eid)
+    return None if ev is None else cohort_sweep(ev.predictions, cohort)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def calibration(eid: str, cohorts: tuple[str, ...]) -> dict[str, Any]:
+    """DLM-1's calibration curve per cohort of ``eid``."""
+    ev = evaluation(eid)
+    return {} if ev is None else cohort_calibration(ev.predictions, cohorts)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def comparison(eid_a: str, eid_b: str, cohorts: tuple[str, ...]) -> list[SetComparison]:
+    """Paired DeLong comparison of evaluations ``eid_a`` (A) and ``eid_b`` (B) on ``cohorts``."""
+    a, b = evaluation(eid_a), evaluation(eid_b)
+    if a is None or b is None:
+        return []
+    return compare_sets(a.predictions, b.predictions, cohorts=cohorts)

@@ -10,19 +10,20 @@ plain dicts of :func:`softmass_core.stats.binary.binary_metrics` and the
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from softmass_core.card_data import METRIC_ROWS
 from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
-from softmass_core.stats.estimate import UndefinedMetricWarning
 from softmass_core.stats.formatting import format_p
-from softmass_core.stats.roc import auc_delong, delong_test
 from softmass_core.stats.tables import baseline_table
 from ui.charts import format_estimate
+
+if TYPE_CHECKING:  # the tables need no model code
+    from softmass_core.compare import SetComparison
+    from softmass_core.evaluate import Evaluation
 
 
 def _cells(result: Mapping[str, Any]) -> dict[str, str]:
@@ -137,70 +138,40 @@ def has_demographics(cases: pd.DataFrame) -> bool:
     return all(c in cases.columns and cases[c].notna().any() for c in ("age", "sex"))
 
 
-def paired_predictions(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    """Two weight sets' predictions on the same cases, joined by case_id.
-
-    Returns columns case_id, cohort, y_malignant, p_a, p_b (cases present in
-    both tables only, in ``a``'s order).
-    """
-    left = a[["case_id", "cohort", "y_malignant", "p_malignant"]].rename(columns={"p_malignant": "p_a"})
-    right = b[["case_id", "p_malignant"]].rename(columns={"p_malignant": "p_b"})
-    return left.merge(right, on="case_id", how="inner", validate="one_to_one")
-
-
-def delong_table(paired: pd.DataFrame, name_a: str, name_b: str) -> pd.DataFrame:
+def delong_table(comparisons: Sequence[SetComparison], name_a: str, name_b: str) -> pd.DataFrame:
     """Paired DeLong test of DLM-1's AUC, weight set A vs B, one row per cohort.
 
-    ``paired`` as from :func:`paired_predictions`.  Columns: Cohort, Cases,
-    AUC of A and of B with DeLong 95% CIs, the difference A - B with its CI,
-    z and the two-sided p-value.
+    ``comparisons`` as from :func:`softmass_core.compare.compare_sets`.
+    Columns: Cohort, Cases, AUC of A and of B with DeLong 95% CIs, the
+    difference A - B with its CI, z and the two-sided p-value.
     """
-    rows = []
-    for cohort, df in paired.groupby("cohort", sort=False):
-        y = df["y_malignant"].to_numpy(dtype=int)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            test = delong_test(y, df["p_a"].to_numpy(float), df["p_b"].to_numpy(float))
-            auc_a = auc_delong(y, df["p_a"].to_numpy(float)).to_dict()
-            auc_b = auc_delong(y, df["p_b"].to_numpy(float)).to_dict()
-        diff = {"value": test["auc_difference"], "ci_low": test["ci_low"], "ci_high": test["ci_high"]}
-        rows.append(
-            {
-                "Cohort": str(cohort),
-                "Cases (malignant)": f"{len(df)} ({int(y.sum())})",
-                f"AUC {name_a}": format_estimate(auc_a),
-                f"AUC {name_b}": format_estimate(auc_b),
-                "Difference (A - B)": format_estimate(diff),
-                "z": "n/a" if math.isnan(test["z"]) else f"{test['z']:.2f}",
-                "p (DeLong)": format_p(test["p_value"]),
-            }
-        )
+    rows = [
+        {
+            "Cohort": c.cohort,
+            "Cases (malignant)": f"{c.n} ({c.n_positive})",
+            f"AUC {name_a}": format_estimate(c.auc_a.to_dict()),
+            f"AUC {name_b}": format_estimate(c.auc_b.to_dict()),
+            "Difference (A - B)": format_estimate(c.difference.to_dict()),
+            "z": "n/a" if math.isnan(c.z) else f"{c.z:.2f}",
+            "p (DeLong)": format_p(c.p_value),
+        }
+        for c in comparisons
+    ]
     return pd.DataFrame(rows)
 
 
-def roc_curves(
-    roc: Mapping[str, Mapping[str, Any]],
-    metrics: Mapping[str, Mapping[str, Any]],
-    task: str,
-    *,
-    cohorts: Sequence[str] | None = None,
-    prefix: str = "",
-) -> list[dict[str, Any]]:
-    """ROC series per cohort for ``task`` ("dlm1" or a subtype), ready for ``charts.roc_chart``.
+def roc_curves(ev: Evaluation, task: str, *, cohorts: Sequence[str], prefix: str = "") -> list[dict[str, Any]]:
+    """ROC series per cohort of ``ev`` for ``task`` ("dlm1" or a subtype), ready for ``charts.roc_chart``.
 
-    ``roc`` and ``metrics`` are ``Evaluation.roc`` and ``Evaluation.metrics``;
-    ``prefix`` goes before each cohort's name (e.g. a weight set's id).
+    ``prefix`` goes before each cohort's name (e.g. a weight set's id); a
+    cohort without both classes (no ROC curve) is left out.
     """
     out = []
-    for cohort in cohorts if cohorts is not None else list(roc):
-        if task == "dlm1":
-            points = (roc.get(cohort) or {}).get("dlm1")
-            result = (metrics.get(cohort) or {}).get("dlm1")
-        else:
-            points = ((roc.get(cohort) or {}).get("dlm2") or {}).get(task)
-            result = ((metrics.get(cohort) or {}).get("dlm2") or {}).get(task)
+    for cohort in cohorts:
+        points = ev.task_roc(cohort, task)
         if not points:
             continue
+        result = ev.task_metrics(cohort, task)
         auc = result["metrics"]["auc"] if result else None
         out.append({"name": f"{prefix}{cohort}", "fpr": points["fpr"], "tpr": points["tpr"], "auc": auc})
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from softmass_core import serving, study
+from softmass_core.cascade import CascadeResult
 from softmass_core.gradcam import cams_for_result, overlay_cam
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES, display_name
 from softmass_core.store import ReaderStudyStore
@@ -85,24 +87,34 @@ def case_states(reader_id: int, reads: pd.DataFrame) -> dict[str, str]:
     return dict(zip(mine["case_id"].astype(str), mine["state"].astype(str), strict=True))
 
 
+@dataclass(frozen=True)
+class ModelView:
+    """What the reader is shown of the model on a study case: its result and Grad-CAM overlays.
+
+    ``result`` carries no tensors or prepared images (they are for Grad-CAM,
+    already drawn into ``heatmaps``: ``{model_id: {modality: (H, W, 3) uint8}}``,
+    DLM-1 and the sub-model that named the subtype, if any).
+    """
+
+    result: CascadeResult
+    heatmaps: dict[str, dict[str, np.ndarray]]
+
+
 @st.cache_data(max_entries=24, show_spinner="Running the DLM on this case ...")
-def model_result(ws_folder: str, ws_tag: str, case_id: str) -> dict[str, Any]:
+def model_result(ws_folder: str, ws_tag: str, case_id: str) -> ModelView:
     """The cascade's result on study case ``case_id`` and Grad-CAM overlays, cached per weight set and case.
 
-    Returns ``{"result": CascadeResult.to_dict(), "heatmaps": {model_id:
-    {modality: (H, W, 3) uint8}}, "sub_model": id of the sub-model that named
-    the subtype or None}``.  ``ws_tag`` (id and version) is part of the key.
+    ``ws_tag`` (id and version) is part of the key.
     """
     ws = common.get_weight_set(ws_folder)
     case = study.study_case(case_id)
     server = serving.server_for(ws)  # the one worker that serves every session (as on the Case page)
     result = server.run(case.to_case_images(), keep_features=True)
-    sub_model = server.cascade.diagnosing_model(result)
     heatmaps: dict[str, dict[str, np.ndarray]] = {}
-    for model_id in [DLM1] + ([sub_model] if sub_model else []):
+    for model_id in [DLM1] + ([result.diagnosing_model] if result.diagnosing_model else []):
         cams = cams_for_result(ws, result, model_id)
         heatmaps[model_id] = {m: overlay_cam(getattr(case, m), cam.cam_roi, cam.roi) for m, cam in cams.items()}
-    return {"result": result.to_dict(), "heatmaps": heatmaps, "sub_model": sub_model}
+    return ModelView(replace(result, prepared={}, features={}), heatmaps)
 
 
 #: ``stats.reader_study.reader_study_summary`` as people read it (see :func:`softmass_core.study.summary_table`).
