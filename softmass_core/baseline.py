@@ -8,9 +8,7 @@ cohort and scored (rank AUC) on the others.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -168,24 +166,3 @@ def histogram_baseline(
             sel = use & (cohorts == c)
             out[name][c] = rank_auc(positive[sel], predict_logistic(model, X[sel])) if sel.any() else float("nan")
     return out
-
-
-# ----------------------------------------------------------------------------- CLI hooks
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m softmass_core baseline``."""
-    parser.add_argument("--cohort", required=True, metavar="CSV", help="cohort CSV (e.g. from `phantom`)")
-    parser.add_argument("--train-cohort", default="training", help="cohort to fit on (default training)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Print the baseline's AUC per task and cohort."""
-    res = histogram_baseline(args.cohort, train_cohort=args.train_cohort)
-    if args.json:
-        print(json.dumps(res, indent=2, allow_nan=True))
-        return 0
-    cohorts = list(next(iter(res.values())))
-    print(f"{'task':<24}" + "".join(f"{c:>12}" for c in cohorts))
-    for task, per in res.items():
-        print(f"{task:<24}" + "".join(f"{per[c]:>12.3f}" for c in cohorts))
-    return 0

@@ -20,7 +20,6 @@ benign/malignant only (no subtype), so BUSI trains DLM-1 alone.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import shutil
 import sys
@@ -119,15 +118,3 @@ def build_busi_cohort(busi: str | Path, out_dir: str | Path, *, margin: float = 
         file=sys.stderr,
     )
     return csv_path
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--busi", required=True, help="BUSI folder holding labels.csv and images/")
-    p.add_argument("--out", required=True, help="cohort folder to write (e.g. data/busi)")
-    p.add_argument("--margin", type=float, default=0.2, help="ROI margin around the mask box, fraction of its side")
-    p.add_argument("--seed", type=int, default=42)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    print(build_busi_cohort(args.busi, args.out, margin=args.margin, seed=args.seed))
-    return 0

@@ -14,8 +14,6 @@ the cohort CSV.  Weight files and their sha256 never change.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -141,41 +139,3 @@ def retune(
         "cohorts": list(ev.metrics),
         "stale": [k for k in ("scanner_shift", "ablation") if k in before.raw],
     }
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", required=True, help="weight-set folder to update in place")
-    p.add_argument("--cohort", required=True, help="cohort CSV that holds the validation cohort")
-    p.add_argument("--val-cohort", default="validation", help="cohort the thresholds are chosen on")
-    p.add_argument("--tta", choices=("hflip", "none"), help="test-time augmentation to set (default: keep)")
-    p.add_argument("--version", help="new version; adds a changelog entry")
-    p.add_argument(
-        "--changes", metavar="TEXT",
-        help="changelog text of the new --version (default: same weights, thresholds re-chosen); say so when the "
-        "folder holds new weights",
-    )  # fmt: skip
-    p.add_argument("--n-boot", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from softmass_core.cli import _progress_bar
-
-    views = None if args.tta is None else ([] if args.tta == "none" else [args.tta])
-    progress = None if args.quiet else _progress_bar("evaluate")
-    out = retune(
-        args.weights, args.cohort, val_cohort=args.val_cohort, views=views, version=args.version,
-        changes=args.changes, n_boot=args.n_boot, seed=args.seed, progress=progress,
-    )  # fmt: skip
-    print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
-    for m, t in out["thresholds"].items():
-        print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
-    print(f"metrics re-recorded for {', '.join(out['cohorts'])}")
-    if out["stale"]:
-        print(
-            f"note: {' and '.join(out['stale'])} in the manifest were measured with the earlier settings; "
-            "re-record them (shift --record, tools/ablation.py).",
-            file=sys.stderr,
-        )
-    return 0

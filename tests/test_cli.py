@@ -244,12 +244,12 @@ def test_real_process_has_no_traceback(args, subst):
 
 @pytest.mark.parametrize(("extra", "work"), [([], "runs/mine"), (["--work-dir", "/tmp/w"], "/tmp/w")])
 def test_ctrl_c_during_training_says_how_to_go_on(monkeypatch, capsys, extra, work):
-    import softmass_core.train as train_module
+    import softmass_core.cli.train as train_command
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "run_cli", interrupted)
+    monkeypatch.setattr(train_command, "run", interrupted)
     code = main(["train", "--cohort", "c.csv", "--out", "o", "--id", "mine", *extra])
     err = capsys.readouterr().err.strip()
     assert code == 130
@@ -462,3 +462,20 @@ def test_bench_command_takes_the_concurrency_and_cold_start_options():
     assert args.concurrent == 0 and args.cold_start is False
     args = build_parser().parse_args(["bench"])
     assert args.concurrent == 20 and args.cold_start is True
+
+
+def test_every_command_is_listed_and_a_broken_command_module_is_an_error_that_names_it(monkeypatch):
+    import softmass_core.cli as cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == ["predict", "evaluate", "metrics", "bench", "phantom", "baseline", "busi-cohort",
+                                 "train", "shift", "retune", "reader-study"]  # fmt: skip
+    # a module that fails to import is not skipped: building the parser fails, naming the command and module
+    monkeypatch.setitem(sys.modules, "softmass_core.cli.shift", None)  # import of it now raises ImportError
+    with pytest.raises(
+        cli.BrokenCommandError, match=r"'shift' command is broken: its module softmass_core\.cli\.shift"
+    ):
+        cli.build_parser()
+    with pytest.raises(cli.BrokenCommandError):
+        main(["metrics", "--predictions", "x.csv"])

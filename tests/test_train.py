@@ -12,7 +12,9 @@ from PIL import Image
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, SUBTYPES
 from softmass_core.stats.roc import youden_threshold
-from softmass_core.train import TrainConfig, epochs_within, task_targets, train_weight_set
+from softmass_core.train import TrainConfig, train_weight_set
+from softmass_core.train_data import task_targets
+from softmass_core.train_fit import epochs_within
 
 
 def _tiny_cohort(root, per_class=(3, 2)):
@@ -137,7 +139,8 @@ def test_pretrain_time_limit_stops_and_is_recorded(tmp_path):
 def test_augment_is_seeded_and_stays_on_the_input_device():
     import torch
 
-    from softmass_core.train import _augment, _autocast
+    from softmass_core.train_data import augment as _augment
+    from softmass_core.train_data import autocast as _autocast
 
     cfg = TrainConfig()
     x = torch.rand(4, 3, 24, 32)
@@ -313,3 +316,42 @@ def test_a_set_trained_on_generated_cohorts_keeps_the_generators_record(tmp_path
     source = json.loads((out / "manifest.json").read_text())["training"]["source"]
     assert source == json.loads((tmp_path / "ph" / "phantom.json").read_text())
     assert source["seed"] == 12 and source["cohorts"] == {"training": 6, "validation": 6}
+
+
+def test_case_scores_are_the_cascade_mean_fusion_of_each_cases_images():
+    # train_fit.case_scores replaced a per-case sum/count of its own: the same numbers, bit for bit.
+    from softmass_core.train_data import ImageTable
+    from softmass_core.train_fit import case_scores
+
+    rng = np.random.default_rng(5)
+    n_cases = 300
+    modalities, case_index = [], []
+    for case in range(n_cases):
+        for m in [("gray",), ("cdfi",), ("gray", "cdfi")][case % 3]:
+            modalities.append(m)
+            case_index.append(case)
+    per_image = rng.random(len(case_index)).astype(np.float32)
+    table = ImageTable(x=None, case_index=np.asarray(case_index), modalities=modalities,
+                       labels=["lipoma"] * n_cases, case_ids=[str(i) for i in range(n_cases)])  # fmt: skip
+    sums, counts = np.zeros(n_cases), np.zeros(n_cases)
+    np.add.at(sums, table.case_index, per_image)
+    np.add.at(counts, table.case_index, 1)
+    assert np.array_equal(case_scores(per_image, table), sums / counts)
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine_to_zero():
+    import math
+
+    import torch
+
+    from softmass_core.train_fit import _Schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
+    sched = _Schedule(opt, 2e-3, total=10, warmup=2)
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])  # the rate this step runs at
+        sched.step()
+    cosine = [2e-3 * 0.5 * (1 + math.cos(math.pi * (k - 2) / 8)) for k in range(2, 10)]
+    assert rates == [2e-3, 1e-3, *cosine]  # the first step at the optimiser's own rate
+    assert opt.param_groups[0]["lr"] == 0.0  # annealed to zero at the end

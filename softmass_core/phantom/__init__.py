@@ -10,7 +10,7 @@ scanners ("hospitals").  Design and sources: the team's notes, shared/docs/phant
 Modules: ``classes`` (per-class parameters), ``scene`` (tissue maps),
 ``bmode`` (image formation), ``doppler`` (CDFI), ``display`` (screen, ROI,
 overlays), ``scanner`` (hospitals), ``case`` (one case), ``cohorts`` (CSV
-cohorts, benchmark, CLI hooks).
+cohorts, benchmark); the ``phantom`` command is :mod:`softmass_core.cli.phantom`.
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from softmass_core.phantom.cohorts import (
     CSV_COLUMNS,
     GENERATOR_VERSION,
     PROVENANCE_NAME,
-    add_arguments,
     benchmark,
     generate_cohorts,
     plan_cases,
     read_provenance,
     rescan_name,
-    run_cli,
     scaled_counts,
 )
 from softmass_core.phantom.scanner import HOSPITALS
@@ -42,13 +40,11 @@ __all__ = [
     "PHANTOM_LABELS",
     "PROVENANCE_NAME",
     "PhantomCase",
-    "add_arguments",
     "benchmark",
     "generate_case",
     "generate_cohorts",
     "plan_cases",
     "read_provenance",
     "rescan_name",
-    "run_cli",
     "scaled_counts",
 ]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
-import sys
 import time
 import zlib
 from collections import Counter
@@ -290,60 +288,3 @@ def benchmark(n_cases: int = 60, seed: int = 0, difficulty: float = DEFAULT_DIFF
     out["mean_ms_per_image"] = round(float(np.mean(every)), 2)
     out["p95_ms_per_image"] = round(float(np.percentile(every, 95)), 2)
     return out
-
-
-# ----------------------------------------------------------------------------- CLI hooks
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``python -m softmass_core phantom``."""
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (images/ and cohort.csv)")
-    parser.add_argument("--seed", type=int, default=2023, help="master seed (default 2023)")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every class count (default 1.0)")
-    parser.add_argument("--cohorts", default=None, help=f"comma list among {','.join(COHORT_PLAN)} (default: all)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument(
-        "--difficulty",
-        type=float,
-        default=DEFAULT_DIFFICULTY,
-        help=f"overlap between classes, 0..1 (default {DEFAULT_DIFFICULTY})",
-    )
-    parser.add_argument(
-        "--rescan-hospital",
-        type=int,
-        default=None,
-        metavar="N",
-        help="image the same patients on hospital N's scanner (cohorts named <cohort>_hN, same case ids); "
-        "pairs with the original cohorts for `python -m softmass_core shift`",
-    )
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """Generate the cohorts with a progress bar on stderr; print the CSV path."""
-    from tqdm import tqdm
-
-    cohorts = None if not args.cohorts else [c for c in str(args.cohorts).split(",") if c.strip()]
-    bar = None  # opened on the first case, so that a refused argument prints only its message
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, unit="case", file=sys.stderr, desc="phantom")
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        path = generate_cohorts(
-            args.out,
-            seed=args.seed,
-            scale=args.scale,
-            cohorts=cohorts,
-            workers=args.workers,
-            difficulty=args.difficulty,
-            progress=progress,
-            rescan_hospital=args.rescan_hospital,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    print(path)
-    return 0

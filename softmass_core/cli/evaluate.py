@@ -1,0 +1,119 @@
+"""``evaluate``: a weight set on a cohort CSV; metrics with 95% CIs per cohort, optionally recorded in the set."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from softmass_core.cli._helpers import ProgressBar, invoked_command, print_json
+from softmass_core.errors import SoftmassError
+from softmass_core.manifest import FUSION_RULES
+from softmass_core.paths import make_dir
+
+HELP = "evaluate a weight set on a cohort CSV"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True)
+    p.add_argument("--cohort", required=True, help="cohort CSV (see README)")
+    p.add_argument("--cohorts", help="comma-separated cohort names to keep (default: all)")
+    p.add_argument("--out", help="folder for predictions.csv, metrics.json, metrics.csv")
+    p.add_argument("--fusion", choices=FUSION_RULES)
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda: where the models run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="also store the metrics in the weight set's manifest and model card (replacing those of the same "
+        "cohorts); the weight files and their sha256 are untouched",
+    )
+    p.add_argument(
+        "--record-replicate",
+        metavar="KEY",
+        help="store the metrics as an independent replicate (manifest replicates.KEY, its own model-card section) "
+        "beside the set's tables instead of replacing them: for a fresh sample of cohorts the set was already "
+        "measured on, e.g. phantom --seed 7 --scale 5",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from softmass_core.cascade import Cascade
+    from softmass_core.cohort import read_cohort
+    from softmass_core.evaluate import check_replicate, evaluate, record_metrics, record_replicate
+    from softmass_core.weights import WeightSet
+
+    if args.record and args.record_replicate:
+        raise SoftmassError(
+            "Choose one: --record stores the set's own tables, --record-replicate KEY an independent sample beside them."
+        )
+    flag = "--record" if args.record else "--record-replicate" if args.record_replicate else None
+    if flag and (args.fusion or args.threshold is not None):
+        raise SoftmassError(
+            f"{flag} stores the weight set's own operating point: drop --fusion and --threshold, "
+            f"or evaluate without {flag}."
+        )
+    if args.out:
+        make_dir(args.out, "--out")  # before the cohort is scored, not after
+    ws = WeightSet.load(args.weights)
+    if args.record_replicate:
+        check_replicate(args.weights, args.record_replicate, args.cohort)  # before the cohort is scored
+    cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
+    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)
+    progress = None if args.quiet else ProgressBar("evaluate")
+    point = None if args.threshold is None else f"given on the command line (--threshold {args.threshold:g})"
+    ev = evaluate(
+        cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed,
+        operating_point=point,
+    )  # fmt: skip
+    if args.record:
+        record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)
+        print(f"recorded {', '.join(ev.metrics)} in {args.weights}/manifest.json and README.md", file=sys.stderr)
+    if args.record_replicate:
+        record_replicate(
+            args.weights, args.record_replicate, ev, cohort_csv=args.cohort, n_boot=args.n_boot, seed=args.seed,
+            command=invoked_command("evaluate"),
+        )  # fmt: skip
+        print(
+            f"recorded {', '.join(ev.metrics)} as replicate {args.record_replicate} in {args.weights}/manifest.json "
+            "and README.md",
+            file=sys.stderr,
+        )
+    if args.out:
+        files = ev.write(args.out)
+        print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
+    if args.json:
+        print_json(ev.metrics_json())
+        return 0
+    _print_table(ev)
+    return 0
+
+
+def _print_table(ev) -> None:
+    """Each cohort's tasks, one line each: value [95% CI] per metric, or why a task is not computable."""
+    table = ev.metrics_table()
+    print(f"DLM-1 threshold {ev.threshold:.3f}: {ev.operating_points.get('dlm1', '')}")
+    for cohort_name, df in table.groupby("cohort", sort=False):
+        print(f"\n== {cohort_name} ==")
+        for task, dt in df.groupby("task", sort=False):
+            n, npos = int(dt["n"].iloc[0]), int(dt["n_positive"].iloc[0])
+            if not bool(dt["computable"].iloc[0]):
+                reason = ev.metrics[cohort_name][task]["reason"] if task == "dlm1" else (
+                    ev.metrics[cohort_name]["dlm2"][task]["reason"]
+                )  # fmt: skip
+                if n == 0:
+                    print(f"{task:<24} n=0: not computable ({reason})")
+                    continue
+                print(f"{task:<24} not computable ({reason}); what is defined:")
+            parts = []
+            for _, r in dt.iterrows():
+                if r["value"] is None or (isinstance(r["value"], float) and math.isnan(r["value"])):
+                    parts.append(f"{r['metric']} n/a")
+                else:
+                    parts.append(f"{r['metric']} {r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
+            print(f"{task:<24} n={n} pos={npos}: " + "; ".join(parts))

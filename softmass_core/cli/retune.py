@@ -1,0 +1,49 @@
+"""``retune``: re-choose a weight set's thresholds (and test-time augmentation) on its validation cohort."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from softmass_core.cli._helpers import ProgressBar
+from softmass_core.tta import VIEWS
+
+HELP = "re-choose a weight set's thresholds (and test-time augmentation) on validation"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", required=True, help="weight-set folder to update in place")
+    p.add_argument("--cohort", required=True, help="cohort CSV that holds the validation cohort")
+    p.add_argument("--val-cohort", default="validation", help="cohort the thresholds are chosen on")
+    p.add_argument("--tta", choices=(*VIEWS, "none"), help="test-time augmentation to set (default: keep)")
+    p.add_argument("--version", help="new version; adds a changelog entry")
+    p.add_argument(
+        "--changes", metavar="TEXT",
+        help="changelog text of the new --version (default: same weights, thresholds re-chosen); say so when the "
+        "folder holds new weights",
+    )  # fmt: skip
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from softmass_core.retune import retune
+
+    views = None if args.tta is None else ([] if args.tta == "none" else [args.tta])
+    progress = None if args.quiet else ProgressBar("evaluate")
+    out = retune(
+        args.weights, args.cohort, val_cohort=args.val_cohort, views=views, version=args.version,
+        changes=args.changes, n_boot=args.n_boot, seed=args.seed, progress=progress,
+    )  # fmt: skip
+    print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
+    for m, t in out["thresholds"].items():
+        print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
+    print(f"metrics re-recorded for {', '.join(out['cohorts'])}")
+    if out["stale"]:
+        print(
+            f"note: {' and '.join(out['stale'])} in the manifest were measured with the earlier settings; "
+            "re-record them (shift --record, tools/ablation.py).",
+            file=sys.stderr,
+        )
+    return 0
