@@ -19,16 +19,16 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset
 
 from softmass_core.errors import DecoderMissingError, ImageError
-from softmass_core.images import (
-    _UPLOAD_HINT,
+from softmass_core.pixels import (
+    UPLOAD_HINT,
     ImageInfo,
     LoadedImage,
-    _check_frame,
-    _check_pixels,
-    _gray_to_rgb,
-    _is_dicom,
-    _minmax_to_uint8,
-    _unrecognised,
+    check_frame,
+    check_pixels,
+    gray_to_rgb,
+    is_dicom,
+    minmax_to_uint8,
+    unrecognised,
 )
 
 # --------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def _read_dataset(data: bytes, *, force: bool, stop_before_pixels: bool) -> Data
     except Exception as exc:
         raise ImageError(
             f"The DICOM file is truncated or corrupt and could not be parsed ({exc}). "
-            f"Re-export it from the ultrasound system. {_UPLOAD_HINT}"
+            f"Re-export it from the ultrasound system. {UPLOAD_HINT}"
         ) from exc
     if not hasattr(ds, "file_meta"):
         ds.file_meta = pydicom.dataset.FileMetaDataset()
@@ -164,7 +164,7 @@ def _dicom_gray_to_uint8(arr: np.ndarray, ds: Dataset, bits_stored: int) -> np.n
     width = _first_number(ds.get("WindowWidth"))
     if center is not None and width is not None and width > 0:
         return _window_to_uint8(x, center, width)
-    return _minmax_to_uint8(x)
+    return minmax_to_uint8(x)
 
 
 def _plain_str(value: Any) -> str | None:
@@ -178,13 +178,13 @@ def load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> LoadedI
     ds = _read_dataset(data, force=force, stop_before_pixels=False)
     if force and "Rows" not in ds:
         # A forced read of something that is not DICOM parses as junk elements.
-        raise _unrecognised(data)
+        raise unrecognised(data)
     if not any(kw in ds for kw in _PIXEL_KEYWORDS) and not any(kw in ds for kw in ("SOPClassUID", "Rows")):
         # Nothing a DICOM image or document holds: the bytes after the marker are not DICOM.
         raise ImageError(
             "The file has a DICOM marker but its contents could not be read as DICOM (no image size, "
             "no kind of object, no pixel data): it is corrupt or not a DICOM file. Re-export it from the "
-            f"ultrasound system. {_UPLOAD_HINT}"
+            f"ultrasound system. {UPLOAD_HINT}"
         )
     if not any(kw in ds for kw in _PIXEL_KEYWORDS):
         raise ImageError(
@@ -203,8 +203,8 @@ def load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> LoadedI
             "The DICOM file lacks a readable image size (Rows, Columns) or pixel "
             f"description ({exc}). Re-export it from the ultrasound system."
         ) from exc
-    _check_frame(frame, max(n_frames, 1))
-    _check_pixels(cols, rows, max(n_frames, 1), max_pixels)
+    check_frame(frame, max(n_frames, 1))
+    check_pixels(cols, rows, max(n_frames, 1), max_pixels)
 
     ts = dicom_uid.UID(str(ds.file_meta.TransferSyntaxUID))
     if ts.is_compressed and not _decoder_available(ts):
@@ -223,7 +223,7 @@ def load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> LoadedI
             gray = _dicom_gray_to_uint8(arr, ds, bits_stored)
             if photometric == "MONOCHROME1":
                 gray = 255 - gray
-            rgb = _gray_to_rgb(gray)
+            rgb = gray_to_rgb(gray)
         else:
             # RGB, or YBR_* already converted to RGB by pydicom (raw=False).
             if arr.dtype != np.uint8 or bits_stored != 8:
@@ -272,9 +272,9 @@ def load_dicom(data: bytes, frame: int, max_pixels: int, force: bool) -> LoadedI
 
 def safe_metadata(data: bytes) -> dict[str, Any]:
     """Whitelisted attributes of the DICOM file ``data`` (see :func:`softmass_core.images.dicom_safe_metadata`)."""
-    is_dicom = _is_dicom(data)
-    ds = _read_dataset(data, force=not is_dicom, stop_before_pixels=True)
-    if not is_dicom and "SOPClassUID" not in ds and "Rows" not in ds:
+    has_preamble = is_dicom(data)
+    ds = _read_dataset(data, force=not has_preamble, stop_before_pixels=True)
+    if not has_preamble and "SOPClassUID" not in ds and "Rows" not in ds:
         raise ImageError("The file is not a DICOM file (it could not be parsed as DICOM).")
     out: dict[str, Any] = {}
     for keyword in SAFE_DICOM_KEYWORDS:

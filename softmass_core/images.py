@@ -45,13 +45,23 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import IO, Any, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from softmass_core.errors import ImageError
+from softmass_core.pixels import (
+    UPLOAD_HINT,
+    ImageInfo,
+    LoadedImage,
+    check_frame,
+    check_pixels,
+    gray_to_rgb,
+    is_dicom,
+    minmax_to_uint8,
+    unrecognised,
+)
 
 #: Largest image accepted, in pixels (DICOM: width * height * frames).
 MAX_PIXELS = 40_000_000
@@ -62,44 +72,7 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "DICOM")
 _PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF")
 
-_UPLOAD_HINT = "Upload a PNG, JPEG, BMP, TIFF or DICOM file."
-
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What was read: never any patient identifier.
-
-    ``format`` is one of :data:`FORMATS`; ``width``/``height`` in pixels of
-    one frame; ``frame`` the 0-based frame decoded out of ``n_frames``;
-    ``modality`` the DICOM Modality (e.g. ``"US"``) or None; ``photometric``
-    the DICOM PhotometricInterpretation or the Pillow mode of the file;
-    ``transfer_syntax`` (name of the DICOM transfer syntax) and
-    ``manufacturer`` are None for non-DICOM files.
-    """
-
-    format: str
-    width: int
-    height: int
-    n_frames: int
-    frame: int
-    modality: str | None
-    photometric: str
-    transfer_syntax: str | None = None
-    manufacturer: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-friendly dict of the fields."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class LoadedImage:
-    """A decoded image: ``rgb`` is ``(H, W, 3)`` ``uint8``."""
-
-    rgb: np.ndarray
-    info: ImageInfo
 
 
 # --------------------------------------------------------------------------
@@ -163,38 +136,8 @@ def _read_source(source: ImageSource, name: str | None) -> tuple[bytes, str | No
     return data, name
 
 
-def _is_dicom(data: bytes) -> bool:
-    return len(data) >= 132 and data[128:132] == b"DICM"
-
-
 def _has_dcm_suffix(name: str | None) -> bool:
     return bool(name) and name.lower().endswith((".dcm", ".dicom"))
-
-
-def _check_frame(frame: int, n_frames: int) -> None:
-    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
-        raise ImageError(f"Frame index must be an integer, got {frame!r}.")
-    if not 0 <= frame < n_frames:
-        valid = "0" if n_frames == 1 else f"0 to {n_frames - 1}"
-        raise ImageError(
-            f"Frame {frame} is out of range: this image has {n_frames} "
-            f"frame{'s' if n_frames != 1 else ''} (valid frame indices: {valid})."
-        )
-
-
-def _check_pixels(width: int, height: int, n_frames: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0:
-        raise ImageError(
-            f"The image header gives an empty size ({width} x {height} pixels); the file is corrupt. {_UPLOAD_HINT}"
-        )
-    total = width * height * n_frames
-    if total > max_pixels:
-        frames = f" x {n_frames} frames" if n_frames > 1 else ""
-        raise ImageError(
-            f"The image is too large: {width} x {height} pixels{frames} = {total:,} "
-            f"pixels, above the limit of {max_pixels:,}. Crop or downscale the image "
-            "(or export a single frame) and upload it again."
-        )
 
 
 # --------------------------------------------------------------------------
@@ -202,13 +145,6 @@ def _check_pixels(width: int, height: int, n_frames: int, max_pixels: int) -> No
 # --------------------------------------------------------------------------
 
 _PIL_LIMIT_LOCK = threading.Lock()
-
-_OTHER_FORMATS: tuple[tuple[bytes, int, str], ...] = (
-    (b"GIF8", 0, "GIF"),
-    (b"WEBP", 8, "WebP"),
-    (b"%PDF", 0, "PDF"),
-    (b"PK\x03\x04", 0, "ZIP"),
-)
 
 
 @contextmanager
@@ -233,24 +169,6 @@ def _pillow_pixel_limit(max_pixels: int) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _minmax_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale any numeric 2-D/3-D array to 0..255 by its finite min and max."""
-    a = np.asarray(arr, dtype=np.float64)
-    finite = np.isfinite(a)
-    if not finite.any():
-        return np.zeros(a.shape, dtype=np.uint8)
-    lo = float(a[finite].min())
-    hi = float(a[finite].max())
-    if hi <= lo:
-        return np.zeros(a.shape, dtype=np.uint8)
-    out = (np.where(finite, a, lo) - lo) * (255.0 / (hi - lo))
-    return np.rint(out).astype(np.uint8)
-
-
-def _gray_to_rgb(gray: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-
-
 def _flatten_alpha(rgba: np.ndarray) -> np.ndarray:
     """Composite an ``(H, W, 4)`` uint8 image over black."""
     rgb = rgba[:, :, :3].astype(np.uint16)
@@ -269,25 +187,12 @@ def _pil_to_rgb(im: Image.Image) -> np.ndarray:
     if mode == "1":
         im, mode = im.convert("L"), "L"
     if mode == "L":
-        return _gray_to_rgb(np.asarray(im))
+        return gray_to_rgb(np.asarray(im))
     if mode in ("I", "F") or mode.startswith("I;16"):
-        return _gray_to_rgb(_minmax_to_uint8(np.asarray(im)))
+        return gray_to_rgb(minmax_to_uint8(np.asarray(im)))
     if mode != "RGB":
         im = im.convert("RGB")
     return np.array(im, dtype=np.uint8)  # a writeable copy (np.asarray would be read-only)
-
-
-def _unrecognised(data: bytes) -> ImageError:
-    for magic, offset, fmt in _OTHER_FORMATS:
-        if data[offset : offset + len(magic)] == magic:
-            return ImageError(f"{fmt} files are not supported. {_UPLOAD_HINT}")
-    head = data[:512]
-    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return ImageError(f"The file contains text, not an image. {_UPLOAD_HINT}")
-    return ImageError(
-        "The file is not a recognised image: it is not a PNG, JPEG, BMP, TIFF or "
-        f"DICOM file, or its header is damaged. {_UPLOAD_HINT}"
-    )
 
 
 def _load_pillow(data: bytes, frame: int, max_pixels: int) -> LoadedImage:
@@ -295,18 +200,18 @@ def _load_pillow(data: bytes, frame: int, max_pixels: int) -> LoadedImage:
         with _pillow_pixel_limit(max_pixels), Image.open(io.BytesIO(data), formats=list(_PIL_FORMATS)) as im:
             fmt = "JPEG" if im.format == "MPO" else str(im.format)
             n_frames = int(getattr(im, "n_frames", 1) or 1)
-            _check_frame(frame, n_frames)
+            check_frame(frame, n_frames)
             if frame:
                 im.seek(frame)
             width, height = im.size
-            _check_pixels(width, height, 1, max_pixels)
+            check_pixels(width, height, 1, max_pixels)
             mode = im.mode
             im.load()
             rgb = _pil_to_rgb(im)
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise _unrecognised(data) from exc
+        raise unrecognised(data) from exc
     except Image.DecompressionBombError as exc:
         raise ImageError(
             f"The image is too large to decode safely ({exc}). Crop or downscale it and upload it again."
@@ -316,7 +221,7 @@ def _load_pillow(data: bytes, frame: int, max_pixels: int) -> LoadedImage:
     except Exception as exc:  # truncated data, bad chunks, decoder errors
         raise ImageError(
             f"The image file is truncated or corrupt and could not be decoded ({exc}). "
-            f"Re-export it from the ultrasound system. {_UPLOAD_HINT}"
+            f"Re-export it from the ultrasound system. {UPLOAD_HINT}"
         ) from exc
     info = ImageInfo(
         format=fmt,
@@ -404,9 +309,9 @@ def load_image(
         raise ImageError(f"Frame index must be an integer, got {frame!r}.")
     data, name = _read_source(source, name)
     if not data:
-        raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
+        raise ImageError(f"The file is empty (0 bytes). {UPLOAD_HINT}")
     with _quiet_decoders():
-        if _is_dicom(data):
+        if is_dicom(data):
             return _dicom().load_dicom(data, int(frame), int(max_pixels), force=False)
         if _has_dcm_suffix(name):
             try:
@@ -426,8 +331,8 @@ def dicom_safe_metadata(source: ImageSource, *, name: str | None = None) -> dict
     """
     data, name = _read_source(source, name)
     if not data:
-        raise ImageError(f"The file is empty (0 bytes). {_UPLOAD_HINT}")
-    if not (_is_dicom(data) or _has_dcm_suffix(name)):
+        raise ImageError(f"The file is empty (0 bytes). {UPLOAD_HINT}")
+    if not (is_dicom(data) or _has_dcm_suffix(name)):
         raise ImageError("The file is not a DICOM file (no 'DICM' marker at byte 128).")
     with _quiet_decoders():
         return _dicom().safe_metadata(data)
