@@ -188,7 +188,7 @@ def test_scanner_screen_tool_takes_hospital_3_apart(tiny_weights, paired_cohorts
     orig, _ = paired_cohorts
     shipped = HOSPITALS[3]
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "tools"))
+    sys.path.insert(0, str(root / "research"))
     try:
         import scanner_screen
     finally:
