@@ -9,7 +9,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # trains two tiny candidates end to end through the shell driver
 
 
 def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
