@@ -9,10 +9,31 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-# No test may reach a model hub: offline, a hub lookup fails at once instead of after retries.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# No test may reach a model hub, whatever the caller's environment says: offline, a hub lookup fails at once
+# instead of after retries (or, on a networked machine, a download of real weights).
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Set to 1 to run the tests marked ``slow`` too (as ``--full`` does).
+FULL_ENV = "SOFTMASS_FULL_TESTS"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full", action="store_true", default=False,
+        help=f"also run the tests marked slow (the whole suite, as CI runs it; or set {FULL_ENV}=1)",
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``slow`` unless ``--full`` (or SOFTMASS_FULL_TESTS=1) asks for the whole suite."""
+    if config.getoption("--full") or os.environ.get(FULL_ENV, "").strip() == "1":
+        return
+    skip = pytest.mark.skip(reason=f"slow: runs with --full or {FULL_ENV}=1 (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def make_tiny_weight_set(folder: Path, *, with_dlm2: bool = True, seed: int = 0, width: int = 96, height: int = 64):

@@ -72,6 +72,7 @@ def test_page_runs_and_waits_for_a_cohort(app_env):
     assert any("Weight set: **tiny" in m.value for m in at.markdown)
 
 
+@pytest.mark.slow
 def test_demo_cohort_table2_roc_threshold_and_compare(app_env):
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.select_slider(key="cohort.scale").set_value(0.05).run()

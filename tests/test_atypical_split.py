@@ -1,4 +1,4 @@
-"""tools/atypical_split.py: AUC of a task's typical and atypical positives, each against all negatives."""
+"""research/atypical_split.py: AUC of a task's typical and atypical positives, each against all negatives."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from softmass_core.errors import SoftmassError
 from softmass_core.labels import SUBTYPES
 from tests.conftest import ROOT
 
-spec = importlib.util.spec_from_file_location("atypical_split", ROOT / "tools" / "atypical_split.py")
+spec = importlib.util.spec_from_file_location("atypical_split", ROOT / "research" / "atypical_split.py")
 tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)
 

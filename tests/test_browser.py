@@ -27,7 +27,7 @@ import pytest
 
 from tests.conftest import make_tiny_weight_set
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("SOFTMASS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -84,6 +84,7 @@ def test_evaluate_command_json(tiny_weights, tmp_path, capsys):
     assert rc == 2 and err.startswith("error: ") and ("no CUDA GPU is visible" in err or "Unknown device" in err)
 
 
+@pytest.mark.slow
 def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights, tmp_path, capsys):
     import shutil
 
@@ -121,6 +122,7 @@ def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights,
     assert "--record stores the weight set's own operating point" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_record_replicate_stores_a_fresh_sample_beside_the_recorded_tables(
     tiny_weights, tmp_path, capsys, monkeypatch
 ):
@@ -234,6 +236,7 @@ def test_train_refuses_a_bad_size_before_reading_the_cohort(size, message, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [["predict", "--weights", "WS", "--gray", "NOTIMG"], ["predict"], ["nope"]])
 def test_real_process_has_no_traceback(args, subst):
     proc = subprocess.run([sys.executable, "-m", "softmass_core", *[subst.get(a, a) for a in args]],
@@ -295,6 +298,7 @@ def _fake_dicom_file(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_fake_dicom_gives_exactly_one_stderr_line(tiny_weights, tmp_path):
     fake = _fake_dicom_file(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "softmass_core", "predict", "--weights", str(tiny_weights),
@@ -339,6 +343,7 @@ def _screen(raw: str) -> list[str]:
     return [text for text in ("".join(r).rstrip() for r in rows) if text]
 
 
+@pytest.mark.slow
 def test_evaluate_failing_after_progress_leaves_no_half_line_on_a_terminal(tiny_weights, tmp_path):
     import fcntl
     import os
@@ -375,6 +380,7 @@ def test_evaluate_failing_after_progress_leaves_no_half_line_on_a_terminal(tiny_
     assert "cut.png" in shown[0]
 
 
+@pytest.mark.slow
 def test_evaluate_failing_after_progress_piped_stderr_is_one_line(tiny_weights, tmp_path):
     cohort = _cohort_failing_part_way(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "softmass_core", "evaluate", "--weights", str(tiny_weights),
@@ -413,6 +419,7 @@ def test_evaluate_a_benign_malignant_cohort_with_a_full_cascade_set(tiny_weights
     assert "lipoma                   n=0: not computable (no case of a known benign subtype in this cohort)" in text
 
 
+@pytest.mark.slow
 def test_bench_reports_concurrency_and_load_on_a_tiny_set(tiny_weights, capsys):
     """bench runs end to end (tiny set, few repeats) and reports every figure it promises, without timing asserts."""
     from softmass_core.bench import TARGETS, format_table, run_bench

@@ -321,6 +321,7 @@ def test_cache_serves_the_second_call_without_running_a_model(cohort_dir, tiny_w
                                      n_boot=100, lookup_only=True) is None  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cache_recomputes_after_new_weights_a_changed_cohort_or_image(cohort_dir, tmp_path, monkeypatch):
     from softmass_core import evalcache
     from tests.conftest import make_tiny_weight_set
@@ -356,6 +357,7 @@ def test_cache_recomputes_after_new_weights_a_changed_cohort_or_image(cohort_dir
     assert run()[1] is True
 
 
+@pytest.mark.slow
 def test_a_damaged_or_foreign_cache_entry_is_recomputed_never_served(cohort_dir, tiny_weights, tmp_path, monkeypatch):
     from softmass_core import evalcache
 

@@ -1,4 +1,4 @@
-"""tools/gpu_candidates.sh, dry-run on the CPU: candidates train, the validation ranking picks one, and the
+"""research/gpu_candidates.sh, dry-run on the CPU: candidates train, the validation ranking picks one, and the
 packed set comes back whole and loads."""
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # trains two tiny candidates end to end through the shell driver
 
 
 def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
@@ -21,7 +25,7 @@ def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
         PYTHONPATH=str(ROOT),
     )  # fmt: skip
     proc = subprocess.run(
-        ["bash", "tools/gpu_candidates.sh", "a:64x48:0", "b:48x32:1"], cwd=ROOT, env=env, capture_output=True,
+        ["bash", "research/gpu_candidates.sh", "a:64x48:0", "b:48x32:1"], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

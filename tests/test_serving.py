@@ -223,6 +223,7 @@ def test_torch_threads_are_set_once(monkeypatch):
     assert serving.configure_torch_threads(n + 1) == n == torch.get_num_threads()
 
 
+@pytest.mark.slow
 def test_a_process_exits_cleanly_while_background_work_is_inside_torch(tiny_weights):
     """A daemon thread still inside torch at exit aborted the process (exit 134 after every test passed)."""
     import subprocess

@@ -146,6 +146,7 @@ def test_scanner_shift_runs_a_weight_set_on_paired_cohorts(tiny_weights, paired_
         assert r["difference"] == pytest.approx(r["auc_rescan"] - r["auc_original"])
 
 
+@pytest.mark.slow
 def test_shift_cli_prints_json_and_refuses_unpaired_cohorts(tiny_weights, paired_cohorts, tmp_path):
     orig, again = paired_cohorts
     cmd = [sys.executable, "-m", "softmass_core", "shift", "--weights", str(tiny_weights), "--quiet"]
@@ -161,6 +162,7 @@ def test_shift_cli_prints_json_and_refuses_unpaired_cohorts(tiny_weights, paired
     assert "Traceback" not in bad.stderr and "No case of" in bad.stderr
 
 
+@pytest.mark.slow
 def test_shift_cli_records_the_table_in_the_manifest_and_model_card(tiny_weights, paired_cohorts, tmp_path):
     orig, again = paired_cohorts
     ws = tmp_path / "ws"
@@ -182,13 +184,14 @@ def test_shift_cli_records_the_table_in_the_manifest_and_model_card(tiny_weights
     assert WeightSet.load(ws).verified  # weights and their sha256 untouched
 
 
+@pytest.mark.slow
 def test_scanner_screen_tool_takes_hospital_3_apart(tiny_weights, paired_cohorts, tmp_path):
     from softmass_core.phantom import HOSPITALS
 
     orig, _ = paired_cohorts
     shipped = HOSPITALS[3]
     root = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(root / "tools"))
+    sys.path.insert(0, str(root / "research"))
     try:
         import scanner_screen
     finally:

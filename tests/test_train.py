@@ -48,6 +48,7 @@ def test_youden_threshold_separates_perfectly():
     assert 0.3 < t <= 0.7
 
 
+@pytest.mark.slow
 def test_train_smoke_writes_loadable_weight_set(tmp_path):
     csv = _tiny_cohort(tmp_path)
     cfg = TrainConfig(arch="test_convnext", width=64, height=48, pretrain_epochs=1, epochs=1, batch_size=16, seed=1)
@@ -119,6 +120,7 @@ def test_epochs_within_fits_the_schedule_to_the_time_left():
     assert epochs_within(160, done=2, elapsed=120.0, per_epoch=10.0, limit=100.0) == 3
 
 
+@pytest.mark.slow
 def test_pretrain_time_limit_stops_and_is_recorded(tmp_path):
     csv = _tiny_cohort(tmp_path)
     cfg = TrainConfig(
@@ -178,6 +180,7 @@ def _kill_at(marker: str, logs: list[str]):
     return log
 
 
+@pytest.mark.slow
 def test_an_interrupted_pretraining_resumes_bit_for_bit(tmp_path):
     import torch
     from safetensors.numpy import load_file

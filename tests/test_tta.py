@@ -111,6 +111,7 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_retune_sets_views_rechooses_thresholds_and_keeps_weights(tiny_weights, tmp_path):
     csv = _tiny_cohort(tmp_path)
     folder = tmp_path / "ws"
@@ -140,6 +141,7 @@ def test_retune_sets_views_rechooses_thresholds_and_keeps_weights(tiny_weights, 
     assert WeightSet.load(folder).manifest.tta == ()
 
 
+@pytest.mark.slow
 def test_retune_writes_the_changelog_text_it_is_given(tiny_weights, tmp_path):
     csv = _tiny_cohort(tmp_path)
     folder = tmp_path / "ws"
@@ -179,6 +181,7 @@ def test_retune_refusals_leave_the_manifest_as_it_was(tiny_weights, tmp_path):
     assert (folder / "manifest.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_retune_command_line(tiny_weights, tmp_path, capsys):
     from softmass_core.cli import main
 

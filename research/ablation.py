@@ -5,7 +5,7 @@ manifest holds the measured AUCs and the command that made it).  This script
 copies their validation / test AUCs into ``manifest["ablation"]`` of the
 target set and rewrites its model card; it trains and evaluates nothing.
 
-    python tools/ablation.py --out weights/phantom \\
+    python research/ablation.py --out weights/phantom \\
         --description "..." \\
         --arm "random init, multi-task 40 epochs=runs/abl_scratch/ws" \\
         --arm "BUSI backbone, multi-task 40 epochs (1.0.0)=runs/abl_busi40/ws"

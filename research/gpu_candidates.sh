@@ -3,7 +3,7 @@
 # one with the highest mean validation AUC (case score, the set's own
 # test-time views), and pack it for the trip back.
 #
-#   OUT=/some/folder BUDGET=300 bash tools/gpu_candidates.sh NAME:WxH:SEED [NAME:WxH:SEED ...]
+#   OUT=/some/folder BUDGET=300 bash research/gpu_candidates.sh NAME:WxH:SEED [NAME:WxH:SEED ...]
 #
 # Dry run on a CPU: DEVICE=cpu SCALE=0.05 BUDGET=5 ... with a small WxH.
 #

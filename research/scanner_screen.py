@@ -7,7 +7,7 @@ scanner plus one difference at a time, and the hospital as it ships.  Each
 version is scored with the weight set and compared with the first scan by the
 paired DeLong test, as ``python -m softmass_core shift`` does.
 
-    python tools/scanner_screen.py --weights weights/phantom \\
+    python research/scanner_screen.py --weights weights/phantom \\
         --original data/phantom/cohort.csv --out runs/screen_h3
 
 Images go to ``--out/<arm>/``; the table is printed (``--json`` for JSON) and

@@ -10,7 +10,7 @@ atypical positives alone, each against all of the task's negatives.
 
     python -m softmass_core evaluate --weights weights/phantom --cohort data/phantom/cohort.csv \\
         --cohorts validation --out runs/val
-    python tools/atypical_split.py --predictions runs/val/predictions.csv --cohort data/phantom/cohort.csv
+    python research/atypical_split.py --predictions runs/val/predictions.csv --cohort data/phantom/cohort.csv
 
 Nothing is written; ``--json`` prints the rows as JSON.
 """
