@@ -79,7 +79,7 @@ for spec in "$@" $COMPARE; do
 done
 python3 - "$WORK" "$@" <<'EOF' | tee "$WORK/selection.txt"
 import json, sys
-from tools.ablation import ablation_arm
+from research.ablation import ablation_arm
 work, specs = sys.argv[1], sys.argv[2:]
 rows = []
 for spec in [*specs, "shipped:-:-"]:

@@ -13,7 +13,7 @@ from softmass_core.modelcard import (
     table2_markdown,
     write_model_card,
 )
-from tools.ablation import ablation_arm
+from research.ablation import ablation_arm
 
 
 def _est(v, lo, hi):

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if out["stale"]:
         print(
             f"note: {' and '.join(out['stale'])} in the manifest were measured with the earlier settings; "
-            "re-record them (shift --record, tools/ablation.py).",
+            "re-record them (shift --record, research/ablation.py).",
             file=sys.stderr,
         )
     return 0
