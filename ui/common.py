@@ -32,6 +32,7 @@ DISCLAIMER = (
     "(`phantom`) or breast ultrasound (`busi`), not real superficial soft-tissue masses."
 )
 
+
 def weights_root() -> Path:
     """Folder searched for weight sets: env SOFTMASS_WEIGHTS (read on every call), else ``weights/``."""
     return Path(os.environ.get("SOFTMASS_WEIGHTS", ROOT / "weights"))
