@@ -3,7 +3,7 @@
 Page config, the research-use notice, the weight-set picker in the sidebar
 and the navigation.  Pages live in ``pages/`` and hold no clinical logic.
 The first run of a fresh server starts loading the sidebar's weight set in
-a background thread (``softmass_core.serving``), so the first page draws
+a background thread (``softmass_core.inference.serving``), so the first page draws
 without waiting for torch and the models.
 """
 

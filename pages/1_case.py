@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from softmass_core.gradcam import overlay_cam
+from softmass_core.inference.gradcam import overlay_cam
+from softmass_core.io.roi import draw_roi
 from softmass_core.labels import DLM1, MODALITY_NAMES, MODEL_NAMES, SUBMODEL_IDS, display_name, model_name
 from softmass_core.report import GRADCAM_OPACITY, ReportImage, build_report
-from softmass_core.roi import draw_roi
 from ui import case_charts
 from ui.case_view import (
     FUSION_HELP,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from softmass_core.focus import (
+from softmass_core.inference.focus import (
     GRADE_TITLES,
     cam_region,
     compare_focus,
     reader_mask_from_paths,
 )
-from softmass_core.gradcam import overlay_cam
+from softmass_core.inference.gradcam import overlay_cam
 from softmass_core.labels import COHORT_LABELS, display_name
 from softmass_core.report import MODALITY_NAMES, draw_roi, model_name
 from ui import focus_view

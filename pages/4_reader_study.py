@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from softmass_core import study
+from softmass_core.io.roi import draw_roi
 from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, MODALITY_NAMES, SUBMODEL_IDS, display_name
-from softmass_core.roi import draw_roi
+from softmass_core.reader_study import cases as study
 from ui import charts, common
 from ui import reader_view as view
 from ui import study_admin as admin

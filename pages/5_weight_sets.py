@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from softmass_core.card_data import (
+from softmass_core.labels import DATA_KIND_NAMES, cohort_label
+from softmass_core.weights.card_data import (
     GLOSSARY,
     METRIC_ROWS,
     format_estimate,
@@ -14,8 +15,7 @@ from softmass_core.card_data import (
     plain_summary,
     training_fields,
 )
-from softmass_core.labels import DATA_KIND_NAMES, cohort_label
-from softmass_core.manifest import discover_with_errors
+from softmass_core.weights.manifest import discover_with_errors
 from ui.common import (
     DISCLAIMER,
     active_weight_set_dir,

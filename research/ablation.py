@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from softmass_core.card_data import cohort_order, task_auc  # noqa: E402
-from softmass_core.modelcard import update_manifest  # noqa: E402
+from softmass_core.weights.card_data import cohort_order, task_auc  # noqa: E402
+from softmass_core.weights.modelcard import update_manifest  # noqa: E402
 
 
 def ablation_arm(name: str, manifest: Mapping[str, Any], cohorts: Sequence[str] | None = None) -> dict[str, Any]:

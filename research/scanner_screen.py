@@ -30,7 +30,7 @@ from softmass_core.errors import SoftmassError  # noqa: E402
 
 def arms(hospital: int) -> list[tuple[str, dict]]:
     """(name, scanner field changes) per arm; the last arm is the hospital as it ships."""
-    from softmass_core.phantom.scanner import HOSPITALS, Scanner
+    from softmass_core.data.phantom.scanner import HOSPITALS, Scanner
 
     shipped = HOSPITALS[hospital]
     default = {f: Scanner.__dataclass_fields__[f].default for f in ("compound_deg", "line_pitch", "edge_enhance")}
@@ -67,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from softmass_core.cascade import Cascade
-    from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import predict_cohort
-    from softmass_core.phantom import scanner
-    from softmass_core.phantom.cohorts import generate_cohorts
-    from softmass_core.shift import paired_shift, paired_subset
-    from softmass_core.weights import WeightSet
+    from softmass_core.cohorts.cohort import read_cohort
+    from softmass_core.cohorts.evaluate import predict_cohort
+    from softmass_core.cohorts.shift import paired_shift, paired_subset
+    from softmass_core.data.phantom import scanner
+    from softmass_core.data.phantom.cohorts import generate_cohorts
+    from softmass_core.inference.cascade import Cascade
+    from softmass_core.weights.weight_set import WeightSet
 
     shipped = scanner.get_scanner(args.hospital)
     cascade = Cascade(WeightSet.load(args.weights))

@@ -13,7 +13,7 @@ tensors:
   forwards.  Target <= 1.15.
 * ``concurrent_ratio``: wall time for ``concurrent`` cases (the demo cases,
   cycled) submitted at once from as many threads to the inference server
-  (:mod:`softmass_core.serving`, dynamic batching) / the time to run the same
+  (:mod:`softmass_core.inference.serving`, dynamic batching) / the time to run the same
   cases one by one with :meth:`Cascade.run`.  Target <= 0.8: batching must
   beat one-by-one.  ``concurrent_p95_s`` is the 95th percentile of the
   callers' latencies (submit to result).
@@ -68,9 +68,9 @@ def _random_weight_set(folder: Path, arch: str, width: int, height: int):
     import torch
 
     from softmass_core.labels import DLM1, SUBMODEL_IDS
-    from softmass_core.manifest import Architecture, InputSpec
-    from softmass_core.models import build_model
-    from softmass_core.weights import write_weight_set
+    from softmass_core.weights.manifest import Architecture, InputSpec
+    from softmass_core.weights.models import build_model
+    from softmass_core.weights.weight_set import write_weight_set
 
     torch.manual_seed(0)
     architecture = Architecture(arch)
@@ -125,14 +125,14 @@ def run_bench(
     import torch
     from PIL import Image
 
-    from softmass_core import tta
-    from softmass_core.cascade import Cascade, CaseImages
-    from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import predict_cohort
-    from softmass_core.gradcam import cams_for_result
+    from softmass_core.cohorts.cohort import read_cohort
+    from softmass_core.cohorts.evaluate import predict_cohort
+    from softmass_core.inference import tta
+    from softmass_core.inference.cascade import Cascade, CaseImages
+    from softmass_core.inference.gradcam import cams_for_result
     from softmass_core.labels import DLM1, SUBMODEL_IDS
     from softmass_core.stats.binary import binary_metrics
-    from softmass_core.weights import WeightSet
+    from softmass_core.weights.weight_set import WeightSet
 
     out: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "targets": TARGETS}
     out["load_average_before"] = [round(v, 2) for v in load_before]
@@ -226,7 +226,7 @@ def run_bench(
     )
     if phantom_cases > 0:
         try:
-            from softmass_core.phantom import benchmark as phantom_benchmark
+            from softmass_core.data.phantom import benchmark as phantom_benchmark
         except ImportError:
             out["phantom"] = None
         else:
@@ -255,9 +255,9 @@ def concurrent_bench(ws, n_cases: int, *, repeats: int = 2) -> dict[str, Any]:
     """
     import threading
 
-    from softmass_core.cascade import Cascade
-    from softmass_core.demo import DEMO_CASE_IDS, demo_case
-    from softmass_core.serving import InferenceServer, configure_torch_threads
+    from softmass_core.data.demo import DEMO_CASE_IDS, demo_case
+    from softmass_core.inference.cascade import Cascade
+    from softmass_core.inference.serving import InferenceServer, configure_torch_threads
 
     configure_torch_threads()
     demos = [demo_case(cid).to_case_images() for cid in DEMO_CASE_IDS[: min(n_cases, len(DEMO_CASE_IDS))]]

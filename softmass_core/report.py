@@ -11,7 +11,7 @@ fixed opacity (:data:`GRADCAM_OPACITY`) that every form of the report states
 away from the dashboard and kept: its heatmaps must be visible and drawn the
 same way in every report, whatever opacity the on-screen slider was left at
 (at 0 the "Grad-CAM" panels would be the plain image).  It never holds a patient identifier: image information comes
-from :class:`softmass_core.images.ImageInfo` (which carries none) and the case
+from :class:`softmass_core.io.images.ImageInfo` (which carries none) and the case
 is named by the caller (the dashboard passes a demo id or a content hash,
 never an upload's file name).
 
@@ -32,10 +32,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from softmass_core import __version__
-from softmass_core.cascade import CascadeResult
 from softmass_core.errors import SoftmassError
+from softmass_core.inference.cascade import CascadeResult
+from softmass_core.io.roi import Roi, draw_roi
 from softmass_core.labels import MODALITIES, MODALITY_NAMES, MODEL_NAMES, display_name, model_name
-from softmass_core.roi import Roi, draw_roi
 
 DISCLAIMER = (
     "Research demo, not for clinical use. Not a medical device: the diagnosis in this report was made by a "
@@ -84,7 +84,7 @@ class ReportImage:
 
     def overlay(self, model_id: str) -> np.ndarray:
         """``rgb`` with ``model_id``'s heatmap blended inside the ROI at :data:`GRADCAM_OPACITY`."""
-        from softmass_core.gradcam import overlay_cam
+        from softmass_core.inference.gradcam import overlay_cam
 
         cam = np.clip(np.asarray(self.cams[model_id], dtype=np.float32), 0.0, 1.0)
         return overlay_cam(self.rgb, cam, self.roi, alpha=GRADCAM_OPACITY)
@@ -371,7 +371,7 @@ _CAPTION_LINE_H = 3.6
 
 def _colour_bar(pdf: Any) -> None:
     """A small jet colour bar, "weak" to "strongest", under the Grad-CAM note."""
-    from softmass_core.gradcam import colormap_jet
+    from softmass_core.inference.gradcam import colormap_jet
 
     ramp = colormap_jet(np.linspace(0.0, 1.0, 256, dtype=np.float32))
     bar = Image.fromarray(np.repeat(ramp[None, :, :], 8, axis=0))

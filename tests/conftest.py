@@ -41,9 +41,9 @@ def make_tiny_weight_set(folder: Path, *, with_dlm2: bool = True, seed: int = 0,
     import torch
 
     from softmass_core.labels import DLM1, SUBMODEL_IDS
-    from softmass_core.manifest import Architecture, InputSpec
-    from softmass_core.models import build_model
-    from softmass_core.weights import write_weight_set
+    from softmass_core.weights.manifest import Architecture, InputSpec
+    from softmass_core.weights.models import build_model
+    from softmass_core.weights.weight_set import write_weight_set
 
     torch.manual_seed(seed)
     arch = Architecture("test_convnext")

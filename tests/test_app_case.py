@@ -9,11 +9,11 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from softmass_core.cascade import Cascade
-from softmass_core.demo import demo_case
+from softmass_core.data.demo import demo_case
+from softmass_core.inference.cascade import Cascade
+from softmass_core.io.roi import Roi
 from softmass_core.labels import display_name
-from softmass_core.roi import Roi
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 from ui.canvas import (
     CanvasGeometry,
     fit_canvas,
@@ -303,8 +303,8 @@ def test_multi_frame_dicom_offers_a_frame_picker_and_runs_the_chosen_frame(env):
     from pydicom import uid
     from test_images import make_dicom
 
-    from softmass_core.cascade import CaseImages
-    from softmass_core.images import load_image
+    from softmass_core.inference.cascade import CaseImages
+    from softmass_core.io.images import load_image
 
     rows, cols, n_frames = 48, 64, 3
     frames = [synthetic_frame(seed, rows, cols) for seed in range(n_frames)]
@@ -439,7 +439,7 @@ def test_report_is_built_once_per_run_and_shown_models(env):
 
 def test_single_image_charts_show_the_image_once_and_have_room(tiny_weights):
     """Issue 15: with one image the DLM-1 chart's labels overlapped and the legend was cut."""
-    from softmass_core.cascade import CaseImages
+    from softmass_core.inference.cascade import CaseImages
     from ui import case_charts
 
     ws = WeightSet.load(tiny_weights)

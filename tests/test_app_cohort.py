@@ -293,7 +293,7 @@ def test_every_download_states_the_threshold_and_operating_point_it_used(app_env
 
 
 def test_a_second_visit_shows_the_stored_evaluation_without_running_a_model(app_env, benign_malignant_csv, monkeypatch):
-    from softmass_core.cascade import Cascade
+    from softmass_core.inference.cascade import Cascade
 
     at = _server_cohort(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), benign_malignant_csv)
     at.button(key="cohort.run").click().run()  # evaluated now or by an earlier test: stored on disk either way

@@ -12,13 +12,13 @@ import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from softmass_core.cascade import Cascade
-from softmass_core.demo import demo_case
-from softmass_core.focus import GRADE_TITLES, compare_focus, reader_mask_from_box
-from softmass_core.gradcam import cams_for_result
+from softmass_core.data.demo import demo_case
+from softmass_core.inference.cascade import Cascade
+from softmass_core.inference.focus import GRADE_TITLES, compare_focus, reader_mask_from_box
+from softmass_core.inference.gradcam import cams_for_result
 from softmass_core.labels import DLM1, model_name
-from softmass_core.store import ReaderStudyStore, focus_grades_table
-from softmass_core.weights import WeightSet
+from softmass_core.reader_study.store import ReaderStudyStore, focus_grades_table
+from softmass_core.weights.weight_set import WeightSet
 from ui import reader_view
 
 ROOT = Path(__file__).resolve().parent.parent

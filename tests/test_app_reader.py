@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from softmass_core import study
 from softmass_core.errors import StoreError
 from softmass_core.labels import MALIGNANT, display_name
+from softmass_core.reader_study import cases as study
+from softmass_core.reader_study.store import ReaderStudyStore
 from softmass_core.stats.intervals import clopper_pearson_ci
-from softmass_core.store import ReaderStudyStore
 from tests.conftest import make_tiny_weight_set
 
 pytest.importorskip("streamlit")
@@ -297,7 +297,7 @@ def test_administrator_sees_results_with_the_right_passphrase_only(app_env, monk
 def test_an_older_reader_without_a_pin_is_sent_to_the_administrator(app_env):
     import sqlalchemy as sa
 
-    from softmass_core.store import readers_table
+    from softmass_core.reader_study.store import readers_table
 
     store = ReaderStudyStore(app_env / "reads.sqlite")
     old = store.register_reader("Dr Old", experience_years=20).reader_id

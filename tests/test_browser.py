@@ -62,7 +62,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, chromium):
     """`streamlit run app.py` on a free port; yields (base URL, folder of a small cohort CSV)."""
-    from softmass_core import phantom
+    from softmass_core.data import phantom
 
     root = tmp_path_factory.mktemp("browser")
     make_tiny_weight_set(root / "weights" / "tiny")

@@ -7,8 +7,8 @@ import csv
 import numpy as np
 from PIL import Image
 
-from softmass_core.busi import SPLITS, build_busi_cohort, split_groups
-from softmass_core.cohort import read_cohort
+from softmass_core.cohorts.cohort import read_cohort
+from softmass_core.data.busi import SPLITS, build_busi_cohort, split_groups
 
 COLUMNS = ["image", "label", "roi_x0", "roi_y0", "roi_x1", "roi_y1", "width", "height", "dup_group"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from softmass_core.roi import Roi
+from softmass_core.io.roi import Roi
 from ui.canvas import (
     CanvasGeometry,
     canvas_background,

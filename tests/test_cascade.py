@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from softmass_core.cascade import Cascade, CaseImages, fuse
 from softmass_core.errors import SoftmassError
+from softmass_core.inference.cascade import Cascade, CaseImages, fuse
+from softmass_core.io.roi import Roi, prepare
 from softmass_core.labels import SUBTYPES
-from softmass_core.roi import Roi, prepare
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_models_load_without_random_initialisation_and_match_a_normally_built_mo
     """load_model builds on the meta device (no wasted random init) and assigns every tensor from the file."""
     from safetensors.torch import load_file
 
-    from softmass_core.models import build_model, load_model
+    from softmass_core.weights.models import build_model, load_model
 
     entry = ws.entry("dlm1")
     loaded = load_model(entry, ws.folder / entry.file)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from softmass_core.compare import compare_sets, paired_predictions
+from softmass_core.cohorts.compare import compare_sets, paired_predictions
 from softmass_core.labels import SUBTYPES
 from softmass_core.stats.binary import binary_metrics
 from softmass_core.stats.curves import calibration_curve, threshold_sweep

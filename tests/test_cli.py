@@ -88,7 +88,7 @@ def test_evaluate_command_json(tiny_weights, tmp_path, capsys):
 def test_evaluate_record_stores_metrics_per_cohort_in_the_manifest(tiny_weights, tmp_path, capsys):
     import shutil
 
-    from softmass_core.weights import WeightSet
+    from softmass_core.weights.weight_set import WeightSet
 
     ws = tmp_path / "ws"
     shutil.copytree(tiny_weights, ws)
@@ -128,10 +128,10 @@ def test_evaluate_record_replicate_stores_a_fresh_sample_beside_the_recorded_tab
 ):
     import shutil
 
-    from softmass_core import evaluate as evaluate_module
-    from softmass_core.modelcard import update_manifest
-    from softmass_core.phantom import generate_cohorts
-    from softmass_core.weights import WeightSet
+    from softmass_core.cohorts import evaluate as evaluate_module
+    from softmass_core.data.phantom import generate_cohorts
+    from softmass_core.weights.modelcard import update_manifest
+    from softmass_core.weights.weight_set import WeightSet
 
     ws = tmp_path / "ws"
     shutil.copytree(tiny_weights, ws)

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmass_core.cascade import Cascade
-from softmass_core.cohort import read_cohort
+from softmass_core.cohorts.cohort import read_cohort
+from softmass_core.cohorts.evaluate import evaluate
 from softmass_core.errors import CohortError
-from softmass_core.evaluate import evaluate
+from softmass_core.inference.cascade import Cascade
 from softmass_core.labels import SUBTYPES
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 
 HEADER = "case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi,age,sex"
 
@@ -113,8 +113,8 @@ def test_evaluate_tables_and_metrics(cohort_dir, tiny_weights, tmp_path):
     # fused score = mean of the two images, and each image score equals a single-case cascade run
     np.testing.assert_allclose(pred["p_malignant"], (pred["gray_dlm1"] + pred["cdfi_dlm1"]) / 2)
     row = read_cohort(cohort_dir / "cohort.csv").rows[3]
-    from softmass_core.cascade import CaseImages
-    from softmass_core.images import load_image
+    from softmass_core.inference.cascade import CaseImages
+    from softmass_core.io.images import load_image
 
     single = cascade.run(
         CaseImages(
@@ -240,7 +240,7 @@ def test_a_task_with_one_class_says_which_class_is_missing(tmp_path, tiny_weight
 
 
 def test_predictions_and_metrics_state_their_threshold_and_operating_point(cohort_dir, tiny_weights, tmp_path):
-    from softmass_core.evaluate import predictions_at
+    from softmass_core.cohorts.evaluate import predictions_at
 
     ws = WeightSet.load(tiny_weights)
     ev = evaluate(Cascade(ws), read_cohort(cohort_dir / "cohort.csv"), n_boot=100)
@@ -296,7 +296,7 @@ class _ModelSpy:
 def test_cache_serves_the_second_call_without_running_a_model(cohort_dir, tiny_weights, tmp_path, monkeypatch):
     import pandas as pd
 
-    from softmass_core import evalcache
+    from softmass_core.cohorts import evalcache
 
     spy = _ModelSpy(monkeypatch)
     cohort = read_cohort(cohort_dir / "cohort.csv")
@@ -323,7 +323,7 @@ def test_cache_serves_the_second_call_without_running_a_model(cohort_dir, tiny_w
 
 @pytest.mark.slow
 def test_cache_recomputes_after_new_weights_a_changed_cohort_or_image(cohort_dir, tmp_path, monkeypatch):
-    from softmass_core import evalcache
+    from softmass_core.cohorts import evalcache
     from tests.conftest import make_tiny_weight_set
 
     ws_dir = make_tiny_weight_set(tmp_path / "ws" / "tiny", seed=0)
@@ -359,7 +359,7 @@ def test_cache_recomputes_after_new_weights_a_changed_cohort_or_image(cohort_dir
 
 @pytest.mark.slow
 def test_a_damaged_or_foreign_cache_entry_is_recomputed_never_served(cohort_dir, tiny_weights, tmp_path, monkeypatch):
-    from softmass_core import evalcache
+    from softmass_core.cohorts import evalcache
 
     spy = _ModelSpy(monkeypatch)
     cache = tmp_path / "cache"
@@ -400,8 +400,8 @@ def test_two_sessions_asking_at_once_run_the_models_once(cohort_dir, tiny_weight
     import threading
     import time
 
-    from softmass_core import evalcache
-    from softmass_core import evaluate as evaluate_module
+    from softmass_core.cohorts import evalcache
+    from softmass_core.cohorts import evaluate as evaluate_module
 
     real = evaluate_module.evaluate
     runs = []
@@ -436,7 +436,7 @@ def test_two_sessions_asking_at_once_run_the_models_once(cohort_dir, tiny_weight
 
 
 def test_an_unwritable_cache_folder_still_evaluates_and_says_so(cohort_dir, tiny_weights, tmp_path):
-    from softmass_core import evalcache
+    from softmass_core.cohorts import evalcache
 
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the cache folder should be")
@@ -450,19 +450,19 @@ def test_an_unwritable_cache_folder_still_evaluates_and_says_so(cohort_dir, tiny
 def test_the_cache_key_covers_the_code_that_shapes_the_numbers_and_only_that(monkeypatch):
     from pathlib import Path
 
-    from softmass_core import evalcache
+    from softmass_core.cohorts import evalcache
 
-    root = Path(evalcache.__file__).parent
+    root = Path(evalcache.__file__).parent.parent
     assert all((root / name).is_file() for name in evalcache.EVALUATION_MODULES)
     imported = {
-        "evaluate.py",
-        "cascade.py",
+        "cohorts/evaluate.py",
+        "inference/cascade.py",
         "stats/binary.py",
         "stats/roc.py",
-        "tta.py",
-        "roi.py",
-        "images.py",
-        "models.py",
+        "inference/tta.py",
+        "io/roi.py",
+        "io/images.py",
+        "weights/models.py",
     }
     assert imported <= set(evalcache.EVALUATION_MODULES)
     assert "bench.py" not in evalcache.EVALUATION_MODULES  # editing the benchmark keeps every stored entry

@@ -8,9 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from softmass_core.cohort_curves import SWEEP_THRESHOLDS, calibration_bins, cohort_calibration, cohort_sweep
-from softmass_core.compare import compare_sets, paired_predictions
-from softmass_core.evaluate import Evaluation, cohort_metrics, evaluation_at, metrics_at_threshold, operating_point_at
+from softmass_core.cohorts.compare import compare_sets, paired_predictions
+from softmass_core.cohorts.curves import SWEEP_THRESHOLDS, calibration_bins, cohort_calibration, cohort_sweep
+from softmass_core.cohorts.evaluate import (
+    Evaluation,
+    cohort_metrics,
+    evaluation_at,
+    metrics_at_threshold,
+    operating_point_at,
+)
 from softmass_core.stats.roc import delong_test
 
 OWN = "set's operating threshold (Youden's J)"

@@ -24,7 +24,7 @@ def test_no_streamlit_import_in_source():
 
 def test_importing_every_core_module_loads_no_streamlit():
     names = [m.name for m in pkgutil.walk_packages(softmass_core.__path__, "softmass_core.")]
-    assert "softmass_core.cascade" in names and "softmass_core.phantom" in names
+    assert "softmass_core.inference.cascade" in names and "softmass_core.data.phantom" in names
     code = (
         "import importlib, sys\n"
         f"for n in {names!r}:\n"
@@ -186,15 +186,20 @@ def test_the_import_graph_helpers_see_lazy_imports_and_skip_type_checking():
         "import importlib\n"
         "from softmass_core.errors import SoftmassError\n"
         "if TYPE_CHECKING:\n"
-        "    from softmass_core.store import ReaderStudyStore\n"
+        "    from softmass_core.reader_study.store import ReaderStudyStore\n"
         "def f():\n"
-        "    from softmass_core import tta\n"
+        "    from softmass_core.inference import tta\n"
         "    from . import labels\n"
-        "    return importlib.import_module('softmass_core.phantom.case')\n"
+        "    return importlib.import_module('softmass_core.data.phantom.case')\n"
     )
     names = {n for n, _ in _imported_names(ast.parse(code), "softmass_core.x", False)}
-    assert {"softmass_core.errors", "softmass_core.tta", "softmass_core.labels", "softmass_core.phantom.case"} <= names
-    assert "softmass_core.store" not in names
+    assert {
+        "softmass_core.errors",
+        "softmass_core.inference.tta",
+        "softmass_core.labels",
+        "softmass_core.data.phantom.case",
+    } <= names
+    assert "softmass_core.reader_study.store" not in names
     assert _cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
 
 
@@ -222,3 +227,22 @@ def test_only_the_cli_parses_command_lines():
             if target == "argparse" or target == "softmass_core.cli" or target.startswith("softmass_core.cli."):
                 offenders.append(f"{rel}:{line} imports {target}")
     assert offenders == []
+
+
+def test_files_stay_small_and_every_subpackage_says_what_it_offers():
+    """#16's house rules: no engine or ui file over 600 lines, no page over 200, each subpackage documented."""
+    too_long = [
+        f"{p.relative_to(ROOT)}: {n} lines"
+        for folder, limit in (("softmass_core", 600), ("ui", 600), ("pages", 200))
+        for p in sorted((ROOT / folder).rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > limit
+    ]
+    assert too_long == []
+    packages = sorted(p.parent for p in (ROOT / "softmass_core").rglob("__init__.py"))
+    assert {p.name for p in packages} >= {"io", "weights", "inference", "stats", "cohorts", "training", "data", "cli"}
+    undocumented = []
+    for pkg in packages:
+        tree = ast.parse((pkg / "__init__.py").read_text(encoding="utf-8"))
+        if len(ast.get_docstring(tree) or "") < 80:
+            undocumented.append(str(pkg.relative_to(ROOT)))
+    assert undocumented == []

@@ -1,4 +1,4 @@
-"""Demo cases and the cached demo cohort (softmass_core.demo)."""
+"""Demo cases and the cached demo cohort (softmass_core.data.demo)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from softmass_core import demo, phantom
-from softmass_core.cascade import CaseImages
+from softmass_core.data import demo, phantom
 from softmass_core.errors import SoftmassError
+from softmass_core.inference.cascade import CaseImages
+from softmass_core.io.roi import Roi
 from softmass_core.labels import MALIGNANT, SUBTYPES
-from softmass_core.roi import Roi
 
 
 def test_twelve_cases_two_per_class_from_hospital_1():

@@ -1,4 +1,4 @@
-"""Tests of softmass_core.focus: reader area against the Grad-CAM area (Table 4)."""
+"""Tests of softmass_core.inference.focus: reader area against the Grad-CAM area (Table 4)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from softmass_core import focus
 from softmass_core.errors import MetricsError, RoiError
-from softmass_core.focus import (
+from softmass_core.inference import focus
+from softmass_core.inference.focus import (
     GRADES,
     cam_region,
     compare_focus,

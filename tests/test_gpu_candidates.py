@@ -38,7 +38,7 @@ def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
     blob.write_bytes(b"".join(p.read_bytes() for p in parts))
     with tarfile.open(blob) as tar:
         tar.extractall(tmp_path / "back", filter="data")
-    from softmass_core.weights import WeightSet
+    from softmass_core.weights.weight_set import WeightSet
 
     ws = WeightSet.load(tmp_path / "back" / "set")
     assert ws.verified and ws.input_spec.width == {"a": 64, "b": 48}[winner]

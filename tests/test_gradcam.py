@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from softmass_core.cascade import Cascade, CaseImages
-from softmass_core.gradcam import cams_for_result, colormap_jet, compute_cams, overlay_cam
-from softmass_core.roi import Roi
-from softmass_core.weights import WeightSet
+from softmass_core.inference.cascade import Cascade, CaseImages
+from softmass_core.inference.gradcam import cams_for_result, colormap_jet, compute_cams, overlay_cam
+from softmass_core.io.roi import Roi
+from softmass_core.weights.weight_set import WeightSet
 
 
 @pytest.fixture(scope="module")

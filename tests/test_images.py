@@ -1,4 +1,4 @@
-"""Tests of softmass_core.images: every format built on the fly, DICOM via pydicom."""
+"""Tests of softmass_core.io.images: every format built on the fly, DICOM via pydicom."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 
-from softmass_core import dicom
 from softmass_core.errors import DecoderMissingError, ImageError
-from softmass_core.images import ImageInfo, LoadedImage, dicom_safe_metadata, load_image
+from softmass_core.io import dicom
+from softmass_core.io.images import ImageInfo, LoadedImage, dicom_safe_metadata, load_image
 
 PATIENT_NAME = "Doe^Jane"
 PATIENT_ID = "ID12345"
@@ -526,8 +526,8 @@ def test_reading_a_png_or_simulating_a_case_imports_neither_pydicom_nor_scipy_si
         "import sys, io\n"
         "import numpy as np\n"
         "from PIL import Image\n"
-        "from softmass_core.images import load_image\n"
-        "from softmass_core.phantom import generate_case\n"
+        "from softmass_core.io.images import load_image\n"
+        "from softmass_core.data.phantom import generate_case\n"
         "buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format='PNG')\n"
         "load_image(buf.getvalue())\n"
         "generate_case('lipoma', hospital=1, seed=0)\n"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from softmass_core.card_data import format_estimate
-from softmass_core.modelcard import (
+from research.ablation import ablation_arm
+from softmass_core.weights.card_data import format_estimate
+from softmass_core.weights.modelcard import (
     ablation_markdown,
     render_model_card,
     replicates_markdown,
@@ -13,7 +14,6 @@ from softmass_core.modelcard import (
     table2_markdown,
     write_model_card,
 )
-from research.ablation import ablation_arm
 
 
 def _est(v, lo, hi):
@@ -200,7 +200,7 @@ def test_ablation_arm_reads_aucs_and_the_training_command_from_a_manifest():
 
 
 def test_pretraining_line_says_where_a_limited_run_stopped():
-    from softmass_core.card_data import pretrain_text
+    from softmass_core.weights.card_data import pretrain_text
 
     assert pretrain_text({"pretrain_epochs": 160}, {}) == "160 epochs"
     pre = {"epochs_run": 118, "epochs_scheduled": 124, "stopped_by": "time limit 270 s", "best_epoch": 88}
@@ -229,7 +229,7 @@ def _two_cohort_manifest():
 
 
 def test_card_opens_with_a_plain_summary_whose_figures_come_from_the_metrics():
-    from softmass_core.card_data import plain_summary
+    from softmass_core.weights.card_data import plain_summary
 
     m = _two_cohort_manifest()
     card = render_model_card(m)
@@ -253,7 +253,7 @@ def test_card_opens_with_a_plain_summary_whose_figures_come_from_the_metrics():
 
 
 def test_metrics_rows_put_validation_first_and_training_last_labelled_optimistic():
-    from softmass_core.card_data import metrics_rows
+    from softmass_core.weights.card_data import metrics_rows
 
     rows = metrics_rows(_two_cohort_manifest()["metrics"])
     assert [r["cohort"] for r in rows] == ["validation", "external test A", "training (optimistic)"]
@@ -265,7 +265,7 @@ def test_metrics_rows_put_validation_first_and_training_last_labelled_optimistic
 
 
 def test_training_fields_are_readable_pairs():
-    from softmass_core.card_data import training_fields
+    from softmass_core.weights.card_data import training_fields
 
     m = json.loads((__import__("pathlib").Path(__file__).parent.parent / "weights/phantom/manifest.json").read_text())
     fields = dict(training_fields(m))

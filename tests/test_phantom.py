@@ -1,4 +1,4 @@
-"""Tests of the simulated-case generator (softmass_core.phantom) and the histogram baseline."""
+"""Tests of the simulated-case generator (softmass_core.data.phantom) and the histogram baseline."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmass_core.baseline import fit_logistic, histogram_baseline, histogram_features, predict_logistic, rank_auc
-from softmass_core.errors import SoftmassError
-from softmass_core.labels import MALIGNANT, SUBTYPES
-from softmass_core.phantom import (
+from softmass_core.data.phantom import (
     COHORT_PLAN,
     CSV_COLUMNS,
     GENERATOR_VERSION,
@@ -25,9 +22,18 @@ from softmass_core.phantom import (
     read_provenance,
     scaled_counts,
 )
-from softmass_core.phantom.bmode import _compound_posterior, _resample_lines
-from softmass_core.phantom.classes import GROUPS, p_swap_for, sample_age_sex, sample_lesion
-from softmass_core.phantom.scanner import with_overrides
+from softmass_core.data.phantom.bmode import _compound_posterior, _resample_lines
+from softmass_core.data.phantom.classes import GROUPS, p_swap_for, sample_age_sex, sample_lesion
+from softmass_core.data.phantom.scanner import with_overrides
+from softmass_core.errors import SoftmassError
+from softmass_core.labels import MALIGNANT, SUBTYPES
+from softmass_core.training.baseline import (
+    fit_logistic,
+    histogram_baseline,
+    histogram_features,
+    predict_logistic,
+    rank_auc,
+)
 
 
 def _sector(hospital: int) -> tuple[int, int, int, int]:

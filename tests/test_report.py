@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from softmass_core.cascade import Cascade, CaseImages
 from softmass_core.errors import SoftmassError
-from softmass_core.gradcam import cams_for_result, overlay_cam
-from softmass_core.images import load_image
+from softmass_core.inference.cascade import Cascade, CaseImages
+from softmass_core.inference.gradcam import cams_for_result, overlay_cam
+from softmass_core.io.images import load_image
+from softmass_core.io.roi import Roi, draw_roi
 from softmass_core.labels import DLM1, display_name, model_name
 from softmass_core.report import (
     DISCLAIMER,
@@ -22,8 +23,7 @@ from softmass_core.report import (
     ReportImage,
     build_report,
 )
-from softmass_core.roi import Roi, draw_roi
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 
 PATIENT_NAME = "Doe^Jane"
 PATIENT_ID = "PID-0042-XYZ"

@@ -1,4 +1,4 @@
-"""Tests of softmass_core.roi: ROI parsing/clipping and the 470 x 280 model input."""
+"""Tests of softmass_core.io.roi: ROI parsing/clipping and the 470 x 280 model input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from softmass_core.errors import RoiError
-from softmass_core.manifest import InputSpec
-from softmass_core.roi import (
+from softmass_core.io.roi import (
     MIN_ROI_SIZE,
     Prepared,
     Roi,
@@ -19,6 +18,7 @@ from softmass_core.roi import (
     prepare,
     resolve_roi,
 )
+from softmass_core.weights.manifest import InputSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

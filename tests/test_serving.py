@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from softmass_core import serving
-from softmass_core.cascade import Cascade, CaseImages
 from softmass_core.errors import SoftmassError
-from softmass_core.gradcam import cams_for_result
+from softmass_core.inference import serving
+from softmass_core.inference.cascade import Cascade, CaseImages
+from softmass_core.inference.gradcam import cams_for_result
+from softmass_core.inference.serving import InferenceServer, ServerBusyError, WeightSetRegistry
+from softmass_core.io.roi import Roi
 from softmass_core.labels import DLM1
-from softmass_core.roi import Roi
-from softmass_core.serving import InferenceServer, ServerBusyError, WeightSetRegistry
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 from tests.conftest import synthetic_rgb
 
 
@@ -231,7 +231,7 @@ def test_a_process_exits_cleanly_while_background_work_is_inside_torch(tiny_weig
 
     code = (
         "import sys, threading, torch\n"
-        "from softmass_core import serving\n"
+        "from softmass_core.inference import serving\n"
         "busy = threading.Event()\n"
         "def work():\n"
         "    busy.set()\n"

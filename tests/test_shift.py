@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from softmass_core.cascade import Cascade
-from softmass_core.cohort import read_cohort
+from softmass_core.cohorts.cohort import read_cohort
+from softmass_core.cohorts.shift import COLUMNS, format_table, paired_shift, scanner_shift
+from softmass_core.data.phantom import generate_case, generate_cohorts, rescan_name
 from softmass_core.errors import CohortError, SoftmassError
+from softmass_core.inference.cascade import Cascade
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES
-from softmass_core.phantom import generate_case, generate_cohorts, rescan_name
-from softmass_core.shift import COLUMNS, format_table, paired_shift, scanner_shift
 from softmass_core.stats.roc import delong_test
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 
 
 def test_rescan_keeps_the_patient_and_changes_the_scanner():
@@ -186,7 +186,7 @@ def test_shift_cli_records_the_table_in_the_manifest_and_model_card(tiny_weights
 
 @pytest.mark.slow
 def test_scanner_screen_tool_takes_hospital_3_apart(tiny_weights, paired_cohorts, tmp_path):
-    from softmass_core.phantom import HOSPITALS
+    from softmass_core.data.phantom import HOSPITALS
 
     orig, _ = paired_cohorts
     shipped = HOSPITALS[3]

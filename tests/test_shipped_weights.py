@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 
-from softmass_core.cascade import Cascade
-from softmass_core.demo import demo_case
-from softmass_core.gradcam import cams_for_result
-from softmass_core.manifest import discover_with_errors
-from softmass_core.weights import WeightSet
+from softmass_core.data.demo import demo_case
+from softmass_core.inference.cascade import Cascade
+from softmass_core.inference.gradcam import cams_for_result
+from softmass_core.weights.manifest import discover_with_errors
+from softmass_core.weights.weight_set import WeightSet
 from tests.conftest import ROOT
 
 WEIGHTS = ROOT / "weights"

@@ -1,4 +1,4 @@
-"""Tests of softmass_core.store: the blind-then-assisted reader study on SQLite."""
+"""Tests of softmass_core.reader_study.store: the blind-then-assisted reader study on SQLite."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softmass_core.errors import MetricsError, StoreError
-from softmass_core.stats.reader_study import reader_study_summary
-from softmass_core.store import (
+from softmass_core.reader_study.store import (
     SCHEMA_VERSION,
     GradeExistsError,
     ReaderStudyStore,
     normalise_pin,
 )
+from softmass_core.stats.reader_study import reader_study_summary
 
 WEIGHTS = "phantom-v1"
 
@@ -661,7 +661,7 @@ def test_a_schema_1_database_is_upgraded_and_keeps_every_read(db_path):
 
 
 def test_a_failed_upgrade_leaves_the_old_database_as_it_was(db_path, monkeypatch):
-    from softmass_core.store import schema as store_module
+    from softmass_core.reader_study.store import schema as store_module
 
     _make_schema_1_db(db_path)
     real = store_module._UPGRADES[1]

@@ -1,4 +1,4 @@
-"""The reader study's own cases, the administrator's results and the `reader-study` command (softmass_core.study)."""
+"""The reader study's own cases, the administrator's results and the `reader-study` command (softmass_core.reader_study.cases)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from softmass_core import demo, study
 from softmass_core.cli import main
+from softmass_core.data import demo
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, MALIGNANT, SUBTYPES
-from softmass_core.store import ReaderStudyStore
+from softmass_core.reader_study import cases as study
+from softmass_core.reader_study.store import ReaderStudyStore
 
 WS = "phantom v1"
 

@@ -12,9 +12,9 @@ from PIL import Image
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import COHORT_LABELS, SUBTYPES
 from softmass_core.stats.roc import youden_threshold
-from softmass_core.train import TrainConfig, train_weight_set
-from softmass_core.train_data import task_targets
-from softmass_core.train_fit import epochs_within
+from softmass_core.training.data import task_targets
+from softmass_core.training.fit import epochs_within
+from softmass_core.training.train import TrainConfig, train_weight_set
 
 
 def _tiny_cohort(root, per_class=(3, 2)):
@@ -55,8 +55,8 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     out = train_weight_set(
         csv, tmp_path / "ws", set_id="smoke", cfg=cfg, work_dir=tmp_path / "work", log=lambda s: None
     )
-    from softmass_core.cascade import Cascade, CaseImages
-    from softmass_core.weights import WeightSet
+    from softmass_core.inference.cascade import Cascade, CaseImages
+    from softmass_core.weights.weight_set import WeightSet
 
     ws = WeightSet.load(out)
     assert ws.has_dlm2 and ws.input_spec.width == 64
@@ -141,8 +141,8 @@ def test_pretrain_time_limit_stops_and_is_recorded(tmp_path):
 def test_augment_is_seeded_and_stays_on_the_input_device():
     import torch
 
-    from softmass_core.train_data import augment as _augment
-    from softmass_core.train_data import autocast as _autocast
+    from softmass_core.training.data import augment as _augment
+    from softmass_core.training.data import autocast as _autocast
 
     cfg = TrainConfig()
     x = torch.rand(4, 3, 24, 32)
@@ -248,7 +248,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
 _HOLD_LOCK = """
 import sys
 from pathlib import Path
-from softmass_core.train import work_dir_lock
+from softmass_core.training.train import work_dir_lock
 with work_dir_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.read()
@@ -268,7 +268,7 @@ def _hold_lock_in_another_process(work):
 
 def test_a_second_run_on_a_busy_work_dir_is_refused_and_a_dead_holder_blocks_nothing(tmp_path, capsys):
     from softmass_core.cli import main
-    from softmass_core.train import LOCK_NAME, work_dir_lock
+    from softmass_core.training.train import LOCK_NAME, work_dir_lock
 
     csv = _tiny_cohort(tmp_path)
     work = tmp_path / "work"
@@ -311,7 +311,7 @@ def test_a_task_with_one_class_is_refused_before_anything_is_loaded_or_written(t
 
 
 def test_a_set_trained_on_generated_cohorts_keeps_the_generators_record(tmp_path):
-    from softmass_core.phantom import generate_cohorts
+    from softmass_core.data.phantom import generate_cohorts
 
     csv = generate_cohorts(tmp_path / "ph", seed=12, scale=0.001, cohorts=["training", "validation"])
     cfg = TrainConfig(arch="test_convnext", width=64, height=48, models=("dlm1",), pretrain_epochs=0, epochs=1)
@@ -323,8 +323,8 @@ def test_a_set_trained_on_generated_cohorts_keeps_the_generators_record(tmp_path
 
 def test_case_scores_are_the_cascade_mean_fusion_of_each_cases_images():
     # train_fit.case_scores replaced a per-case sum/count of its own: the same numbers, bit for bit.
-    from softmass_core.train_data import ImageTable
-    from softmass_core.train_fit import case_scores
+    from softmass_core.training.data import ImageTable
+    from softmass_core.training.fit import case_scores
 
     rng = np.random.default_rng(5)
     n_cases = 300
@@ -347,7 +347,7 @@ def test_the_learning_rate_warms_up_then_follows_a_cosine_to_zero():
 
     import torch
 
-    from softmass_core.train_fit import _Schedule
+    from softmass_core.training.fit import _Schedule
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2e-3)
     sched = _Schedule(opt, 2e-3, total=10, warmup=2)

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from softmass_core import tta
-from softmass_core.cascade import Cascade, CaseImages
 from softmass_core.errors import ManifestError, SoftmassError
-from softmass_core.gradcam import cams_for_result, compute_cams
-from softmass_core.modelcard import update_manifest
-from softmass_core.retune import retune
-from softmass_core.weights import WeightSet
+from softmass_core.inference import tta
+from softmass_core.inference.cascade import Cascade, CaseImages
+from softmass_core.inference.gradcam import cams_for_result, compute_cams
+from softmass_core.training.retune import retune
+from softmass_core.weights.modelcard import update_manifest
+from softmass_core.weights.weight_set import WeightSet
 from tests.conftest import synthetic_rgb
 from tests.test_train import _tiny_cohort
 
@@ -125,8 +125,8 @@ def test_retune_sets_views_rechooses_thresholds_and_keeps_weights(tiny_weights, 
     assert set(raw["metrics"]["cohorts"]) == {"training", "validation"}
     ws = WeightSet.load(folder)  # sha256 still verify
     # the recorded thresholds are Youden's J of the cascade's own validation scores
-    from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import predict_cohort
+    from softmass_core.cohorts.cohort import read_cohort
+    from softmass_core.cohorts.evaluate import predict_cohort
     from softmass_core.stats.roc import youden_threshold
 
     df = predict_cohort(Cascade(ws), read_cohort(csv).subset(["validation"]))

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from softmass_core.errors import ManifestError, WeightsError
-from softmass_core.manifest import discover_with_errors, read_manifest
-from softmass_core.weights import WeightSet
+from softmass_core.weights.manifest import discover_with_errors, read_manifest
+from softmass_core.weights.weight_set import WeightSet
 from tests.conftest import ROOT
 
 
@@ -130,9 +130,9 @@ def test_discover_lists_valid_and_reports_invalid(tiny_weights, tmp_path):
 
 
 def test_fp16_storage_roundtrip(tmp_path):
-    from softmass_core.manifest import Architecture, InputSpec
-    from softmass_core.models import build_model
-    from softmass_core.weights import write_weight_set
+    from softmass_core.weights.manifest import Architecture, InputSpec
+    from softmass_core.weights.models import build_model
+    from softmass_core.weights.weight_set import write_weight_set
 
     torch.manual_seed(1)
     arch = Architecture("test_convnext")
@@ -161,15 +161,17 @@ def test_manifest_models_weights_are_layered_without_cycles():
     import ast
 
     def imported(module: str) -> set[str]:
-        tree = ast.parse((ROOT / "softmass_core" / f"{module}.py").read_text(encoding="utf-8"))
+        tree = ast.parse((ROOT / "softmass_core" / "weights" / f"{module}.py").read_text(encoding="utf-8"))
         names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
 
-    assert not {"softmass_core.models", "softmass_core.weights"} & imported("manifest")
-    assert "softmass_core.weights" not in imported("models")
-    assert "softmass_core.manifest" in imported("models") and "softmass_core.manifest" in imported("weights")
+    assert not {"softmass_core.weights.models", "softmass_core.weights.weight_set"} & imported("manifest")
+    assert "softmass_core.weights.weight_set" not in imported("models")
+    assert "softmass_core.weights.manifest" in imported("models") and "softmass_core.weights.manifest" in imported(
+        "weight_set"
+    )
     # reading and verifying sets stays free of torch (the app's first page run lists sets before any model)
-    code = "import sys, softmass_core.weights, softmass_core.manifest; print('torch' in sys.modules)"
+    code = "import sys, softmass_core.weights.weight_set, softmass_core.weights.manifest; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

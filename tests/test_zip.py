@@ -1,4 +1,4 @@
-"""Safe extraction of uploaded cohort zips (softmass_core.cohort_zip)."""
+"""Safe extraction of uploaded cohort zips (softmass_core.cohorts.cohort_zip)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from softmass_core.cohort import read_cohort
-from softmass_core.cohort_zip import extract_cohort_zip
+from softmass_core.cohorts.cohort import read_cohort
+from softmass_core.cohorts.cohort_zip import extract_cohort_zip
 from softmass_core.errors import CohortError, SoftmassError
 
 CSV = "case_id,cohort,label,gray_path\nc1,test,lipoma,images/c1.png\n"
@@ -157,7 +157,7 @@ def test_not_a_zip_and_duplicates_and_nonempty_dest(tmp_path):
 
 
 def test_name_in_zip_writes_server_paths_as_names_in_the_zip(tmp_path):
-    from softmass_core.cohort_zip import name_in_zip
+    from softmass_core.cohorts.cohort_zip import name_in_zip
 
     root = tmp_path / "cache" / "uploads"
     folder = root / "3fa9c2d1"
@@ -186,7 +186,7 @@ def _zip_with_bad_rows() -> bytes:
 
 
 def test_read_errors_of_an_extracted_zip_name_the_file_in_the_zip(tmp_path):
-    from softmass_core.cohort_zip import named_in_zip
+    from softmass_core.cohorts.cohort_zip import named_in_zip
 
     dest = tmp_path / "cache" / "uploads" / "3fa9c2d1"
     csv_path = extract_cohort_zip(_zip_with_bad_rows(), dest)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from softmass_core.roi import Roi
+from softmass_core.io.roi import Roi
 
 _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 
@@ -120,7 +120,7 @@ def canvas_box_to_image(box: Sequence[float], geometry: CanvasGeometry) -> Roi:
 
     The margin is taken off first; a corner in the margin (or beyond the
     canvas) goes to the image's edge.  Rounded half up to whole pixels; the
-    result may be empty or tiny, which :func:`softmass_core.roi.resolve_roi`
+    result may be empty or tiny, which :func:`softmass_core.io.roi.resolve_roi`
     reports.
     """
     bounds = (geometry.image_width, geometry.image_height)

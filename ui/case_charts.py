@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from softmass_core.cascade import CascadeResult
+from softmass_core.inference.cascade import CascadeResult
 from softmass_core.labels import DLM1, MODALITY_NAMES, SUBMODEL_IDS, model_name
 
 #: Chart sizes in screen pixels: one bar row, and what the axes, their titles and a legend take.

@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from softmass_core.cascade import CascadeResult, CaseImages
-from softmass_core.demo import DEMO_CASE_IDS, demo_case, demo_label
-from softmass_core.gradcam import CamResult, cams_for_result
-from softmass_core.images import load_image
+from softmass_core.data.demo import DEMO_CASE_IDS, demo_case, demo_label
+from softmass_core.inference.cascade import CascadeResult, CaseImages
+from softmass_core.inference.gradcam import CamResult, cams_for_result
+from softmass_core.io.images import load_image
+from softmass_core.io.roi import Roi
 from softmass_core.labels import BENIGN, MALIGNANT, MODALITIES, MODALITY_NAMES, display_name
 from softmass_core.report import CaseReport
-from softmass_core.roi import Roi
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 from ui.canvas import CanvasGeometry, canvas_background, drawn_roi, fit_canvas, roi_to_rect
 from ui.common import guarded
 
@@ -410,8 +410,8 @@ def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> tuple[str,
             gray_roi=rois.get("gray"),
             cdfi_roi=rois.get("cdfi"),
         )
-        # One worker serves every session in batches (softmass_core.serving); a long queue is shown.
-        from softmass_core.serving import server_for
+        # One worker serves every session in batches (softmass_core.inference.serving); a long queue is shown.
+        from softmass_core.inference.serving import server_for
 
         server = server_for(ws)
         ticket = server.submit(images, keep_features=True)

@@ -23,8 +23,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from softmass_core.card_data import format_estimate  # noqa: F401 - re-exported for pages and tables
 from softmass_core.labels import display_name
+from softmass_core.weights.card_data import format_estimate  # noqa: F401 - re-exported for pages and tables
 
 #: The chart takes its container's width (legend and axes included) while
 #: ``height`` stays the plot's own; Streamlit's default "fit" would squeeze the

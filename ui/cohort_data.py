@@ -3,17 +3,17 @@
 * :func:`resolve_server_csv`: a cohort CSV from a path typed by the user
   (the CSV itself, or a folder holding ``cohort.csv`` or exactly one CSV);
 * :func:`extract_upload`: an uploaded zip, extracted once per content into
-  ``<cache>/uploads/<sha256>`` by :func:`softmass_core.cohort_zip.extract_cohort_zip`;
+  ``<cache>/uploads/<sha256>`` by :func:`softmass_core.cohorts.cohort_zip.extract_cohort_zip`;
 * :func:`progress_reporter`: a core ``progress`` callback that drives an
   ``st.progress`` bar;
 * :func:`evaluate_cohort` / :func:`find_evaluation`: a weight set's evaluation
-  on a cohort through the on-disk cache of :mod:`softmass_core.evalcache`
+  on a cohort through the on-disk cache of :mod:`softmass_core.cohorts.evalcache`
   (``<cache>/evaluations``, see ``common.cache_root``), so a cohort is scored once per weight set and
   settings, for every session and across server restarts;
 * :func:`evaluation`: an evaluation by its entry id (kept in memory for the
   process, else read from disk);
 * :func:`dlm1_at_threshold`: DLM-1's metrics at a slider threshold
-  (:func:`softmass_core.evaluate.metrics_at_threshold`, a bootstrap per
+  (:func:`softmass_core.cohorts.evaluate.metrics_at_threshold`, a bootstrap per
   cohort), cached per (entry id, threshold), so moving the slider back is
   instant; :func:`sweep`, :func:`calibration` and :func:`comparison` cache
   the page's other figures per entry id the same way.  An entry id names the
@@ -33,15 +33,15 @@ from typing import Any
 
 import streamlit as st
 
-from softmass_core import evalcache
-from softmass_core.cascade import Cascade
-from softmass_core.cohort import Cohort, read_cohort
-from softmass_core.cohort_curves import cohort_calibration, cohort_sweep
-from softmass_core.cohort_zip import extract_cohort_zip
-from softmass_core.compare import SetComparison, compare_sets
+from softmass_core.cohorts import evalcache
+from softmass_core.cohorts.cohort import Cohort, read_cohort
+from softmass_core.cohorts.cohort_zip import extract_cohort_zip
+from softmass_core.cohorts.compare import SetComparison, compare_sets
+from softmass_core.cohorts.curves import cohort_calibration, cohort_sweep
+from softmass_core.cohorts.evaluate import Evaluation, metrics_at_threshold
 from softmass_core.errors import CohortError
-from softmass_core.evaluate import Evaluation, metrics_at_threshold
-from softmass_core.weights import WeightSet
+from softmass_core.inference.cascade import Cascade
+from softmass_core.weights.weight_set import WeightSet
 from ui import common
 
 #: How many evaluations the process keeps in memory (more stay on disk).

@@ -4,7 +4,7 @@ Cells read like the paper's: ``"0.912 [0.850, 0.970]"`` for AUC and F1,
 ``"87.5 [84.7, 90.0]"`` (percent) for ACC, sensitivity, specificity, PPV
 and NPV, the brackets holding the 95% confidence interval.  Inputs are the
 plain dicts of :func:`softmass_core.stats.binary.binary_metrics` and the
-``metrics`` of :class:`softmass_core.evaluate.Evaluation`.
+``metrics`` of :class:`softmass_core.cohorts.evaluate.Evaluation`.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from softmass_core.card_data import METRIC_ROWS
 from softmass_core.labels import MALIGNANT, SUBTYPES, display_name
 from softmass_core.stats.formatting import format_p
 from softmass_core.stats.tables import baseline_table
+from softmass_core.weights.card_data import METRIC_ROWS
 from ui.charts import format_estimate
 
 if TYPE_CHECKING:  # the tables need no model code
-    from softmass_core.compare import SetComparison
-    from softmass_core.evaluate import Evaluation
+    from softmass_core.cohorts.compare import SetComparison
+    from softmass_core.cohorts.evaluate import Evaluation
 
 
 def _cells(result: Mapping[str, Any]) -> dict[str, str]:
@@ -47,7 +47,7 @@ def table2(dlm1: Mapping[str, Mapping[str, Any]], *, operating_point: str = "") 
     """DLM-1 performance like the paper's Table 2: rows metrics, one column per cohort.
 
     ``dlm1`` maps cohort name -> ``binary_metrics(...)`` result (with
-    ``computable``/``reason`` as :func:`softmass_core.evaluate.cohort_metrics`
+    ``computable``/``reason`` as :func:`softmass_core.cohorts.evaluate.cohort_metrics`
     adds them).  Extra rows give the number of cases (malignant), the
     threshold, where it came from (``operating_point``, when given), the
     confusion counts TP / FP / FN / TN, and a ``Note`` row when a cohort's
@@ -141,7 +141,7 @@ def has_demographics(cases: pd.DataFrame) -> bool:
 def delong_table(comparisons: Sequence[SetComparison], name_a: str, name_b: str) -> pd.DataFrame:
     """Paired DeLong test of DLM-1's AUC, weight set A vs B, one row per cohort.
 
-    ``comparisons`` as from :func:`softmass_core.compare.compare_sets`.
+    ``comparisons`` as from :func:`softmass_core.cohorts.compare.compare_sets`.
     Columns: Cohort, Cases, AUC of A and of B with DeLong 95% CIs, the
     difference A - B with its CI, z and the two-sided p-value.
     """

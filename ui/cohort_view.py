@@ -13,11 +13,11 @@ from typing import Any
 
 import streamlit as st
 
-from softmass_core import demo
-from softmass_core.cohort import Cohort
-from softmass_core.evaluate import Evaluation, evaluation_at, operating_point_at, predictions_at
+from softmass_core.cohorts.cohort import Cohort
+from softmass_core.cohorts.evaluate import Evaluation, evaluation_at, operating_point_at, predictions_at
+from softmass_core.data import demo
 from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES, display_name
-from softmass_core.weights import WeightSet
+from softmass_core.weights.weight_set import WeightSet
 from ui import charts, common
 from ui import cohort_data as data
 from ui import cohort_tables as tables

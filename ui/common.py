@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from softmass_core import serving
 from softmass_core.errors import SoftmassError
+from softmass_core.inference import serving
 from softmass_core.labels import DATA_KIND_NAMES
-from softmass_core.manifest import Manifest, discover_with_errors, read_manifest
-from softmass_core.weights import WeightSet, verify_files
+from softmass_core.weights.manifest import Manifest, discover_with_errors, read_manifest
+from softmass_core.weights.weight_set import WeightSet, verify_files
 
 if TYPE_CHECKING:  # imported where used: the first page run of a fresh server stays light
     import pandas as pd
 
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def show_error(exc: BaseException) -> None:
     Paths inside an uploaded cohort zip's extraction folder are shown as the
     user knows the file (``cohort.csv in my_cohort.zip``), never as server paths.
     """
-    from softmass_core.cohort_zip import name_in_zip
+    from softmass_core.cohorts.cohort_zip import name_in_zip
 
     names = st.session_state.get(KEY_UPLOAD_NAMES) or {}
     st.error(name_in_zip(str(exc), names, uploads_root=cache_root() / "uploads"))
@@ -90,7 +90,7 @@ def list_weight_sets(root: str | None = None) -> tuple[list[Manifest], dict[str,
 def load_weight_set(folder: str, stamp: float) -> WeightSet:
     """One verified :class:`WeightSet` per folder, shared by every session and page.
 
-    The process-wide registry (:data:`softmass_core.serving.REGISTRY`) reads
+    The process-wide registry (:data:`softmass_core.inference.serving.REGISTRY`) reads
     the manifest and checks every sha256 here, once however many sessions ask
     at the same time, and builds the models in a background thread; a page
     that runs a model before it is built waits for it.  ``stamp`` (the newest
@@ -166,7 +166,7 @@ def weight_set_models(manifest: Manifest) -> str:
 
 @st.cache_resource(show_spinner=False)
 def _reader_store(url: str) -> ReaderStudyStore:
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def study_admin_passphrase() -> str | None:
     Streamlit secret ``study_admin_passphrase`` (``.streamlit/secrets.toml``,
     which must never be committed).  Blank values count as none.
     """
-    from softmass_core.study import ADMIN_PASSPHRASE_ENV, ADMIN_PASSPHRASE_SECRET
+    from softmass_core.reader_study.cases import ADMIN_PASSPHRASE_ENV, ADMIN_PASSPHRASE_SECRET
 
     value = os.environ.get(ADMIN_PASSPHRASE_ENV, "")
     if not value.strip():

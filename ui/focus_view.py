@@ -1,9 +1,9 @@
 """The Grad-CAM page's record of grades and its Table 4 summary (Streamlit).
 
 A reader identifies as in the reader study (:mod:`ui.reader_view`), records
-the grade the page computed (:meth:`softmass_core.store.ReaderStudyStore.record_focus_grade`),
+the grade the page computed (:meth:`softmass_core.reader_study.store.ReaderStudyStore.record_focus_grade`),
 and sees their grades summarised like the paper's Table 4
-(:func:`softmass_core.focus.summarise_grades`), per weight set and model.
+(:func:`softmass_core.inference.focus.summarise_grades`), per weight set and model.
 """
 
 from __future__ import annotations
@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from softmass_core.focus import GRADE_TITLES, GRADES, FocusComparison, summarise_grades, summarise_grades_by_model
+from softmass_core.inference.focus import (
+    GRADE_TITLES,
+    GRADES,
+    FocusComparison,
+    summarise_grades,
+    summarise_grades_by_model,
+)
 from softmass_core.labels import DLM1, MODEL_IDS, display_name
+from softmass_core.reader_study.store import GradeExistsError
 from softmass_core.report import model_name
-from softmass_core.store import GradeExistsError
 from ui import reader_view as view
 from ui.common import guarded
 
 if TYPE_CHECKING:
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
 #: The weight set of grades made before grades recorded it.
 NOT_RECORDED = ""

@@ -4,7 +4,7 @@ A reader identifies with name and PIN (:func:`identify`); the identity is
 kept in the session and shared by both pages.  The model's result is
 computed only when the page asks for it, and the page asks only after the
 store says the reader's blind read is recorded
-(:meth:`softmass_core.store.ReaderStudyStore.reader_state`).
+(:meth:`softmass_core.reader_study.store.ReaderStudyStore.reader_state`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from softmass_core import serving, study
-from softmass_core.cascade import CascadeResult
-from softmass_core.gradcam import cams_for_result, overlay_cam
+from softmass_core.inference import serving
+from softmass_core.inference.cascade import CascadeResult
+from softmass_core.inference.gradcam import cams_for_result, overlay_cam
 from softmass_core.labels import DLM1, MALIGNANT, SUBTYPES, display_name
-from softmass_core.store import ReaderStudyStore
+from softmass_core.reader_study import cases as study
+from softmass_core.reader_study.store import ReaderStudyStore
 from ui import common
 
 # Session-state keys.
@@ -117,7 +118,7 @@ def model_result(ws_folder: str, ws_tag: str, case_id: str) -> ModelView:
     return ModelView(replace(result, prepared={}, features={}), heatmaps)
 
 
-#: ``stats.reader_study.reader_study_summary`` as people read it (see :func:`softmass_core.study.summary_table`).
+#: ``stats.reader_study.reader_study_summary`` as people read it (see :func:`softmass_core.reader_study.cases.summary_table`).
 summary_table = study.summary_table
 
 

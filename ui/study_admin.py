@@ -1,7 +1,7 @@
 """The reader study's administrator on the Reader-study page: the way in (passphrase) and the results.
 
 Every reader's answers, the accuracy summary with Clopper-Pearson CIs and
-McNemar's test (:func:`softmass_core.study.study_results`), the CSV exports
+McNemar's test (:func:`softmass_core.reader_study.cases.study_results`), the CSV exports
 and new PINs are for the administrator only.
 """
 
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from softmass_core import study
+from softmass_core.reader_study import cases as study
 from ui import charts, common
 from ui import reader_view as view
 
 if TYPE_CHECKING:
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
 
 def admin_view(store: ReaderStudyStore) -> None:

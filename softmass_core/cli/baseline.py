@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the baseline's AUC per task and cohort."""
-    from softmass_core.baseline import histogram_baseline
+    from softmass_core.training.baseline import histogram_baseline
 
     res = histogram_baseline(args.cohort, train_cohort=args.train_cohort)
     if args.json:

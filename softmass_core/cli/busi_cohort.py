@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmass_core.busi import build_busi_cohort
+    from softmass_core.data.busi import build_busi_cohort
 
     print(build_busi_cohort(args.busi, args.out, margin=args.margin, seed=args.seed))
     return 0

@@ -8,8 +8,8 @@ import sys
 
 from softmass_core.cli._helpers import ProgressBar, invoked_command, print_json
 from softmass_core.errors import SoftmassError
-from softmass_core.manifest import FUSION_RULES
 from softmass_core.paths import make_dir
+from softmass_core.weights.manifest import FUSION_RULES
 
 HELP = "evaluate a weight set on a cohort CSV"
 
@@ -43,10 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmass_core.cascade import Cascade
-    from softmass_core.cohort import read_cohort
-    from softmass_core.evaluate import check_replicate, evaluate, record_metrics, record_replicate
-    from softmass_core.weights import WeightSet
+    from softmass_core.cohorts.cohort import read_cohort
+    from softmass_core.cohorts.evaluate import check_replicate, evaluate, record_metrics, record_replicate
+    from softmass_core.inference.cascade import Cascade
+    from softmass_core.weights.weight_set import WeightSet
 
     if args.record and args.record_replicate:
         raise SoftmassError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from softmass_core.cli._helpers import ProgressBar
-from softmass_core.phantom import COHORT_PLAN, DEFAULT_DIFFICULTY
+from softmass_core.data.phantom import COHORT_PLAN, DEFAULT_DIFFICULTY
 
 HELP = "generate simulated cohorts (gray + CDFI, three hospitals)"
 
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the cohorts with a progress bar on stderr (kept on screen when done); print the CSV path."""
-    from softmass_core.phantom import generate_cohorts
+    from softmass_core.data.phantom import generate_cohorts
 
     cohorts = None if not args.cohorts else [c for c in str(args.cohorts).split(",") if c.strip()]
     bar = ProgressBar("phantom", leave=True, terminal_only=False)

@@ -6,7 +6,7 @@ import argparse
 
 from softmass_core.cli._helpers import print_json
 from softmass_core.errors import SoftmassError
-from softmass_core.manifest import FUSION_RULES
+from softmass_core.weights.manifest import FUSION_RULES
 
 HELP = "run the DLM cascade on one case"
 
@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmass_core.cascade import Cascade, CaseImages
-    from softmass_core.images import load_image
-    from softmass_core.roi import parse_roi
-    from softmass_core.weights import WeightSet
+    from softmass_core.inference.cascade import Cascade, CaseImages
+    from softmass_core.io.images import load_image
+    from softmass_core.io.roi import parse_roi
+    from softmass_core.weights.weight_set import WeightSet
 
     if not args.gray and not args.cdfi:
         raise SoftmassError("Give --gray IMG and/or --cdfi IMG.")

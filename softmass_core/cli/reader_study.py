@@ -12,7 +12,7 @@ from softmass_core.errors import SoftmassError
 from softmass_core.paths import make_dir
 
 if TYPE_CHECKING:
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
 HELP = "the study administrator's results of a reader-study database (summary, CSVs) or a reader's new PIN"
 
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _open(db: str) -> ReaderStudyStore:
-    from softmass_core.store import ReaderStudyStore
+    from softmass_core.reader_study.store import ReaderStudyStore
 
     text = str(db)
     if "://" not in text or text.startswith("sqlite:///"):
@@ -55,7 +55,7 @@ def _open(db: str) -> ReaderStudyStore:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary (or issue a PIN) and write the CSVs."""
-    from softmass_core.study import STUDY_CASE_IDS, STUDY_SET, study_results, summary_table
+    from softmass_core.reader_study.cases import STUDY_CASE_IDS, STUDY_SET, study_results, summary_table
 
     if args.out:
         make_dir(args.out, "--out")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from softmass_core.cli._helpers import ProgressBar
-from softmass_core.tta import VIEWS
+from softmass_core.inference.tta import VIEWS
 
 HELP = "re-choose a weight set's thresholds (and test-time augmentation) on validation"
 
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmass_core.retune import retune
+    from softmass_core.training.retune import retune
 
     views = None if args.tta is None else ([] if args.tta == "none" else [args.tta])
     progress = None if args.quiet else ProgressBar("evaluate")

@@ -27,10 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softmass_core.cascade import Cascade
-    from softmass_core.cohort import read_cohort
-    from softmass_core.shift import format_table, record, scanner_shift
-    from softmass_core.weights import WeightSet
+    from softmass_core.cohorts.cohort import read_cohort
+    from softmass_core.cohorts.shift import format_table, record, scanner_shift
+    from softmass_core.inference.cascade import Cascade
+    from softmass_core.weights.weight_set import WeightSet
 
     ws = WeightSet.load(args.weights)
     original = read_cohort(args.original).subset(args.cohorts.split(",") if args.cohorts else None)

@@ -1,4 +1,4 @@
-"""``train``: a weight set (DLM-1 and optionally DLM-2) from a cohort CSV; see :mod:`softmass_core.train`."""
+"""``train``: a weight set (DLM-1 and optionally DLM-2) from a cohort CSV; see :mod:`softmass_core.training.train`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from softmass_core.cli._helpers import StageBars, invoked_command, parse_size
+from softmass_core.inference.tta import VIEWS
 from softmass_core.labels import DLM1, SUBMODEL_IDS
-from softmass_core.manifest import DATA_KINDS, RESIZE_MODES
-from softmass_core.tta import VIEWS
+from softmass_core.weights.manifest import DATA_KINDS, RESIZE_MODES
 
 HELP = "train a weight set (DLM-1 and optionally DLM-2) from a cohort CSV"
 
@@ -62,7 +62,7 @@ def _log(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     w, h = parse_size(args.size)
-    from softmass_core.train import TrainConfig, train_weight_set  # torch and timm: loaded when training
+    from softmass_core.training.train import TrainConfig, train_weight_set  # torch and timm: loaded when training
 
     cfg = TrainConfig(
         arch=args.arch, width=w, height=h, resize_mode=args.resize_mode,
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def interrupted_hint(args: argparse.Namespace) -> str:
     """What to do after Ctrl-C: the finished epochs are in the work dir, and --resume goes on."""
-    from softmass_core.train import work_dir_for
+    from softmass_core.training.train import work_dir_for
 
     work = work_dir_for(args.id, args.work_dir)
     return f"; finished epochs are kept in {work}: run the same command with --resume to go on"

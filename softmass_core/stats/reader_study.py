@@ -1,7 +1,7 @@
 """The reader study's statistics: accuracy before and after the model, per reader and task, with McNemar.
 
-The reads come from :meth:`softmass_core.store.ReaderStudyStore.reads`;
-:func:`softmass_core.study.summary_table` shows the result as people read it.
+The reads come from :meth:`softmass_core.reader_study.store.ReaderStudyStore.reads`;
+:func:`softmass_core.reader_study.cases.summary_table` shows the result as people read it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _correct(malignant: Any, subtype: Any, truth: str, task: str) -> bool:
 def reader_study_summary(reads: pd.DataFrame, truth: Mapping[str, str]) -> pd.DataFrame:
     """Accuracy before and after the model, per reader and task (SUMMARY_COLUMNS).
 
-    ``reads`` is :meth:`softmass_core.store.ReaderStudyStore.reads` (at least reader_id, case_id,
+    ``reads`` is :meth:`softmass_core.reader_study.store.ReaderStudyStore.reads` (at least reader_id, case_id,
     blind_malignant, blind_subtype, assisted_malignant, assisted_subtype);
     only cases with both reads count.  ``truth`` maps case id -> label
     (``labels.COHORT_LABELS``).  Task ``benign_vs_malignant`` uses every such

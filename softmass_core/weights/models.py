@@ -1,0 +1,194 @@
+"""Model construction and safetensors I/O for weight sets.
+
+Every model is a timm ConvNeXt (or any timm model with ``stem`` / ``stages`` /
+``norm_pre`` / ``forward_head``) whose classifier was replaced, as the paper
+only changes the fully connected layer.  Weights are stored as safetensors
+(optionally fp16 for size) and computed in fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from softmass_core.errors import SoftmassError, WeightsError
+from softmass_core.weights.manifest import Architecture, ModelEntry, sha256_file
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` (or ``cuda:N``) or ``auto`` (a GPU when one is visible) as a torch device.
+
+    Anything else, or cuda without a visible GPU, is a :class:`SoftmassError`
+    that says what to pass instead.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise SoftmassError(f"Unknown device {str(name)!r}; use cpu or cuda.")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SoftmassError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu.")
+    return device
+
+
+def build_model(arch: Architecture, num_classes: int) -> nn.Module:
+    """A freshly initialised timm model with a ``num_classes`` head (never downloads)."""
+    import timm
+
+    try:
+        model = timm.create_model(arch.timm_name, pretrained=False, num_classes=num_classes, **arch.timm_args)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise WeightsError(
+            f"timm cannot build '{arch.timm_name}' with {arch.timm_args}: {exc}. "
+            "Check architecture.timm_name / timm_args in the manifest."
+        ) from exc
+    return model
+
+
+def load_model(entry: ModelEntry, path: str | Path) -> nn.Module:
+    """Build ``entry``'s architecture and load its safetensors file (strict)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    # Built on the meta device: no random initialisation (most of the time a model took to load),
+    # since every tensor is then assigned from the file.
+    with torch.device("meta"):
+        model = build_model(entry.architecture, entry.num_classes)
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file ({exc}).") from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise WeightsError(
+            f"{path} does not fit {entry.architecture.timm_name} with {entry.num_classes} classes: "
+            f"{len(missing)} missing tensors (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+            f"(e.g. {unexpected[:3]}). Check architecture and labels in the manifest."
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise WeightsError(
+                f"{path}: tensor '{key}' has shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(expected[key].shape)}. Check architecture and labels in the manifest."
+            )
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a tensor the file does not hold
+        model = build_model(entry.architecture, entry.num_classes)
+        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def save_safetensors(model: nn.Module, path: str | Path, *, dtype: str = "float32") -> str:
+    """Write ``model``'s state dict as safetensors in ``dtype``; return the sha256."""
+    from safetensors.torch import save_file
+
+    torch_dtype = _DTYPES[dtype]
+    state = {}
+    for key, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu")
+        if t.is_floating_point():
+            t = t.to(torch_dtype)
+        state[key] = t.contiguous()
+    save_file(state, str(path))
+    return sha256_file(path)
+
+
+def framework_versions() -> dict[str, str]:
+    """Versions recorded in manifests."""
+    import numpy
+    import timm
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+# --------------------------------------------------------------------------- split forward
+
+
+def _resolve_stage_index(model: nn.Module, layer: str) -> int:
+    """Index of the stage named by ``layer`` (``"stages.-1"`` -> last stage)."""
+    parts = layer.split(".")
+    if len(parts) != 2 or parts[0] != "stages" or not hasattr(model, "stages"):
+        raise WeightsError(
+            f"gradcam_target_layer {layer!r} is not supported: use 'stages.<index>' on a ConvNeXt model."
+        )
+    try:
+        index = int(parts[1])
+    except ValueError:
+        raise WeightsError(f"gradcam_target_layer {layer!r}: '{parts[1]}' is not a stage index.") from None
+    n = len(model.stages)
+    if not -n <= index < n:
+        raise WeightsError(f"gradcam_target_layer {layer!r}: the model has {n} stages.")
+    return index % n
+
+
+class Tail(nn.Module):
+    """Stages ``index..end`` + ``norm_pre`` + head of a ConvNeXt: features -> logits.
+
+    Grad-CAM runs on a private deep copy of the tail, so its hooks never touch
+    the shared model that other sessions run inference on, and the backward
+    pass stops at the target stage instead of running through the whole
+    network.
+    """
+
+    def __init__(self, model: nn.Module, index: int) -> None:
+        super().__init__()
+        self.stages = nn.Sequential(*[copy.deepcopy(model.stages[i]) for i in range(index, len(model.stages))])
+        self.norm_pre = copy.deepcopy(getattr(model, "norm_pre", nn.Identity()))
+        self.head_model = copy.deepcopy(model.head)
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return self.stages[0]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.stages(features)
+        x = self.norm_pre(x)
+        return self.head_model(x)
+
+
+def trunk_forward(model: nn.Module, x: torch.Tensor, index: int) -> torch.Tensor:
+    """Stem and stages ``0..index-1``: the input of stage ``index``."""
+    x = model.stem(x)
+    for i in range(index):
+        x = model.stages[i](x)
+    return x
+
+
+def tail_forward(model: nn.Module, features: torch.Tensor, index: int) -> torch.Tensor:
+    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy)."""
+    x = features
+    for i in range(index, len(model.stages)):
+        x = model.stages[i](x)
+    x = model.norm_pre(x)
+    return model.forward_head(x)
+
+
+def stage_index(model: nn.Module, layer: str) -> int:
+    """Public wrapper of the target-layer parser."""
+    return _resolve_stage_index(model, layer)

@@ -1,0 +1,183 @@
+"""Weight sets: a folder of safetensors files described by ``manifest.json``.
+
+``weights/<id>/`` holds
+
+* ``manifest.json``: what the set is and how to use it
+  (:mod:`softmass_core.weights.manifest`: schema, validation, reading and writing);
+* one ``<model>.safetensors`` per model (``dlm1`` and optionally ``sm1`` ..
+  ``sm5``), built and read by :mod:`softmass_core.weights.models`;
+* ``README.md``: the model card for people (:mod:`softmass_core.weights.modelcard`).
+
+:class:`WeightSet` sits on top of both: it reads the manifest, checks the
+sha256 of every weight file (:func:`verify_files`), reads safetensors only
+(nothing is unpickled), never downloads anything and builds models with
+``timm.create_model(..., pretrained=False)`` on first use.
+:func:`write_weight_set` is the way back: safetensors, manifest and card.
+
+Layers: ``manifest`` <- ``models`` <- ``weights``.  torch (via ``models``) is
+imported when the first model is built or saved, not when this module is:
+listing, reading and verifying sets (the app's first page run) stay light.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from softmass_core.errors import WeightsError
+from softmass_core.paths import make_dir
+from softmass_core.weights.manifest import (
+    Architecture,
+    InputSpec,
+    Manifest,
+    ModelEntry,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def verify_files(manifest: Manifest) -> dict[str, bool]:
+    """Check every weight file exists and matches its sha256.
+
+    Returns ``{model_id: True}``; raises :class:`WeightsError` on the first
+    missing or mismatching file.
+    """
+    folder = manifest.path.parent
+    status: dict[str, bool] = {}
+    for model_id, entry in manifest.models.items():
+        path = folder / entry.file
+        if not path.is_file():
+            raise WeightsError(f"{path} is missing (models.{model_id}.file in {manifest.path}).")
+        actual = sha256_file(path)
+        if actual != entry.sha256:
+            raise WeightsError(
+                f"{path} does not match its sha256 in {manifest.path} (expected {entry.sha256[:12]}..., "
+                f"got {actual[:12]}...). The file is corrupt or was replaced: restore it or re-export the set."
+            )
+        status[model_id] = True
+    return status
+
+
+class WeightSet:
+    """A verified weight set whose models are built on first use and cached.
+
+    Safe to share between threads (one Streamlit process serves many browser
+    sessions): model construction is guarded by a lock, and models are only
+    used for inference afterwards.
+    """
+
+    def __init__(self, manifest: Manifest, *, verify: bool = True) -> None:
+        self.manifest = manifest
+        self.verified = verify_files(manifest) if verify else {}
+        self._models: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, folder: str | Path, *, verify: bool = True) -> WeightSet:
+        """Read the manifest, verify every sha256 and return the set (models lazy)."""
+        return cls(read_manifest(folder), verify=verify)
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return self.manifest.input_spec
+
+    @property
+    def has_dlm2(self) -> bool:
+        return self.manifest.has_dlm2
+
+    @property
+    def folder(self) -> Path:
+        return self.manifest.path.parent
+
+    def entry(self, model_id: str) -> ModelEntry:
+        try:
+            return self.manifest.models[model_id]
+        except KeyError:
+            raise WeightsError(
+                f"Weight set '{self.id}' has no model '{model_id}' (it has {list(self.manifest.models)})."
+            ) from None
+
+    def model(self, model_id: str):
+        """The ``torch.nn.Module`` for ``model_id``, in eval mode, fp32."""
+        with self._lock:
+            if model_id not in self._models:
+                from softmass_core.weights.models import (
+                    load_model,  # torch on the first model, not on import (see above)
+                )
+
+                entry = self.entry(model_id)
+                self._models[model_id] = load_model(entry, self.folder / entry.file)
+            return self._models[model_id]
+
+    def load_all(self) -> None:
+        """Build every model now (e.g. behind a spinner) instead of on first use."""
+        for model_id in self.manifest.models:
+            self.model(model_id)
+
+
+def write_weight_set(
+    folder: str | Path,
+    models: Mapping[str, nn.Module],
+    *,
+    set_id: str,
+    version: str,
+    architecture: Architecture,
+    input_spec: InputSpec,
+    labels: Mapping[str, list[str]],
+    thresholds: Mapping[str, tuple[float, str]] | None = None,
+    storage_dtype: str = "float32",
+    data_kind: str = "test",
+    name: str | None = None,
+    description: str = "",
+    intended_use: str = "Research demo. Not a medical device; not for clinical use.",
+    extra: Mapping[str, Any] | None = None,
+    model_card: str | None = None,
+) -> Path:
+    """Write safetensors files, a manifest with their sha256 and a model card to ``folder``.
+
+    ``labels[model_id]`` is ``[negative, positive]``; ``thresholds[model_id]``
+    is ``(threshold, how_chosen)`` (default 0.5, "default 0.5").
+    """
+    from softmass_core.weights.models import framework_versions, save_safetensors  # torch, only to write a set
+
+    folder = make_dir(folder, "Weight-set folder")
+    files = {}
+    for model_id, model in models.items():
+        file = f"{model_id}.safetensors"
+        files[model_id] = (file, save_safetensors(model, folder / file, dtype=storage_dtype))
+    write_manifest(
+        folder,
+        set_id=set_id,
+        version=version,
+        architecture=architecture,
+        input_spec=input_spec,
+        files=files,
+        labels=labels,
+        framework=framework_versions(),
+        thresholds=thresholds,
+        storage_dtype=storage_dtype,
+        data_kind=data_kind,
+        name=name,
+        description=description,
+        intended_use=intended_use,
+        extra=extra,
+    )
+    if model_card is not None:
+        (folder / "README.md").write_text(model_card, encoding="utf-8")
+    elif not (folder / "README.md").exists():
+        (folder / "README.md").write_text(f"# {name or set_id}\n\n{description}\n", encoding="utf-8")
+    return folder
