@@ -42,8 +42,14 @@ for col, (modality, image) in zip(cols, case.images.items(), strict=True):
         st.subheader(MODALITY_NAMES[modality])
         rois[modality] = roi_editor(PREFIX, case, image)
 
-if st.button("Run the DLM cascade", type="primary", key="case.run"):
-    st.session_state[KEY_RUN_FOR] = case.case_id
+
+def _pressed_run(case_id: str) -> None:
+    # A callback, not the button's return value: callbacks run before the script does, so a rerun that the
+    # canvas asks for while the press's run is still drawing the ROI editors cannot swallow the press.
+    st.session_state[KEY_RUN_FOR] = case_id
+
+
+st.button("Run the DLM cascade", type="primary", key="case.run", on_click=_pressed_run, args=(case.case_id,))
 if st.session_state.get(KEY_RUN_FOR) != case.case_id:
     st.info("Set the ROIs, then press **Run the DLM cascade**. Later ROI changes rerun it automatically.")
     st.stop()

@@ -169,6 +169,34 @@ ROI_FIELDS = ("left x0", "top y0", "right x1", "bottom y1")
 ROI_TOLERANCE_PX = 2
 
 
+def test_run_pressed_the_moment_it_shows_is_never_lost(server):
+    """A press while the drawing canvases still report their first value (a rerun of their own) must run the case.
+
+    With the button's return value read in the script, the canvas's rerun could interrupt the press's run
+    before it reached the button, and the press was gone: nothing happened (seen 2 of 3 times on a busy
+    2-core machine).  The press is now a callback, which Streamlit runs before the script.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _, _ = server
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(3):  # each a fresh session, whose canvases mount (and rerun) again
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.set_default_timeout(STEP_TIMEOUT_MS)
+                page.goto(url)
+                run = page.get_by_role("button", name="Run the DLM cascade")
+                expect(run).to_be_visible()
+                run.click()  # no waiting for the script to go idle: a user does not wait either
+                expect(page.get_by_text(re.compile(r"^Diagnosis: "))).to_be_visible()
+                _assert_no_exception(page)
+                page.close()
+        finally:
+            browser.close()
+
+
 def _roi_fields(page) -> list[int]:
     return [int(page.get_by_role("spinbutton", name=name).first.input_value()) for name in ROI_FIELDS]
 
