@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import softmass_core
 from tests.conftest import ROOT
 
@@ -22,6 +24,7 @@ def test_no_streamlit_import_in_source():
     assert offenders == []
 
 
+@pytest.mark.slow  # a second Python process that imports torch
 def test_importing_every_core_module_loads_no_streamlit():
     names = [m.name for m in pkgutil.walk_packages(softmass_core.__path__, "softmass_core.")]
     assert "softmass_core.inference.cascade" in names and "softmass_core.data.phantom" in names

@@ -266,6 +266,7 @@ def _hold_lock_in_another_process(work):
     return holder
 
 
+@pytest.mark.slow  # a second Python process that imports torch
 def test_a_second_run_on_a_busy_work_dir_is_refused_and_a_dead_holder_blocks_nothing(tmp_path, capsys):
     from softmass_core.cli import main
     from softmass_core.training.train import LOCK_NAME, work_dir_lock
