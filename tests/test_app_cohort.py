@@ -353,3 +353,19 @@ def test_the_sidebar_weight_set_is_the_one_evaluated(app_env, benign_malignant_c
     at.run()
     _no_errors(at)
     assert at.subheader[0].value.startswith("tiny v")
+
+
+def test_decision_curve_is_drawn_and_its_csv_matches_the_predictions(app_env, benign_malignant_csv, downloads):
+    at = _server_cohort(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), benign_malignant_csv)
+    at.button(key="cohort.run").click().run()
+    _no_errors(at)
+    assert any(e.label.startswith("Decision curve of DLM-1") for e in at.expander)
+    curve = _csv(downloads["Decision curve (CSV)"][0]).astype({"threshold": float, "net_benefit": float})
+    preds = _csv(downloads["Predictions (CSV)"][0])
+    cohort = curve["cohort"].iloc[0]
+    assert len(curve) == 99 and set(curve["cohort"]) == {cohort}
+    mine = preds[preds["cohort"] == cohort]
+    p, sick = mine["p_malignant"].astype(float), mine["y_malignant"].astype(int) == 1
+    at_half = curve.loc[curve["threshold"] == 0.5, "net_benefit"].item()
+    called = p >= 0.5
+    assert at_half == pytest.approx(((called & sick).sum() - (called & ~sick).sum()) / len(mine), abs=1e-9)

@@ -216,3 +216,18 @@ def test_data_note_never_claims_clinical_performance():
     note = cohort_tables.data_note("simulated", demo=True)
     assert "simulated cases" in note and "**not**" in note and "soft-tissue masses" in note
     assert "breast ultrasound" in cohort_tables.data_note("breast_ultrasound", demo=False)
+
+
+def test_decision_chart_shows_dlm1_treat_all_and_treat_none():
+    curve = [
+        {"threshold": 0.1, "net_benefit": 0.25, "treat_all": 0.2},
+        {"threshold": 0.9, "net_benefit": 0.05, "treat_all": -6.0},
+    ]
+    frame = charts.decision_frame(curve)
+    assert len(frame) == 6 and set(frame["strategy"]) == {"DLM-1", "Treat all", "Treat none"}
+    assert frame.loc[frame["strategy"] == "Treat none", "net_benefit"].eq(0.0).all()
+    spec = charts.decision_chart(curve, title="t").to_dict()
+    assert spec["encoding"]["x"]["field"] == "threshold" and spec["encoding"]["y"]["field"] == "net_benefit"
+    # treat all's plunge at high thresholds is clipped to the axis so the curves near 0 stay readable
+    values = [r["net_benefit"] for r in spec["datasets"][next(iter(spec["datasets"]))]]
+    assert min(values) >= spec["encoding"]["y"]["scale"]["domain"][0]

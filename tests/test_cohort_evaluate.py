@@ -136,6 +136,16 @@ def test_evaluate_tables_and_metrics(cohort_dir, tiny_weights, tmp_path):
     files = ev.write(tmp_path / "out")
     data = json.loads(files["metrics_json"].read_text())  # strict JSON: no NaN/Infinity
     assert data["cohorts"]["test_a"]["dlm1"]["counts"].keys() == {"tp", "fp", "fn", "tn"}
+    # The decision curve (issue 17) comes from the same predictions as predictions.csv, checked by hand at 0.3.
+    curve = data["cohorts"]["validation"]["dlm1"]["decision_curve"]
+    assert [r["threshold"] for r in curve] == [round(i / 100, 2) for i in range(1, 100)]
+    val = pred[pred["cohort"] == "validation"]
+    at = next(r for r in curve if r["threshold"] == 0.3)
+    called, sick = val["p_malignant"] >= 0.3, val["y_malignant"] == 1
+    n = len(val)
+    assert at["net_benefit"] == pytest.approx(((called & sick).sum() - (called & ~sick).sum() * 0.3 / 0.7) / n)
+    assert at["treat_all"] == pytest.approx(2 / 12 - 10 / 12 * 0.3 / 0.7)
+    assert "decision_curve" not in ev.metrics["validation"]["dlm1"]  # not stored with the metrics
     table = ev.metrics_table()
     assert {"cohort", "task", "metric", "value", "ci_low", "ci_high"} <= set(table.columns)
 

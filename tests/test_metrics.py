@@ -826,3 +826,24 @@ def test_format_p_is_the_one_p_value_formatter():
     assert format_p(float("nan")) == "n/a" and format_p(None) == "n/a"
     assert format_p(0.5, "ANOVA") == "0.500 (ANOVA)"
     assert format_p(float("nan"), "chi-square") == "n/a (chi-square)"
+
+
+def test_decision_curve_against_a_hand_calculation():
+    from softmass_core.stats.decision import DECISION_THRESHOLDS, decision_curve
+
+    y = [1, 1, 1, 0, 0, 0, 0, 0]
+    p = [0.9, 0.4, 0.15, 0.35, 0.2, 0.05, 0.6, 0.1]
+    rows = {r["threshold"]: r for r in decision_curve(y, p)}
+    assert list(rows) == list(DECISION_THRESHOLDS) and len(rows) == 99
+    # pt = 0.30: called 0.9, 0.4 (TP) and 0.35, 0.6 (FP); odds 3/7
+    assert rows[0.3]["net_benefit"] == pytest.approx(2 / 8 - 2 / 8 * 3 / 7)
+    assert rows[0.3]["treat_all"] == pytest.approx(3 / 8 - 5 / 8 * 3 / 7)
+    # pt = 0.5: TP 0.9, FP 0.6, odds 1
+    assert rows[0.5]["net_benefit"] == pytest.approx(1 / 8 - 1 / 8)
+    # a score equal to the threshold is called positive
+    assert decision_curve([1, 0], [0.4, 0.1], [0.4])[0]["net_benefit"] == pytest.approx(1 / 2)
+    # one class only: still defined (treat all = -odds when nobody is sick)
+    none_sick = decision_curve([0, 0], [0.8, 0.1], [0.2])[0]
+    assert none_sick["net_benefit"] == pytest.approx(-1 / 2 * 0.25) and none_sick["treat_all"] == pytest.approx(-0.25)
+    with pytest.raises(MetricsError, match="strictly between 0 and 1"):
+        decision_curve(y, p, [0.0, 0.5])

@@ -174,6 +174,49 @@ def calibration_chart(
     return (identity + line + points).properties(title=title, height=height, autosize=_FIT_X)
 
 
+# --------------------------------------------------------------------------- decision curve
+
+
+def decision_frame(curve: list[Mapping[str, float]]) -> pd.DataFrame:
+    """Long table of one decision curve: threshold, strategy (DLM-1 / treat all / treat none), net benefit."""
+    rows = []
+    for r in curve:
+        rows += [
+            {"threshold": r["threshold"], "strategy": "DLM-1", "net_benefit": r["net_benefit"]},
+            {"threshold": r["threshold"], "strategy": "Treat all", "net_benefit": r["treat_all"]},
+            {"threshold": r["threshold"], "strategy": "Treat none", "net_benefit": 0.0},
+        ]
+    return pd.DataFrame(rows, columns=["threshold", "strategy", "net_benefit"])
+
+
+def decision_chart(curve: list[Mapping[str, float]], *, title: str = "", height: int = 260) -> alt.Chart:
+    """Net benefit against threshold probability for DLM-1, treat all and treat none (Vickers & Elkin 2006).
+
+    The y axis runs from a little below 0 to the prevalence: treat all falls far below 0 at high thresholds,
+    which would otherwise squash the curves that matter.
+    """
+    data = decision_frame(curve)
+    top = max([r["treat_all"] for r in curve[:1]] + [r["net_benefit"] for r in curve] + [0.01])
+    floor = -0.2 * top
+    data["net_benefit"] = data["net_benefit"].clip(lower=floor)
+    return (
+        alt.Chart(data)
+        .mark_line(strokeWidth=1.5)
+        .encode(
+            x=alt.X("threshold:Q", title="Threshold probability", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("net_benefit:Q", title="Net benefit", scale=alt.Scale(domain=[floor, top * 1.05])),
+            color=alt.Color("strategy:N", title=None, sort=["DLM-1", "Treat all", "Treat none"]),
+            strokeDash=alt.StrokeDash("strategy:N", legend=None, sort=["DLM-1", "Treat all", "Treat none"]),
+            tooltip=[
+                alt.Tooltip("strategy:N", title="Strategy"),
+                alt.Tooltip("threshold:Q", title="Threshold", format=".2f"),
+                alt.Tooltip("net_benefit:Q", title="Net benefit", format=".3f"),
+            ],
+        )
+        .properties(title=title, height=height, autosize=_FIT_X)
+    )
+
+
 # --------------------------------------------------------------------------- threshold
 
 

@@ -236,6 +236,13 @@ def calibration(eid: str, cohorts: tuple[str, ...]) -> dict[str, Any]:
     return {} if ev is None else cohort_calibration(ev.predictions, cohorts)
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def decision_curves(eid: str) -> dict[str, list[dict[str, float]]]:
+    """DLM-1's decision curve per cohort of ``eid`` (net benefit, treat all)."""
+    ev = evaluation(eid)
+    return {} if ev is None else ev.decision_curves()
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def comparison(eid_a: str, eid_b: str, cohorts: tuple[str, ...]) -> list[SetComparison]:
     """Paired DeLong comparison of evaluations ``eid_a`` (A) and ``eid_b`` (B) on ``cohorts``."""

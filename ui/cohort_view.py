@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from softmass_core.cohorts.cohort import Cohort
@@ -224,6 +225,33 @@ def show_sweep(eid: str, shown: list[str], threshold: float) -> None:
             st.altair_chart(charts.threshold_chart(sweep, threshold=threshold), width="stretch")
         else:
             st.caption("This cohort has only one class; sensitivity and specificity cannot both be shown.")
+
+
+DECISION_HELP = (
+    "Net benefit (Vickers & Elkin 2006) weighs the cancers found against the false alarms at the odds a "
+    "clinician would accept: at threshold probability p, one false alarm costs p / (1 - p) of a cancer found. "
+    "DLM-1 is worth acting on where its line lies above both 'treat all' (biopsy everyone) and 'treat none'."
+)
+
+
+def show_decision_curve(eid: str, shown: list[str]) -> None:
+    """DLM-1's decision curve for one cohort, with treat all and treat none, and the curve as CSV."""
+    curves = data.decision_curves(eid)
+    with st.expander("Decision curve of DLM-1 (net benefit)") as box:
+        cohort = st.selectbox("Cohort", [c for c in shown if c in curves], key="cohort.decision", help=DECISION_HELP)
+        if cohort is None:
+            st.caption("No cohort with cases to draw a decision curve for.")
+            return
+        st.altair_chart(charts.decision_chart(curves[cohort], title=f"Decision curve, {cohort}"), width="stretch")
+        frame = pd.DataFrame(curves[cohort])
+        frame.insert(0, "cohort", cohort)
+        box.download_button(
+            "Decision curve (CSV)",
+            frame.to_csv(index=False).encode(),
+            file_name=f"decision_curve_{cohort}.csv",
+            mime="text/csv",
+            key="cohort.decision.csv",
+        )
 
 
 def show_curves(ev: Evaluation, eid: str, shown: list[str]) -> None:

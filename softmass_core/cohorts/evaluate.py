@@ -35,6 +35,7 @@ from softmass_core.io.images import load_image
 from softmass_core.io.roi import Prepared, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
 from softmass_core.paths import make_dir
+from softmass_core.stats.decision import decision_curve
 
 Progress = Callable[[int, int], None]
 
@@ -101,7 +102,23 @@ class Evaluation:
         """What is undefined on ``cohort`` and for which task (e.g. "DLM-1: ppv is undefined (...)")."""
         return list((self.metrics.get(cohort) or {}).get("warnings", []))
 
+    def decision_curves(self) -> dict[str, list[dict[str, float]]]:
+        """DLM-1's decision curve per cohort (:func:`softmass_core.stats.decision.decision_curve`), from the
+        same predictions as predictions.csv: net benefit and treat-all at thresholds 0.01, ..., 0.99."""
+        out = {}
+        for cohort in self.metrics:
+            sub = self.predictions[self.predictions["cohort"].astype(str) == str(cohort)]
+            if len(sub):
+                out[str(cohort)] = decision_curve(sub["y_malignant"].to_numpy(int), sub["p_malignant"].to_numpy(float))
+        return out
+
     def metrics_json(self) -> dict[str, Any]:
+        """The evaluation as JSON: ``cohorts.<cohort>.dlm1`` carries the metrics and the decision curve
+        (computed here, not stored with the metrics, so manifests that record metrics stay small)."""
+        cohorts = {c: dict(entry) for c, entry in self.metrics.items()}
+        for c, curve in self.decision_curves().items():
+            if cohorts[c].get(DLM1) is not None:
+                cohorts[c][DLM1] = {**cohorts[c][DLM1], "decision_curve": curve}
         return {
             "weight_set": {
                 "id": self.weight_set_id,
@@ -111,7 +128,7 @@ class Evaluation:
             "operating_point": self.operating_points.get(DLM1, ""),
             "operating_points": dict(self.operating_points),
             "fusion_rule": self.fusion_rule,
-            "cohorts": self.metrics,
+            "cohorts": cohorts,
         }
 
     def metrics_table(self):
