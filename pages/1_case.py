@@ -22,7 +22,15 @@ from ui.case_view import (
     scoring_caption,
     truth_caption,
 )
-from ui.common import DISCLAIMER, active_weight_set, guarded, tta_text
+from ui.common import (
+    DISCLAIMER,
+    active_weight_set,
+    guarded,
+    require_frame,
+    tta_text,
+)
+
+require_frame()
 
 KEY_RUN_FOR = "softmass.case.run_for"  # case id the user pressed Run for
 PREFIX = "case"

@@ -7,6 +7,9 @@ import streamlit as st
 from ui import cohort_data as data
 from ui import cohort_view as view
 from ui import common
+from ui.common import require_frame
+
+require_frame()
 
 st.title("Cohort metrics")
 st.caption(common.DISCLAIMER)

@@ -25,7 +25,15 @@ from ui.case_view import (
     roi_editor,
     run_case,
 )
-from ui.common import DISCLAIMER, active_weight_set, guarded, reader_store
+from ui.common import (
+    DISCLAIMER,
+    active_weight_set,
+    guarded,
+    reader_store,
+    require_frame,
+)
+
+require_frame()
 
 PREFIX = "focus"
 MODES = {"Box": "rect", "Polygon": "polygon", "Free-hand": "freedraw"}

@@ -15,6 +15,9 @@ from softmass_core.reader_study import cases as study
 from ui import charts, common
 from ui import reader_view as view
 from ui import study_admin as admin
+from ui.common import require_frame
+
+require_frame()
 
 st.title("Reader study")
 st.caption(common.DISCLAIMER)

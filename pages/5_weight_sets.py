@@ -23,9 +23,12 @@ from ui.common import (
     input_spec_frame,
     models_frame,
     read_model_card,
+    require_frame,
     weight_set_models,
     weights_root,
 )
+
+require_frame()
 
 #: Tooltip of each metrics-table column.
 COLUMN_HELP = {

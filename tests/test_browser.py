@@ -12,6 +12,7 @@ a missing browser is a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -59,14 +60,10 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, chromium):
-    """`streamlit run app.py` on a free port; yields (base URL, folder of a small cohort CSV)."""
-    from softmass_core.data import phantom
-
-    root = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def _running_app(root):
+    """`streamlit run app.py` on a free port with the tiny weight set under ``root``; yields (URL, log path)."""
     make_tiny_weight_set(root / "weights" / "tiny")
-    cohort_csv = phantom.generate_cohorts(root / "cohort", scale=0.05, cohorts=["test_b"])
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(
@@ -87,7 +84,7 @@ def server(tmp_path_factory, chromium):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not become healthy:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url, cohort_csv, log_path
+        yield url, log_path
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -97,6 +94,43 @@ def server(tmp_path_factory, chromium):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, chromium):
+    """`streamlit run app.py` on a free port; yields (base URL, folder of a small cohort CSV, log path)."""
+    from softmass_core.data import phantom
+
+    root = tmp_path_factory.mktemp("browser")
+    cohort_csv = phantom.generate_cohorts(root / "cohort", scale=0.05, cohorts=["test_b"])
+    with _running_app(root) as (url, log_path):
+        yield url, cohort_csv, log_path
+
+
+def test_a_page_address_opened_first_after_a_start_gets_the_frame(tmp_path, chromium):
+    """A bookmark to /cohort right after a restart: the page comes inside app.py (disclaimer, weight-set picker).
+
+    Streamlit's compatibility mode for apps with a pages/ folder ran the page file alone until some session had
+    run app.py's st.navigation: no disclaimer, no weight-set picker, file names as the menu.
+    """
+    from playwright.sync_api import expect, sync_playwright
+
+    with _running_app(tmp_path) as (url, _), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            expect.set_options(timeout=STEP_TIMEOUT_MS)
+            page.goto(f"{url}/cohort")  # the first request this server gets
+            expect(page.get_by_role("heading", name="Cohort metrics")).to_be_visible()
+            _wait_idle(page)
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            expect(sidebar.get_by_text("Research demo, not for clinical use.")).to_be_visible()
+            expect(sidebar.get_by_text("Weight set", exact=True)).to_be_visible()
+            expect(sidebar.get_by_role("link", name="Cohort metrics")).to_be_visible()
+            _assert_no_exception(page)
+        finally:
+            browser.close()
 
 
 def _wait_idle(page) -> None:

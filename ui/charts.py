@@ -205,7 +205,9 @@ def decision_chart(curve: list[Mapping[str, float]], *, title: str = "", height:
         .encode(
             x=alt.X("threshold:Q", title="Threshold probability", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("net_benefit:Q", title="Net benefit", scale=alt.Scale(domain=[floor, top * 1.05])),
-            color=alt.Color("strategy:N", title=None, sort=["DLM-1", "Treat all", "Treat none"]),
+            color=alt.Color(
+                "strategy:N", title=None, sort=["DLM-1", "Treat all", "Treat none"], legend=alt.Legend(orient="bottom")
+            ),
             strokeDash=alt.StrokeDash("strategy:N", legend=None, sort=["DLM-1", "Treat all", "Treat none"]),
             tooltip=[
                 alt.Tooltip("strategy:N", title="Strategy"),

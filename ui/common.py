@@ -33,6 +33,24 @@ DISCLAIMER = (
 )
 
 
+def require_frame() -> None:
+    """Make sure the page runs inside ``app.py`` (disclaimer, weight-set picker, navigation).
+
+    Streamlit keeps a compatibility mode for apps with a ``pages/`` folder: until
+    some session has run ``st.navigation``, a request for a page's own address
+    (a bookmark to ``/cohort`` after a restart) runs that page file alone, without
+    ``app.py``, and every later session of the process does the same.  Each page
+    calls this first: it leaves that mode the way ``st.navigation`` itself does
+    (``PagesManager.uses_pages_directory = False``, Streamlit 1.67) and reruns, so
+    the same address is served through ``app.py``.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def weights_root() -> Path:
     """Folder searched for weight sets: env SOFTMASS_WEIGHTS (read on every call), else ``weights/``."""
     return Path(os.environ.get("SOFTMASS_WEIGHTS", ROOT / "weights"))
