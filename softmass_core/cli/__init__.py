@@ -5,8 +5,9 @@ Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
 ``phantom`` (simulated cohorts), ``baseline`` (histogram baseline),
 ``busi-cohort`` (a cohort from the BUSI set), ``train`` (a weight set from a
 cohort CSV), ``shift`` (scanner shift on paired cases), ``retune`` (operating
-thresholds and test-time augmentation of a weight set), ``reader-study`` (the
-study administrator's results).
+thresholds and test-time augmentation of a weight set), ``pack`` (a weight
+set from your own checkpoints), ``reader-study`` (the study administrator's
+results).
 Bad input prints one line on stderr and exits with status 2; there are no
 tracebacks for expected errors.
 
@@ -39,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "shift": "shift",
     "retune": "retune",
+    "pack": "pack",
     "reader-study": "reader_study",
 }
 

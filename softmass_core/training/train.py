@@ -49,7 +49,6 @@ from typing import Any
 import timm
 import torch
 from filelock import FileLock, Timeout
-from safetensors.torch import load_file
 
 from softmass_core.cohorts.cohort import Cohort, read_cohort
 from softmass_core.cohorts.evaluate import evaluate, record_metrics
@@ -61,7 +60,8 @@ from softmass_core.paths import make_dir
 from softmass_core.training.data import load_images, task_targets
 from softmass_core.training.fit import Log, StageProgress, fit_model
 from softmass_core.training.retune import operating_thresholds
-from softmass_core.weights.manifest import Architecture, InputSpec
+from softmass_core.weights.checkpoint import FitReport, fit_state_dict, read_state_dict
+from softmass_core.weights.manifest import Architecture, InputSpec, sha256_file
 from softmass_core.weights.modelcard import update_manifest, write_model_card
 from softmass_core.weights.models import build_model, framework_versions, resolve_device, save_safetensors
 from softmass_core.weights.weight_set import WeightSet, write_weight_set
@@ -105,7 +105,7 @@ class TrainConfig:
 # --------------------------------------------------------------------------- models
 
 
-def _new_model(cfg: TrainConfig, num_classes: int):
+def _new_model(cfg: TrainConfig, num_classes: int, log: Log | None = None):
     if cfg.init == "imagenet":
         try:
             return timm.create_model(
@@ -118,40 +118,43 @@ def _new_model(cfg: TrainConfig, num_classes: int):
             ) from None
     model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
     if cfg.init.startswith("checkpoint:"):
-        _load_partial(model, Path(cfg.init.split(":", 1)[1]))
+        report = _load_partial(model, Path(cfg.init.split(":", 1)[1]), arch=cfg.arch, allow_new_head=True)
+        if log is not None:
+            log(f"--init {cfg.init}: {report.line()}" + "".join(f"; {s}" for s in report.steps))
     return model
 
 
-def _check_init(init: str) -> None:
-    """Refuse an ``--init`` that cannot work, before any image is loaded."""
+def _check_init(init: str, arch: str | None = None) -> None:
+    """Refuse an ``--init`` that cannot work, before any image is loaded.
+
+    A checkpoint is read and fitted into ``arch`` here, so one of another
+    architecture is refused at once (nothing is ever loaded in part).
+    """
     if init.startswith("checkpoint:"):
         path = Path(init.split(":", 1)[1])
         if not path.is_file():
             raise SoftmassError(f"--init {init!r}: checkpoint {path} does not exist.")
+        if arch is not None:
+            _load_partial(build_model(Architecture(arch, {}), 2), path, arch=arch, allow_new_head=True)
     elif init not in ("scratch", "imagenet"):
         raise SoftmassError(f"--init {init!r}: use scratch, imagenet or checkpoint:FILE.")
 
 
-def _load_partial(model, path: Path) -> int:
-    """Copy every tensor of ``path`` whose name and shape fit ``model``; return how many."""
-    if not path.is_file():
-        raise SoftmassError(f"Checkpoint {path} does not exist.")
-    if path.suffix == ".safetensors":
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise SoftmassError(f"{path} is not a plain state dict readable with weights_only=True ({exc}).") from None
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-    own = model.state_dict()
-    fit = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not fit:
-        raise SoftmassError(f"No tensor of {path} fits {type(model).__name__}: is it the same architecture?")
-    own.update({k: v.to(own[k].dtype) for k, v in fit.items()})
-    model.load_state_dict(own)
-    return len(fit)
+def _load_partial(model, path: Path, *, arch: str = "the model", allow_new_head: bool = False) -> FitReport:
+    """Load ``path`` into ``model``: every tensor (the classifier may be new with ``allow_new_head``), or none.
+
+    Training checkpoints, DDP and torch.compile prefixes and torchvision
+    ConvNeXt names are understood (:mod:`softmass_core.weights.checkpoint`).
+    """
+    return fit_state_dict(model, read_state_dict(path), arch=arch, allow_new_head=allow_new_head)
+
+
+def _init_record(init: str) -> dict[str, Any]:
+    """The manifest's record of where training started: a checkpoint's file name and sha256."""
+    if not init.startswith("checkpoint:"):
+        return {"kind": init}
+    path = Path(init.split(":", 1)[1])
+    return {"kind": "checkpoint", "file": path.name, "sha256": sha256_file(path)}
 
 
 def _two_class_from_task(model_multi, task_index: int, cfg: TrainConfig):
@@ -296,7 +299,7 @@ def _check_request(cfg: TrainConfig) -> None:
         raise SoftmassError(f"Unknown model id(s) {unknown}; use dlm1 and sm1..sm5.")
     if any(m in SUBMODEL_IDS for m in cfg.models) and not all(m in cfg.models for m in SUBMODEL_IDS):
         raise SoftmassError("DLM-2 needs all five sub-models: pass --models dlm1,sm1,sm2,sm3,sm4,sm5 or --models dlm1.")
-    _check_init(cfg.init)
+    _check_init(cfg.init, cfg.arch)
 
 
 def _prepare_device(cfg: TrainConfig) -> torch.device:
@@ -361,7 +364,7 @@ class _Runner:
     def pretrain(self):
         """The shared multi-task network of ``cfg.pretrain_epochs``, trained or resumed."""
         cfg = self.cfg
-        model_multi = _new_model(cfg, len(cfg.models))
+        model_multi = _new_model(cfg, len(cfg.models), self.log)
         if self.resume and (self.work / "pretrain.safetensors").exists() and "pretrain" in self.state:
             _load_partial(model_multi, self.work / "pretrain.safetensors")
             self.earlier += self.state["pretrain"].get("seconds", 0.0)
@@ -391,7 +394,7 @@ class _Runner:
             if pretrained is not None:
                 model, lr, keep_initial = _two_class_from_task(pretrained, j, cfg), cfg.finetune_lr, True
             else:
-                model, lr, keep_initial = _new_model(cfg, 2), cfg.lr, False
+                model, lr, keep_initial = _new_model(cfg, 2, self.log), cfg.lr, False
             model, self.state["models"][model_id] = self.fit(
                 model, model_id, tasks=[model_id], multitask=False, epochs=cfg.epochs, lr=lr, keep_initial=keep_initial
             )
@@ -414,6 +417,7 @@ def _training_record(cohort_csv, cfg: TrainConfig, runner: _Runner, *, device, n
             "n_train_images": int(runner.train.x.shape[0]),
             "n_validation_cases": n_val,
             "config": cfg.to_dict(),
+            "init": _init_record(cfg.init),
             "device": str(device),
             "seconds": round(seconds, 1),
             **({"seconds_in_earlier_processes": round(earlier, 1)} if earlier else {}),

@@ -147,6 +147,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"{e.get('storage_dtype', 'float32')} | `{e['sha256'][:16]}...` |"
         )
     lines.append("")
+    lines += packed_markdown(m.get("packed"), m.get("models") or {})
     tr = m.get("training") or {}
     if tr:
         cfg = tr.get("config", {})
@@ -336,3 +337,23 @@ def write_model_card(folder) -> None:
     folder = Path(folder)
     manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
     (folder / "README.md").write_text(render_model_card(manifest), encoding="utf-8")
+
+
+def packed_markdown(packed: Mapping[str, Any] | None, models: Mapping[str, Any]) -> list[str]:
+    """Where a packed set's weights came from, and a warning while its thresholds are unvalidated."""
+    if not packed:
+        return []
+    lines = ["## Packed from checkpoints", ""]
+    if any(str(e.get("threshold_method", "")).startswith("unvalidated") for e in models.values()):
+        lines += [
+            "**Thresholds not validated.** Every threshold is 0.5, never checked on a validation cohort; "
+            "re-pack with `--cohort` (or run `retune`) before reading anything into a verdict.",
+            "",
+        ]
+    for model_id, src in (packed.get("sources") or {}).items():
+        steps = "; ".join(src.get("steps") or []) or "a plain state dict"
+        lines.append(f"- {model_id}: `{src.get('file')}` (sha256 `{str(src.get('sha256'))[:16]}...`), "
+                     f"{src.get('loaded')}; {steps}.")  # fmt: skip
+    if packed.get("command"):
+        lines += ["", "```bash", str(packed["command"]), "```"]
+    return [*lines, ""]
