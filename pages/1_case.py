@@ -133,7 +133,10 @@ for modality, image in case.images.items():
     row = st.columns(1 + len(models))
     row[0].image(draw_roi(image.rgb, roi), caption="Image and ROI", width="stretch")
     for col, m in zip(row[1:], models, strict=True):
-        cam = cams[m][modality]
+        cam = cams[m].get(modality)
+        if cam is None:  # a model Grad-CAM cannot explain (an ONNX graph)
+            col.info(f"{model_name(m)}: {ws.gradcam_unavailable(m)}")
+            continue
         with guarded():
             over = overlay_cam(image.rgb, cam.cam_roi, cam.roi, alpha=alpha)
         col.image(draw_roi(over, roi), caption=f"Grad-CAM {model_name(m)}", width="stretch")
@@ -148,7 +151,11 @@ files = report_files(
         result,
         [
             ReportImage(
-                modality, image.rgb, result.rois[modality], image.info, {m: cams[m][modality].cam_roi for m in models}
+                modality,
+                image.rgb,
+                result.rois[modality],
+                image.info,
+                {m: cams[m][modality].cam_roi for m in models if modality in cams[m]},
             )
             for modality, image in case.images.items()
         ],

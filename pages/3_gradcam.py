@@ -70,6 +70,9 @@ image = case.images[modality]
 with st.expander("ROI the model sees (as on the Case page)"):
     rois = {m: roi_editor(PREFIX, case, img, canvas=False) for m, img in case.images.items()}
 key, result = guarded_call(run_case, ws, case, rois)
+if ws.gradcam_unavailable(model_id):
+    st.info(f"{model_name(model_id)}: {ws.gradcam_unavailable(model_id)}")
+    st.stop()
 cam = guarded_call(case_cams, ws, key, result, model_id)[modality]
 full_cam = cam.full_image(image.width, image.height)
 

@@ -243,3 +243,68 @@ def test_train_init_from_a_training_checkpoint_reports_the_count(tmp_path):
     assert lines == [f"--init {init}: 180 of 182 tensors loaded (classifier head.fc left new: the checkpoint's "
                      "has another number of classes); took the state dict under 'model'"]  # fmt: skip
     assert _init_record(init)["sha256"] == sha256_file(tmp_path / "tiny.pth")
+
+
+def _export_onnx(model: torch.nn.Module, path, height: int, width: int, *, dynamic: bool = True) -> None:
+    kwargs = {"dynamic_axes": {"input": {0: "n"}, "logits": {0: "n"}}} if dynamic else {}
+    torch.onnx.export(model.eval(), torch.zeros(1, 3, height, width), str(path), dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["logits"], **kwargs)  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic-batch", "batch-1"])
+def test_an_onnx_set_predicts_as_the_source_network_and_says_why_no_gradcam(tmp_path, dynamic):
+    from softmass_core.inference.gradcam import cams_for_result
+
+    files = _checkpoints(tmp_path, dlm2=True)
+    onnx_files = dict(files)
+    _export_onnx(_net(10), tmp_path / "dlm1.onnx", 64, 96, dynamic=dynamic)
+    onnx_files["dlm1"] = tmp_path / "dlm1.onnx"
+    spec = InputSpec(96, 64)
+    torch_set, _ = pack(tmp_path / "pt", set_id="pt", arch=ARCH, input_spec=spec, models=files, data_kind="test")
+    onnx_set, packed = pack(tmp_path / "ox", set_id="ox", arch=ARCH, input_spec=spec, models=onnx_files,
+                            data_kind="test")  # fmt: skip
+    assert packed[0].report.onnx and read_manifest(onnx_set).models["dlm1"].format == "onnx"
+    a, b = WeightSet.load(torch_set), WeightSet.load(onnx_set)
+    for seed in range(3):
+        case = CaseImages(gray=synthetic_rgb(seed, 120, 90), cdfi=synthetic_rgb(seed + 5, 120, 90))
+        ra = Cascade(a).run(case, run_all=True)
+        rb = Cascade(b).run(case, run_all=True, keep_features=True)  # the Case page asks for features
+        assert rb.p_malignant == pytest.approx(ra.p_malignant, abs=1e-4)
+        assert rb.sub_scores == pytest.approx(ra.sub_scores, abs=1e-6)  # the sub-models are the same safetensors
+    assert "ONNX" in b.gradcam_unavailable("dlm1") and b.gradcam_unavailable("sm1") is None
+    assert cams_for_result(b, rb, "dlm1") == {} and set(cams_for_result(b, rb, "sm1")) == {"gray", "cdfi"}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_onnx_file_of_another_input_size_is_refused(tmp_path):
+    _export_onnx(_net(10), tmp_path / "dlm1.onnx", 64, 96, dynamic=False)
+    with pytest.raises(SoftmassError, match="input height is 64, the manifest's input gives 32"):
+        pack(tmp_path / "x", set_id="x", arch=ARCH, input_spec=InputSpec(96, 32),
+             models={"dlm1": tmp_path / "dlm1.onnx"}, data_kind="test")  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_an_onnx_set_runs_in_the_app_and_each_page_says_why_there_is_no_heatmap(tiny_weights, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    tiny = WeightSet.load(tiny_weights)
+    spec = tiny.input_spec
+    _export_onnx(tiny.model("dlm1"), tmp_path / "dlm1.onnx", spec.height, spec.width)
+    files = {m: tiny_weights / tiny.entry(m).file for m in tiny.manifest.models}
+    files["dlm1"] = tmp_path / "dlm1.onnx"
+    pack(tmp_path / "weights" / "onnx", set_id="onnx", arch=tiny.entry("dlm1").architecture.timm_name,
+         input_spec=spec, models=files, data_kind="test")  # fmt: skip
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(tmp_path / "weights"))
+    monkeypatch.setenv("SOFTMASS_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "pages" / "1_case.py"), default_timeout=120).run()
+    at.button(key="case.run").click().run()
+    assert not at.exception, at.exception
+    infos = [str(i.value) for i in at.info]
+    assert any(i.startswith("DLM-1") and "Grad-CAM is not available" in i and "ONNX" in i for i in infos), infos
+    assert {b.label for b in at.get("download_button")} >= {"Download PDF", "Download JSON"}
+    cam_page = AppTest.from_file(str(ROOT / "pages" / "3_gradcam.py"), default_timeout=120).run()
+    assert not cam_page.exception, cam_page.exception
+    assert any("Grad-CAM is not available" in str(i.value) for i in cam_page.info)

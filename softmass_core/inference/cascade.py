@@ -195,6 +195,7 @@ class Cascade:
             if keep_features:
                 raise SoftmassError("Grad-CAM features are computed on the CPU; use a CPU cascade for them.")
             x = x.to(self.device)
+        keep_features = keep_features and getattr(model, "supports_gradcam", True)  # an ONNX graph has no stages
         with torch.no_grad():
             if keep_features:
                 index = stage_index(model, entry.gradcam_target_layer)

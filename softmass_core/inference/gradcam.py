@@ -88,6 +88,9 @@ def compute_cams(
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     entry = weight_set.entry(model_id)
+    reason = weight_set.gradcam_unavailable(model_id)
+    if reason:
+        raise SoftmassError(f"{model_id.upper()}: {reason}")
     label = target_label or entry.positive_label
     if label not in entry.labels:
         raise SoftmassError(f"Model {model_id} has labels {list(entry.labels)}; {label!r} is not one of them.")
@@ -132,7 +135,12 @@ def compute_cams(
 
 
 def cams_for_result(weight_set, result, model_id: str, *, target_label: str | None = None) -> dict[str, CamResult]:
-    """CAMs for a :class:`CascadeResult`, reusing its cached features when present."""
+    """CAMs for a :class:`CascadeResult`, reusing its cached features when present.
+
+    Empty for a model Grad-CAM cannot explain (``weight_set.gradcam_unavailable(model_id)`` says why).
+    """
+    if weight_set.gradcam_unavailable(model_id):
+        return {}
     feats = result.features.get(model_id)
     return compute_cams(weight_set, model_id, result.prepared, target_label=target_label, features=feats)
 

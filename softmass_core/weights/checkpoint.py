@@ -210,8 +210,11 @@ class FitReport:
     n_loaded: int
     head_replaced: bool
     steps: tuple[str, ...] = ()
+    onnx: bool = False
 
     def line(self) -> str:
+        if self.onnx:
+            return "ONNX graph opened by ONNX Runtime and run on two blank images"
         text = f"{self.n_loaded} of {self.n_model} tensors loaded"
         if self.head_replaced:
             text += " (classifier head.fc left new: the checkpoint's has another number of classes)"

@@ -39,6 +39,8 @@ MANIFEST_NAME = "manifest.json"
 FUSION_RULES = ("mean", "max", "gray", "cdfi")
 DATA_KINDS = ("simulated", "breast_ultrasound", "soft_tissue_ultrasound", "test")
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
+#: How a model's file is stored: safetensors (a timm network's tensors) or an ONNX graph (ONNX Runtime).
+MODEL_FORMATS = ("safetensors", "onnx")
 #: ``InputSpec.interpolation`` values (Pillow filters of the same names, see :func:`softmass_core.io.roi.prepare`).
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
 #: ``stretch``: the paper's plain resize; ``pad``: aspect-preserving letterbox.
@@ -149,6 +151,7 @@ class ModelEntry:
     gradcam_target_layer: str
     storage_dtype: str
     architecture: Architecture
+    format: str = "safetensors"
 
     @property
     def positive_index(self) -> int:
@@ -224,10 +227,13 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
     if not isinstance(obj, Mapping):
         raise ManifestError(f"{where} must be an object.")
     file = _need(obj, "file", str, where)
-    if Path(file).name != file or not file.endswith(".safetensors"):
+    fmt = obj.get("format", "safetensors")
+    if fmt not in MODEL_FORMATS:
+        raise ManifestError(f"{where}.format must be one of {MODEL_FORMATS}, got {fmt!r}.")
+    if Path(file).name != file or not file.endswith(f".{fmt}"):
         raise ManifestError(
-            f"{where}.file must be a plain '*.safetensors' file name inside the weight-set "
-            f"folder, got {file!r}. Only safetensors are loaded (nothing is unpickled)."
+            f"{where}.file must be a plain '*.{fmt}' file name inside the weight-set folder, got {file!r}. "
+            "Only safetensors and ONNX files are loaded (nothing is unpickled)."
         )
     sha = _need(obj, "sha256", str, where).lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
@@ -261,6 +267,7 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
         gradcam_target_layer=layer,
         storage_dtype=dtype,
         architecture=arch,
+        format=fmt,
     )
 
 

@@ -144,7 +144,8 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     for mid, e in m.get("models", {}).items():
         lines.append(
             f"| {mid} | {' / '.join(e['labels'])} | {e['threshold']:.3f} | {e.get('threshold_method', '')} | "
-            f"{e.get('storage_dtype', 'float32')} | `{e['sha256'][:16]}...` |"
+            f"{'ONNX graph' if e.get('format') == 'onnx' else e.get('storage_dtype', 'float32')} | "
+            f"`{e['sha256'][:16]}...` |"
         )
     lines.append("")
     lines += packed_markdown(m.get("packed"), m.get("models") or {})

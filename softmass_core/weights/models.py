@@ -58,8 +58,16 @@ def build_model(arch: Architecture, num_classes: int) -> nn.Module:
     return model
 
 
-def load_model(entry: ModelEntry, path: str | Path) -> nn.Module:
-    """Build ``entry``'s architecture and load its safetensors file (strict)."""
+def load_model(entry: ModelEntry, path: str | Path, input_size: tuple[int, int] | None = None) -> nn.Module:
+    """Build ``entry``'s architecture and load its safetensors file (strict), or open its ONNX graph.
+
+    ``input_size`` (height, width) is checked against an ONNX graph's fixed input size.
+    """
+    if entry.format == "onnx":
+        from softmass_core.weights.onnx_model import OnnxModel
+
+        height, width = input_size or (None, None)
+        return OnnxModel(path, num_classes=entry.num_classes, height=height, width=width)
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

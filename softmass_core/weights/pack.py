@@ -133,14 +133,20 @@ def pack(
 
     loaded: dict[str, Any] = {}
     packed: list[PackedModel] = []
+    onnx: dict[str, Path] = {}
     for model_id, file in models.items():
+        if Path(file).suffix == ".onnx":
+            onnx[model_id] = Path(file)
+            report = _check_onnx(Path(file), input_spec)
+            packed.append(PackedModel(model_id, Path(file), sha256_file(file), report, "float32"))
+            continue
         ckpt = read_state_dict(file)
         model = build_model(architecture, 2)
         report = fit_state_dict(model, ckpt, arch=arch)
         loaded[model_id] = model.eval()
         keep = dtype or (ckpt.float_dtype if ckpt.float_dtype in STORAGE_DTYPES else "float32")
         packed.append(PackedModel(model_id, Path(file), sha256_file(file), report, keep))
-    dtypes = {p.storage_dtype for p in packed}
+    dtypes = {p.storage_dtype for p in packed if p.model_id in loaded}
     storage = dtype or (dtypes.pop() if len(dtypes) == 1 else "float32")
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +154,10 @@ def pack(
     try:
         files = {m: (f"{m}.safetensors", save_safetensors(loaded[m], work / f"{m}.safetensors", dtype=storage))
                  for m in loaded}  # fmt: skip
+        for model_id, source in onnx.items():
+            shutil.copyfile(source, work / f"{model_id}.onnx")
+            files[model_id] = (f"{model_id}.onnx", sha256_file(work / f"{model_id}.onnx"))
+        files = {m: files[m] for m in models}  # the order they were given
         sources = {
             p.model_id: {
                 "file": p.source.name,
@@ -169,7 +179,7 @@ def pack(
                 "test_time_augmentation": [],
             },
         )  # fmt: skip
-        _set_positive_labels(work, labels, positive)
+        _finish_entries(work, labels, positive, onnx)
         if cohort_csv is not None:
             from softmass_core.training.retune import retune
 
@@ -187,12 +197,31 @@ def pack(
     return out, packed
 
 
-def _set_positive_labels(folder: Path, labels: Mapping[str, list[str]], positive: Mapping[str, int]) -> None:
-    """The manifest's ``positive_label`` of each model: its positive class, wherever the head has it."""
+def _check_onnx(path: Path, spec: InputSpec) -> FitReport:
+    """Open an ONNX file as the weight set will and run two blank images through it."""
+    import torch
+
+    from softmass_core.weights.onnx_model import OnnxModel
+
+    model = OnnxModel(path, num_classes=2, height=spec.height, width=spec.width)
+    try:
+        model(torch.zeros(2, 3, spec.height, spec.width))
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own error types
+        raise SoftmassError(f"{path.name} does not run on a {spec.width} x {spec.height} input ({exc}).") from None
+    return FitReport(0, 0, False, ("no Grad-CAM for an ONNX model",), onnx=True)
+
+
+def _finish_entries(
+    folder: Path, labels: Mapping[str, list[str]], positive: Mapping[str, int], onnx: Mapping[str, Path]
+) -> None:
+    """Each model's ``positive_label`` (wherever the head has it) and, for ONNX files, ``format``."""
     from softmass_core.weights.manifest import rewrite_manifest
 
     def edit(raw: dict[str, Any]) -> None:
         for model_id, index in positive.items():
             raw["models"][model_id]["positive_label"] = labels[model_id][index]
+        for model_id in onnx:
+            raw["models"][model_id]["format"] = "onnx"
+            raw["models"][model_id]["storage_dtype"] = "float32"
 
     rewrite_manifest(folder, edit)

@@ -120,8 +120,17 @@ class WeightSet:
                 )
 
                 entry = self.entry(model_id)
-                self._models[model_id] = load_model(entry, self.folder / entry.file)
+                spec = self.input_spec
+                self._models[model_id] = load_model(entry, self.folder / entry.file, (spec.height, spec.width))
             return self._models[model_id]
+
+    def gradcam_unavailable(self, model_id: str) -> str | None:
+        """Why Grad-CAM cannot explain ``model_id`` (an ONNX graph), or None when it can."""
+        if self.entry(model_id).format == "onnx":
+            from softmass_core.weights.onnx_model import GRADCAM_UNAVAILABLE
+
+            return GRADCAM_UNAVAILABLE
+        return None
 
     def load_all(self) -> None:
         """Build every model now (e.g. behind a spinner) instead of on first use."""
