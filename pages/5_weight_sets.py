@@ -119,9 +119,9 @@ for manifest in manifests:
             )
         ok, message = checksum_status(str(folder))
         if ok:
-            st.success(f"sha256 verified: {message}", icon=":material/verified:")
+            st.success(f"sha256 verified, tensors fit: {message}", icon=":material/verified:")
         else:
-            st.error(f"sha256 check failed: {message}", icon=":material/gpp_bad:")
+            st.error(f"**Invalid weight set**, do not use it: {message}", icon=":material/gpp_bad:")
         st.markdown(
             f"**Id** `{manifest.id}` · **Version** {manifest.version} · "
             f"**Data** {DATA_KIND_NAMES.get(manifest.data_kind, manifest.data_kind)} · "

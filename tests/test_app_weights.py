@@ -144,10 +144,26 @@ def test_dlm1_only_sets_are_flagged(page):
 
 def test_checksums_verified_and_failed(page):
     ok = [str(s.value) for s in page.success]
-    assert len(ok) == 2 and all(s.startswith("sha256 verified") for s in ok)
-    failed = [str(e.value) for e in page.error if "sha256 check failed" in str(e.value)]
+    assert len(ok) == 2 and all(s.startswith("sha256 verified, tensors fit") for s in ok)
+    failed = [str(e.value) for e in page.error if "Invalid weight set" in str(e.value)]
     assert len(failed) == 1
     assert "tiny-corrupt" in failed[0] and "does not match its sha256" in failed[0]
+
+
+def test_a_set_whose_tensors_do_not_fit_its_architecture_is_listed_as_invalid(tiny_weights_dlm1, tmp_path, monkeypatch):
+    """Its sha256 is right, so only reading the tensors' names and shapes finds that it cannot load."""
+    root = tmp_path / "weights"
+    shutil.copytree(tiny_weights_dlm1, root / "wrong-arch")
+    m = json.loads((root / "wrong-arch" / "manifest.json").read_text())
+    m["architecture"]["timm_name"] = "convnext_atto"
+    (root / "wrong-arch" / "manifest.json").write_text(json.dumps(m))
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(root))
+    monkeypatch.setenv("SOFTMASS_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert not [s for s in at.success if "sha256 verified" in str(s.value)]
+    (error,) = [str(e.value) for e in at.error if "Invalid weight set" in str(e.value)]
+    assert "dlm1: dlm1.safetensors does not fit convnext_atto with 2 classes" in error
 
 
 def test_metrics_validation_first_and_training_last_labelled_optimistic(page):

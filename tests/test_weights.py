@@ -75,7 +75,10 @@ def test_missing_file_is_named(tiny_weights, tmp_path):
         (lambda d: d["models"].pop("sm3"), r"missing \['sm3'\]"),
         (lambda d: d["models"]["sm1"].update(positive_label="other", labels=["lipoma", "other"]), "must be 'lipoma'"),
         (lambda d: d["architecture"]["timm_args"].update(pretrained=True), "'pretrained' is not allowed"),
-        (lambda d: d["input"].update(resize_mode="squash"), "'input' is invalid"),
+        (
+            lambda d: d["input"].update(resize_mode="squash"),
+            r"\$\.input\.resize_mode must be one of \['stretch', 'pad'\]",
+        ),
         (lambda d: d.update(data_kind="clinical"), "data_kind"),
         (lambda d: d["models"].pop("dlm1"), "dlm1 is required"),
         (lambda d: d["models"]["dlm1"].update(sha256="abc"), "64 hex digits"),
@@ -175,3 +178,36 @@ def test_manifest_models_weights_are_layered_without_cycles():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_every_manifest_problem_is_reported_at_once_with_its_json_path(tiny_weights, tmp_path):
+    folder = _copy(tiny_weights, tmp_path)
+
+    def edit(d):
+        d["models"]["dlm1"]["threshold"] = 1.5
+        d["models"]["sm2"]["sha256"] = "abc"
+        d["input"]["width"] = "wide"
+        d["input"]["colour"] = True
+        d["data_kind"] = "clinical"
+        d["models"]["dlm1"]["positive_label"] = "cancer"
+
+    _edit(folder, edit)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(folder)
+    text = str(info.value)
+    assert "6 problems" in text
+    for path in ("$.models.dlm1.threshold", "$.models.sm2.sha256", "$.input.width", "$.input:", "$.data_kind",
+                 "$.models.dlm1.positive_label"):  # fmt: skip
+        assert path in text, path
+
+
+def test_the_shipped_manifests_and_the_docs_schema_agree(tiny_weights):
+    import jsonschema
+
+    from softmass_core.weights.schema import SCHEMA_PATH
+
+    docs = ROOT / "docs" / "manifest.schema.json"
+    assert json.loads(docs.read_text()) == json.loads(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(json.loads(docs.read_text()))
+    for folder in (ROOT / "weights" / "phantom", ROOT / "weights" / "busi", tiny_weights):
+        assert not list(validator.iter_errors(json.loads((folder / "manifest.json").read_text()))), folder

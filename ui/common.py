@@ -218,18 +218,23 @@ def study_admin_passphrase() -> str | None:
 # --------------------------------------------------------------------------- model cards
 
 
-@st.cache_data(show_spinner="Checking sha256 of the weight files ...", max_entries=32)
+@st.cache_data(show_spinner="Checking the weight files ...", max_entries=32)
 def _checksum_status(folder: str, stamp: float) -> tuple[bool, str]:
+    from softmass_core.weights.models import tensor_problems
+
     try:
         manifest = read_manifest(folder)
         status = verify_files(manifest)
+        problems = tensor_problems(manifest)
     except SoftmassError as exc:
         return False, str(exc)
-    return True, f"all {len(status)} weight file(s) match the manifest ({', '.join(status)})"
+    if problems:
+        return False, " ".join(f"{model_id}: {text}" for model_id, text in problems.items())
+    return True, f"all {len(status)} weight file(s) match the manifest and fit its architecture ({', '.join(status)})"
 
 
 def checksum_status(folder: str | Path) -> tuple[bool, str]:
-    """``(True, summary)`` when every weight file matches its sha256, else ``(False, the core's message)``.
+    """``(True, summary)`` when every weight file matches its sha256 and fits its architecture, else ``(False, why)``.
 
     Cached per folder and file modification times, so a changed file is checked again.
     """

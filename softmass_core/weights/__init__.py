@@ -1,7 +1,7 @@
 """Weight sets as data.
 
-Offers: ``manifest`` (the manifest's schema, validation, reading and
-writing; torch-free), ``models`` (timm models and safetensors files),
+Offers: ``manifest`` (the manifest's dataclasses, validation, reading and
+writing; torch-free), ``schema`` (its JSON Schema and every problem at once), ``models`` (timm models and safetensors files),
 ``weight_set`` (``WeightSet``: a verified set whose models load on demand,
 and ``write_weight_set``), ``modelcard`` and ``card_data`` (the model card
 rendered from a manifest), ``checkpoint`` (other people's checkpoints read

@@ -33,14 +33,13 @@ from softmass_core.inference.tta import check_views
 from softmass_core.jsonsafe import nan_to_none
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.paths import make_dir
+from softmass_core.weights.schema import MODEL_FORMATS, manifest_problems
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 FUSION_RULES = ("mean", "max", "gray", "cdfi")
 DATA_KINDS = ("simulated", "breast_ultrasound", "soft_tissue_ultrasound", "test")
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
-#: How a model's file is stored: safetensors (a timm network's tensors) or an ONNX graph (ONNX Runtime).
-MODEL_FORMATS = ("safetensors", "onnx")
 #: ``InputSpec.interpolation`` values (Pillow filters of the same names, see :func:`softmass_core.io.roi.prepare`).
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
 #: ``stretch``: the paper's plain resize; ``pad``: aspect-preserving letterbox.
@@ -272,10 +271,17 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
 
 
 def parse_manifest(raw: Any, path: Path) -> Manifest:
-    """Validate a manifest dictionary; ``path`` is used in messages only."""
+    """Validate a manifest dictionary; ``path`` is used in messages only.
+
+    Every problem is reported at once (:func:`manifest_problems`), each with its JSON path.
+    """
     where = str(path)
     if not isinstance(raw, Mapping):
         raise ManifestError(f"{where}: the manifest must be a JSON object.")
+    problems = manifest_problems(raw)
+    if problems:
+        head = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+        raise ManifestError(f"{where}: {head}: " + "; ".join(problems) + ".")
     schema = _need(raw, "schema_version", int, where)
     if schema != SCHEMA_VERSION:
         raise ManifestError(

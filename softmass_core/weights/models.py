@@ -104,6 +104,58 @@ def load_model(entry: ModelEntry, path: str | Path, input_size: tuple[int, int] 
     return model
 
 
+def tensor_problems(manifest) -> dict[str, str]:
+    """``{model_id: what is wrong}`` for every model whose file does not fit its architecture (empty when all fit).
+
+    Reads only the safetensors headers (names and shapes) and builds each
+    architecture on the meta device, so a set is checked without loading
+    its weights; an ONNX file is opened and its input and output checked.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = manifest.path.parent
+    problems: dict[str, str] = {}
+    expected_by_arch: dict[tuple[str, str, int], dict[str, tuple[int, ...]]] = {}
+    for model_id, entry in manifest.models.items():
+        path = folder / entry.file
+        if entry.format == "onnx":
+            from softmass_core.weights.onnx_model import OnnxModel
+
+            try:
+                OnnxModel(path, num_classes=entry.num_classes, height=manifest.input_spec.height,
+                          width=manifest.input_spec.width)  # fmt: skip
+            except WeightsError as exc:
+                problems[model_id] = str(exc)
+            continue
+        key = (entry.architecture.timm_name, repr(sorted(entry.architecture.timm_args.items())), entry.num_classes)
+        if key not in expected_by_arch:
+            try:
+                with torch.device("meta"):
+                    net = build_model(entry.architecture, entry.num_classes)
+            except WeightsError as exc:
+                problems[model_id] = str(exc)
+                continue
+            expected_by_arch[key] = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+        expected = expected_by_arch[key]
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+        except (SafetensorError, OSError, ValueError) as exc:
+            problems[model_id] = f"{entry.file} is not a readable safetensors file ({exc})."
+            continue
+        missing = [k for k in expected if k not in found]
+        unexpected = [k for k in found if k not in expected]
+        wrong = [k for k in expected if k in found and found[k] != expected[k]]
+        if missing or unexpected or wrong:
+            example = (missing or unexpected or wrong)[0]
+            problems[model_id] = (
+                f"{entry.file} does not fit {entry.architecture.timm_name} with {entry.num_classes} classes: "
+                f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(wrong)} of another shape "
+                f"(e.g. {example!r}). Check architecture and labels in the manifest."
+            )
+    return problems
+
+
 def save_safetensors(model: nn.Module, path: str | Path, *, dtype: str = "float32") -> str:
     """Write ``model``'s state dict as safetensors in ``dtype``; return the sha256."""
     from safetensors.torch import save_file
