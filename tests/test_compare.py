@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -164,3 +165,51 @@ def test_compare_sets_known_difference():
     assert (c.z, c.p_value) == (pytest.approx(test["z"]), pytest.approx(test["p_value"]))
     assert c.difference.ci_low < c.difference.value < c.difference.ci_high
     assert 0.0 < c.p_value < 1.0 and c.z < 0
+
+
+def _frame(p, scores_lipoma=None):
+    """8 cases: 4 malignant, 2 lipoma, 2 hemangioma; DLM-1 scores ``p``."""
+    labels = ["malignant"] * 4 + ["lipoma", "lipoma", "hemangioma", "hemangioma"]
+    df = pd.DataFrame({"case_id": [f"c{i}" for i in range(8)], "cohort": "v", "label": labels,
+                       "y_malignant": [1] * 4 + [0] * 4, "p_malignant": p})  # fmt: skip
+    df["score_lipoma"] = scores_lipoma if scores_lipoma is not None else [0.5] * 8
+    return df
+
+
+def test_compare_tasks_known_counts():
+    from softmass_core.cohorts.compare import compare_tasks
+
+    a = _frame([0.9, 0.8, 0.7, 0.2, 0.1, 0.3, 0.4, 0.6], [0, 0, 0, 0, 0.9, 0.8, 0.1, 0.2])
+    b = _frame([0.9, 0.4, 0.3, 0.2, 0.1, 0.3, 0.4, 0.2], [0, 0, 0, 0, 0.3, 0.8, 0.4, 0.2])
+    out = compare_tasks(a, b, {"dlm1": 0.5, "lipoma": 0.5}, {"dlm1": 0.5, "lipoma": 0.5})
+    dlm1, lipoma = out
+    assert (dlm1.task, dlm1.n, dlm1.n_positive) == ("dlm1", 8, 4)
+    # A calls 3 of 4 cancers and 3 of 4 benign right; B calls 1 cancer and all 4 benign right.
+    assert dlm1.accuracy_a == 6 / 8 and dlm1.accuracy_b == 5 / 8
+    # discordant: A right/B wrong on c1, c2; A wrong/B right on c7
+    assert (dlm1.mcnemar["b"], dlm1.mcnemar["c"], dlm1.mcnemar["method"]) == (2, 1, "exact binomial")
+    assert dlm1.auc_a.value == pytest.approx(13 / 16) and dlm1.difference.value == pytest.approx(
+        dlm1.auc_a.value - dlm1.auc_b.value
+    )
+    # lipoma is one-vs-rest on the 4 benign cases of known subtype
+    assert (lipoma.task, lipoma.n, lipoma.n_positive) == ("lipoma", 4, 2)
+    assert lipoma.auc_a.value == 1.0 and lipoma.auc_b.value == pytest.approx(0.75)
+    assert set(lipoma.to_dict()) >= {"auc_a", "auc_b", "difference", "p_delong", "mcnemar"}
+
+
+def test_compare_command_on_two_tiny_sets(tmp_path, capsys):
+    from softmass_core.cli import main
+    from tests.conftest import make_tiny_weight_set
+    from tests.test_train import _tiny_cohort
+
+    a, b = make_tiny_weight_set(tmp_path / "a", seed=1), make_tiny_weight_set(tmp_path / "b", seed=2)
+    (tmp_path / "c").mkdir()
+    csv = _tiny_cohort(tmp_path / "c")
+    assert main(["compare", "--weights", str(a), "--weights", str(b), "--cohort", str(csv), "--quiet", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    tasks = {(c["cohort"], c["task"]) for c in out["comparisons"]}
+    assert ("validation", "dlm1") in tasks and ("training", "lipoma") in tasks
+    assert main(["compare", "--weights", str(a), "--cohort", str(csv)]) == 2
+    assert "exactly twice" in capsys.readouterr().err
+    assert main(["compare", "--weights", str(a), "--weights", str(b), "--cohort", str(csv), "--quiet"]) == 0
+    assert "McNemar compares" in capsys.readouterr().out

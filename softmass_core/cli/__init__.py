@@ -1,6 +1,7 @@
 """Command line: ``python -m softmass_core <command> ...``.
 
-Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV),
+Commands: ``predict`` (one case), ``evaluate`` (a weight set on a cohort CSV), ``compare`` (two sets on one
+cohort CSV),
 ``metrics`` (diagnostic metrics of a predictions CSV), ``bench`` (speed),
 ``phantom`` (simulated cohorts), ``baseline`` (histogram baseline),
 ``busi-cohort`` (a cohort from the BUSI set), ``train`` (a weight set from a
@@ -32,6 +33,7 @@ from softmass_core.errors import SoftmassError
 COMMANDS: dict[str, str] = {
     "predict": "predict",
     "evaluate": "evaluate",
+    "compare": "compare",
     "metrics": "metrics",
     "bench": "bench",
     "phantom": "phantom",

@@ -86,3 +86,94 @@ def compare_sets(a: pd.DataFrame, b: pd.DataFrame, *, cohorts=None) -> list[SetC
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class TaskComparison:
+    """Weight sets A and B on one task of one cohort, on the same cases.
+
+    AUCs with DeLong CIs and their paired DeLong difference (A - B); McNemar's
+    test of the two sets' correct calls, each at its own threshold
+    (``threshold_a``, ``threshold_b``), with each set's accuracy there.
+    """
+
+    cohort: str
+    task: str
+    n: int
+    n_positive: int
+    auc_a: Estimate
+    auc_b: Estimate
+    difference: Estimate
+    p_delong: float
+    threshold_a: float
+    threshold_b: float
+    accuracy_a: float
+    accuracy_b: float
+    mcnemar: dict
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("cohort", "task", "n", "n_positive", "p_delong", "threshold_a",
+                                             "threshold_b", "accuracy_a", "accuracy_b")}  # fmt: skip
+        for name in ("auc_a", "auc_b", "difference"):
+            est = getattr(self, name)
+            out[name] = {"value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high, "method": est.method}
+        out["mcnemar"] = dict(self.mcnemar)
+        return out
+
+
+def _task_columns(task: str) -> tuple[str, str | None]:
+    """The score column of ``task`` ("dlm1" or a subtype) and the subtype its cases must have."""
+    return ("p_malignant", None) if task == "dlm1" else (f"score_{task}", task)
+
+
+def compare_tasks(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    thresholds_a: dict[str, float],
+    thresholds_b: dict[str, float],
+    *,
+    cohorts=None,
+) -> list[TaskComparison]:
+    """Every task both sets have, per cohort: paired DeLong of the AUCs and McNemar of the calls.
+
+    ``a``/``b`` are full predictions tables (``predict_cohort``: case_id,
+    cohort, label, y_malignant, p_malignant, score_<subtype>);
+    ``thresholds_x`` maps ``"dlm1"`` and each subtype to that set's
+    threshold.  DLM-1 uses every case; a subtype's one-vs-rest task uses the
+    benign cases of a known subtype, as the paper's Table 3 does.  A task
+    without both classes in a cohort is left out.
+    """
+    from softmass_core.labels import SUBTYPES
+    from softmass_core.stats.hypothesis_tests import mcnemar_test
+
+    tasks = [t for t in ("dlm1", *SUBTYPES) if t in thresholds_a and t in thresholds_b]
+    keep = ["case_id", "cohort", "label", "y_malignant"]
+    cols = [_task_columns(t)[0] for t in tasks]
+    paired = a[keep + cols].merge(b[["case_id", *cols]], on="case_id", suffixes=("_a", "_b"), validate="one_to_one")
+    if cohorts is not None:
+        paired = paired[paired["cohort"].astype(str).isin([str(c) for c in cohorts])]
+    out: list[TaskComparison] = []
+    for cohort, df in paired.groupby("cohort", sort=False):
+        for task in tasks:
+            col, subtype = _task_columns(task)
+            rows = df if subtype is None else df[df["label"].isin(SUBTYPES)]
+            y = rows["y_malignant"].to_numpy(int) if subtype is None else (rows["label"] == subtype).to_numpy(int)
+            if len(np.unique(y)) < 2:
+                continue
+            pa, pb = rows[f"{col}_a"].to_numpy(float), rows[f"{col}_b"].to_numpy(float)
+            ta, tb = float(thresholds_a[task]), float(thresholds_b[task])
+            right_a, right_b = (pa >= ta) == (y == 1), (pb >= tb) == (y == 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UndefinedMetricWarning)
+                test = delong_test(y, pa, pb)
+                auc_a, auc_b = auc_delong(y, pa), auc_delong(y, pb)
+                mc = mcnemar_test(right_a, right_b)
+            out.append(
+                TaskComparison(
+                    cohort=str(cohort), task=task, n=len(y), n_positive=int(y.sum()), auc_a=auc_a, auc_b=auc_b,
+                    difference=Estimate(test["auc_difference"], test["ci_low"], test["ci_high"], test["method"]),
+                    p_delong=float(test["p_value"]), threshold_a=ta, threshold_b=tb,
+                    accuracy_a=float(right_a.mean()), accuracy_b=float(right_b.mean()), mcnemar=mc,
+                )
+            )  # fmt: skip
+    return out
