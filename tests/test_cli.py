@@ -264,8 +264,8 @@ def test_ctrl_c_during_training_says_how_to_go_on(monkeypatch, capsys, extra, wo
     [
         ["phantom", "--out", "FILE", "--scale", "0.05"],
         ["evaluate", "--weights", "WS", "--cohort", "BADCSV", "--out", "FILE"],
-        ["train", "--cohort", "TINYCSV", "--out", "FILE", "--id", "x", "--work-dir", "WORK"],
-        ["train", "--cohort", "TINYCSV", "--out", "OUT", "--id", "x", "--work-dir", "FILE"],
+        ["train", "--cohort", "TINYCSV", "--out", "FILE", "--id", "x", "--work-dir", "WORK", "--data-kind", "test"],
+        ["train", "--cohort", "TINYCSV", "--out", "OUT", "--id", "x", "--work-dir", "FILE", "--data-kind", "test"],
         ["busi-cohort", "--busi", "BUSI", "--out", "FILE"],
     ],
 )
@@ -476,8 +476,8 @@ def test_every_command_is_listed_and_a_broken_command_module_is_an_error_that_na
 
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == ["predict", "evaluate", "metrics", "bench", "phantom", "baseline", "busi-cohort",
-                                 "train", "shift", "retune", "reader-study"]  # fmt: skip
+    assert list(sub.choices) == ["predict", "evaluate", "compare", "metrics", "bench", "phantom", "baseline",
+                                 "busi-cohort", "train", "shift", "retune", "pack", "reader-study"]  # fmt: skip
     # a module that fails to import is not skipped: building the parser fails, naming the command and module
     monkeypatch.setitem(sys.modules, "softmass_core.cli.shift", None)  # import of it now raises ImportError
     with pytest.raises(

@@ -88,6 +88,27 @@ def test_every_bad_row_reported_at_once(tmp_path):
     assert "problem(s)" in msg
 
 
+def test_a_server_cohort_may_link_its_images_from_elsewhere_but_not_climb_out(tmp_path):
+    from PIL import Image
+
+    from softmass_core.cohorts.cohort import _safe_relative
+
+    store = tmp_path / "readonly_dataset"
+    store.mkdir()
+    Image.new("RGB", (80, 60), (90, 90, 90)).save(store / "img.png")
+    cohort_dir = tmp_path / "cohort"
+    (cohort_dir / "images").mkdir(parents=True)
+    (cohort_dir / "images" / "a.png").symlink_to(store / "img.png")
+    (cohort_dir / "data").symlink_to(store, target_is_directory=True)
+    csv_path = cohort_dir / "cohort.csv"
+    csv_path.write_text(HEADER + "\nc1,test,lipoma,images/a.png,,,,,\nc2,test,malignant,data/img.png,,,,,\n")
+    cohort = read_cohort(csv_path)
+    assert [r.paths["gray"] for r in cohort.rows] == [store / "img.png", store / "img.png"]
+    # written paths still may not climb out, and without following links the target must stay inside too
+    assert "leaves the cohort folder" in _safe_relative("images/../../readonly_dataset/img.png", cohort_dir)[1]
+    assert "link that leaves" in _safe_relative("images/a.png", cohort_dir, follow_links=False)[1]
+
+
 def test_missing_columns_and_empty(tmp_path):
     p = tmp_path / "c.csv"
     p.write_text("case_id,label\nx,lipoma\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -92,7 +93,7 @@ def test_bad_requests_are_clear(tmp_path):
         train_weight_set(csv, tmp_path / "x", set_id="x", cfg=TrainConfig(val_cohort="nope"), log=lambda s: None)
     with pytest.raises(SoftmassError, match="all five sub-models"):
         train_weight_set(csv, tmp_path / "x", set_id="x", cfg=TrainConfig(models=("dlm1", "sm1")), log=lambda s: None)
-    with pytest.raises(SoftmassError, match="could not be fetched|offline"):
+    with pytest.raises(SoftmassError, match="could not be fetched|HF_HUB_OFFLINE"):
         train_weight_set(
             csv, tmp_path / "x", set_id="x", log=lambda s: None,
             cfg=TrainConfig(arch="test_convnext", width=64, height=48, init="imagenet", epochs=1),
@@ -101,15 +102,51 @@ def test_bad_requests_are_clear(tmp_path):
 
 @pytest.mark.parametrize(
     ("init", "message"),
-    [("random", "use scratch, imagenet or checkpoint:FILE"), ("checkpoint:/nonexistent.safetensors", "does not exist")],
+    [
+        ("random", "use scratch, imagenet or checkpoint:FILE"),
+        ("checkpoint:/nonexistent.safetensors", "does not exist"),
+        ("imagenet", "needs the model hub, and HF_HUB_OFFLINE is set"),  # the tests run offline (conftest)
+    ],
 )
 def test_a_bad_init_is_refused_before_any_image_is_loaded(tmp_path, init, message):
     csv = _tiny_cohort(tmp_path)
     logs: list[str] = []
     cfg = TrainConfig(arch="test_convnext", width=64, height=48, init=init, epochs=1)
+    started = time.monotonic()
     with pytest.raises(SoftmassError, match=message):
-        train_weight_set(csv, tmp_path / "x", set_id="x", cfg=cfg, log=logs.append)
+        train_weight_set(csv, tmp_path / "x", set_id="x", cfg=cfg, log=logs.append, work_dir=tmp_path / "w")
     assert logs == []  # nothing was loaded or trained first
+    assert not (tmp_path / "x").exists() and not (tmp_path / "w").exists()
+    assert time.monotonic() - started < 30  # one attempt, not a minute of hub retries
+
+
+def test_a_run_that_fails_after_starting_leaves_no_empty_folders(tmp_path, monkeypatch):
+    import softmass_core.training.train as train_module
+
+    def broken(*args, **kwargs):
+        raise SoftmassError("disk full")
+
+    monkeypatch.setattr(train_module, "load_images", broken)
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(arch="test_convnext", width=64, height=48, epochs=1)
+    with pytest.raises(SoftmassError, match="disk full"):
+        train_weight_set(csv, tmp_path / "out" / "x", set_id="x", cfg=cfg, work_dir=tmp_path / "w")
+    assert not (tmp_path / "out" / "x").exists() and not (tmp_path / "w").exists()
+
+
+def test_train_command_asks_what_the_images_are_unless_the_phantom_made_them(tmp_path, capsys):
+    from softmass_core.cli import main
+
+    csv = _tiny_cohort(tmp_path)
+    rc = main(["train", "--cohort", str(csv), "--out", str(tmp_path / "o"), "--id", "x", "--arch", "test_convnext",
+               "--size", "64x48", "--work-dir", str(tmp_path / "w")])  # fmt: skip
+    assert rc == 2 and "--data-kind is needed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    from softmass_core.cli.train import _inferred_data_kind
+
+    (tmp_path / "phantom.json").write_text('{"generator": "softmass phantom"}')
+    assert _inferred_data_kind(str(csv)) == "simulated"
+    assert "phantom.json" in capsys.readouterr().err
 
 
 def test_epochs_within_fits_the_schedule_to_the_time_left():
@@ -282,7 +319,8 @@ def test_a_second_run_on_a_busy_work_dir_is_refused_and_a_dead_holder_blocks_not
         assert logs == []  # refused before any image was loaded
         assert list(work.iterdir()) == [work / LOCK_NAME]  # and nothing of the holder's was touched
         rc = main(["train", "--cohort", str(csv), "--out", str(tmp_path / "ws"), "--id", "busy",
-                   "--work-dir", str(work), "--arch", "test_convnext", "--size", "64x48", "--resume"])  # fmt: skip
+                   "--work-dir", str(work), "--arch", "test_convnext", "--size", "64x48", "--resume",
+                   "--data-kind", "test"])  # fmt: skip
         err = capsys.readouterr().err
         assert rc == 2 and err.count("\n") == 1
         assert "Another training run" in err and "--work-dir" in err and "Traceback" not in err

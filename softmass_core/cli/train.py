@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from softmass_core.cli._helpers import StageBars, invoked_command, parse_size
+from softmass_core.errors import SoftmassError
 from softmass_core.inference.tta import VIEWS
 from softmass_core.labels import DLM1, SUBMODEL_IDS
 from softmass_core.weights.manifest import DATA_KINDS, RESIZE_MODES
@@ -19,7 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", required=True, help="weight-set id")
     p.add_argument("--version", default="1.0.0")
     p.add_argument("--description", default="")
-    p.add_argument("--data-kind", default="simulated", choices=DATA_KINDS)
+    p.add_argument(
+        "--data-kind", choices=DATA_KINDS,
+        help="what the images are; the model card says it (default: simulated for a cohort made by the phantom "
+        "command, else required)",
+    )  # fmt: skip
     p.add_argument("--models", default=",".join((DLM1, *SUBMODEL_IDS)), help="comma list: dlm1 and optionally sm1..sm5")
     p.add_argument("--arch", default="convnext_atto", help="timm ConvNeXt name (convnext_tiny is the paper's size)")
     p.add_argument("--size", default="470x280", help="model input WxH (the paper: 470x280)")
@@ -62,6 +67,7 @@ def _log(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     w, h = parse_size(args.size)
+    data_kind = args.data_kind or _inferred_data_kind(args.cohort)
     from softmass_core.training.train import TrainConfig, train_weight_set  # torch and timm: loaded when training
 
     cfg = TrainConfig(
@@ -74,13 +80,26 @@ def run(args: argparse.Namespace) -> int:
         pretrain_time_limit=args.pretrain_time_limit,
     )  # fmt: skip
     out = train_weight_set(
-        args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=args.data_kind,
+        args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=data_kind,
         description=args.description, work_dir=args.work_dir, resume=args.resume,
         evaluate_cohorts=not args.no_evaluate, storage_dtype=args.storage_dtype, log=_log, progress=StageBars(),
         command=invoked_command("train"),
     )  # fmt: skip
     print(out)
     return 0
+
+
+def _inferred_data_kind(cohort_csv: str) -> str:
+    """``simulated`` for a cohort the phantom command wrote (its phantom.json says so); else ask for --data-kind."""
+    from softmass_core.data.phantom import read_provenance
+
+    if read_provenance(cohort_csv):
+        _log("data kind: simulated (phantom.json beside the cohort CSV says the phantom command made it)")
+        return "simulated"
+    raise SoftmassError(
+        f"--data-kind is needed: say what the images of {cohort_csv} are ({', '.join(DATA_KINDS)}). The model "
+        "card states it, so a set trained on real images is never called simulated."
+    )
 
 
 def interrupted_hint(args: argparse.Namespace) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -78,15 +79,27 @@ class Cohort:
         return Cohort(self.csv_path, tuple(r for r in self.rows if r.cohort in names))
 
 
-def _safe_relative(text: str, root: Path) -> tuple[Path | None, str | None]:
-    """Resolve ``text`` under ``root``; refuse absolute paths and escapes."""
+def _safe_relative(text: str, root: Path, *, follow_links: bool = True) -> tuple[Path | None, str | None]:
+    """``text`` under ``root``; refuse absolute paths and ``..`` escapes.
+
+    The path as written must stay inside ``root``.  A symbolic link inside it
+    may point anywhere when ``follow_links`` (a cohort on the server: its
+    owner made the link, e.g. to a large read-only dataset); without it the
+    link's target must stay inside too.  Uploaded zips never hold links
+    (:mod:`softmass_core.cohorts.cohort_zip` refuses them).
+    """
     if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute() or PureWindowsPath(text).drive:
         return None, f"path {text!r} is absolute; give it relative to the CSV's folder"
-    resolved = (root / text).resolve()
-    try:
-        resolved.relative_to(root.resolve())
-    except ValueError:
+    base = Path(os.path.normpath(root.absolute()))
+    written = Path(os.path.normpath(base / text))
+    if written != base and base not in written.parents:
         return None, f"path {text!r} leaves the cohort folder"
+    resolved = written.resolve()
+    if not follow_links:
+        try:
+            resolved.relative_to(base.resolve())
+        except ValueError:
+            return None, f"path {text!r} is a link that leaves the cohort folder"
     return resolved, None
 
 

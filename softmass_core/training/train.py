@@ -136,8 +136,28 @@ def _check_init(init: str, arch: str | None = None) -> None:
             raise SoftmassError(f"--init {init!r}: checkpoint {path} does not exist.")
         if arch is not None:
             _load_partial(build_model(Architecture(arch, {}), 2), path, arch=arch, allow_new_head=True)
-    elif init not in ("scratch", "imagenet"):
+    elif init == "imagenet":
+        why = hub_unreachable()
+        if why:
+            raise SoftmassError(
+                f"--init imagenet needs the model hub, and {why}. Use --init checkpoint:FILE with a local "
+                "checkpoint (see pack's formats), --pretrain-epochs N, or --init scratch."
+            )
+    elif init != "scratch":
         raise SoftmassError(f"--init {init!r}: use scratch, imagenet or checkpoint:FILE.")
+
+
+def hub_unreachable(host: str = "huggingface.co", timeout: float = 3.0) -> str | None:
+    """Why the model hub cannot be reached (one attempt, ``timeout`` seconds), or None when it answers."""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host} cannot be reached from this machine ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def _load_partial(model, path: Path, *, arch: str = "the model", allow_new_head: bool = False) -> FitReport:
@@ -237,7 +257,7 @@ def train_weight_set(
     set_id: str,
     version: str = "1.0.0",
     cfg: TrainConfig | None = None,
-    data_kind: str = "simulated",
+    data_kind: str = "test",
     description: str = "",
     work_dir: str | Path | None = None,
     resume: bool = False,
@@ -262,7 +282,8 @@ def train_weight_set(
     train_rows, val_rows = _split(cohort, cfg, cohort_csv)
     spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode)
     work = work_dir_for(set_id, work_dir)
-    with work_dir_lock(work):  # before any image is loaded, so a clash is reported at once
+    fresh = [p for p in (Path(out_dir), work) if not p.exists()]  # a failed run removes them if left empty
+    with _removed_if_failed_and_empty(fresh), work_dir_lock(work):  # before any image is loaded: a clash shows at once
         make_dir(out_dir, "--out")  # refused now rather than after hours of training
         log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
         train = load_images(train_rows, spec, log)
@@ -290,6 +311,20 @@ def train_weight_set(
             write_model_card(out_dir)
         log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
         return out_dir
+
+
+@contextmanager
+def _removed_if_failed_and_empty(folders: list[Path]) -> Iterator[None]:
+    """On any failure, remove those of ``folders`` that are left empty (a stale lock file does not count)."""
+    try:
+        yield
+    except BaseException:
+        for folder in folders:
+            with suppress(OSError):
+                if folder.is_dir() and {p.name for p in folder.iterdir()} <= {LOCK_NAME}:
+                    (folder / LOCK_NAME).unlink(missing_ok=True)
+                    folder.rmdir()
+        raise
 
 
 def _check_request(cfg: TrainConfig) -> None:
