@@ -16,6 +16,7 @@ from softmass_core.weights.card_data import (
     training_fields,
 )
 from softmass_core.weights.manifest import discover_with_errors
+from ui.add_weight_set import add_weight_set_form
 from ui.common import (
     DISCLAIMER,
     active_weight_set_dir,
@@ -94,6 +95,7 @@ root = weights_root()
 manifests, invalid = discover_with_errors(root)
 active = active_weight_set_dir()
 st.write(f"{len(manifests)} valid weight set(s) under `{root}`" + (f", {len(invalid)} invalid." if invalid else "."))
+add_weight_set_form(root)
 
 # The set every page uses comes first.
 manifests = sorted(manifests, key=lambda m: not (active is not None and m.path.parent.resolve() == active.resolve()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import timm
@@ -308,3 +309,36 @@ def test_an_onnx_set_runs_in_the_app_and_each_page_says_why_there_is_no_heatmap(
     cam_page = AppTest.from_file(str(ROOT / "pages" / "3_gradcam.py"), default_timeout=120).run()
     assert not cam_page.exception, cam_page.exception
     assert any("Grad-CAM is not available" in str(i.value) for i in cam_page.info)
+
+
+def test_add_a_weight_set_in_the_app(tiny_weights, tmp_path, monkeypatch):
+    """Upload a training checkpoint, fill the form, pack: the set is listed at once; a bad form says what is missing."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    root = tmp_path / "weights"
+    shutil.copytree(tiny_weights, root / "tiny")
+    ckpt = _checkpoints(tmp_path, dlm2=False)["dlm1"]
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(root))
+    monkeypatch.setenv("SOFTMASS_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "pages" / "5_weight_sets.py"), default_timeout=120).run()
+    assert not at.exception, at.exception
+    at.button(key="FormSubmitter:addset.form-Pack the weight set").click().run()
+    (err,) = [str(e.value) for e in at.error if str(e.value).startswith("To pack")]
+    assert "give the set an id" in err and "upload DLM-1" in err and not (root / "mine").exists()
+
+    at.text_input(key="addset.id").set_value("mine")
+    at.text_input(key="addset.arch").set_value(ARCH)
+    at.selectbox(key="addset.kind").set_value("breast_ultrasound")
+    at.number_input(key="addset.w").set_value(96)
+    at.number_input(key="addset.h").set_value(64)
+    next(u for u in at.get("file_uploader") if u.key == "addset.dlm1").upload(ckpt.name, ckpt.read_bytes())
+    at.button(key="FormSubmitter:addset.form-Pack the weight set").click().run()
+    assert not at.exception, at.exception
+    ok = [str(s.value) for s in at.success if "written to" in str(s.value)]
+    assert ok and "tensors loaded" in ok[0]
+    assert read_manifest(root / "mine").data_kind == "breast_ultrasound"
+    assert any("Thresholds not validated" in str(m.value) for m in at.markdown)
+    at.run()
+    assert any("mine" in str(h.value) for h in at.header)  # listed on the page at once
