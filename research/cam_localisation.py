@@ -25,7 +25,9 @@ Usage (repository root)::
         --masks /work/shared/datasets/busi/masks [--layers stages.-1,stages.-2] [--record]
 
 ``--record`` writes the numbers into the weight set's ``manifest.json``
-(``cam_localisation``) and rewrites its model card; it changes nothing else.
+(``cam_localisation``) and rewrites its model card; ``--adopt LAYER`` also
+sets DLM-1's ``gradcam_target_layer`` (the maps the app shows); nothing else
+changes.
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the JSON here too")
     ap.add_argument("--note", action="append", default=[], help="a note for the model card (repeatable)")
     ap.add_argument("--record", action="store_true", help="write cam_localisation into the weight set's manifest")
+    ap.add_argument("--adopt", metavar="LAYER", help="with --record: also make LAYER dlm1's gradcam_target_layer")
     args = ap.parse_args(argv)
     res = measure(args.weights, args.cohort, args.masks, cohort=args.which,
                   layers=args.layers.split(","), tolerance=args.tolerance)  # fmt: skip
@@ -176,8 +179,16 @@ def main(argv=None) -> int:
         from softmass_core.weights.modelcard import update_manifest
 
         record = {k: v for k, v in res.items() if k != "cases"}
-        record["command"] = record["command"].replace(" --record", "")
-        update_manifest(args.weights, lambda m: m.__setitem__("cam_localisation", record))
+        record["command"] = record["command"].replace(" --record", "").split(" --adopt")[0]
+        if args.adopt:
+            record["adopted_layer"] = args.adopt
+
+        def edit(m: dict) -> None:
+            m["cam_localisation"] = record
+            if args.adopt:
+                m["models"]["dlm1"]["gradcam_target_layer"] = args.adopt
+
+        update_manifest(args.weights, edit)
     return 0
 
 

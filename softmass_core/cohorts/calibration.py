@@ -53,3 +53,12 @@ def add_ece(cohorts: dict[str, Any], predictions) -> None:
             if dlm2.get(subtype) is not None:
                 dlm2 = {**dlm2, subtype: {**dlm2[subtype], "ece": value}}
                 cohorts[c]["dlm2"] = dlm2
+
+
+def ece_caption(predictions, cohorts) -> str:
+    """One line for the Cohort page: DLM-1's ECE per cohort, e.g. "Expected calibration error of DLM-1 (...): validation 0.041"."""
+    ece = cohort_ece(predictions, cohorts)
+    parts = [f"{c} {e[DLM1]:.3f}" for c, e in ece.items()]
+    return f"Expected calibration error of DLM-1 ({ece_note()}; 0 = perfectly calibrated): " + (
+        ", ".join(parts) if parts else "no case"
+    )

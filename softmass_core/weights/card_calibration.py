@@ -52,14 +52,25 @@ def cam_localisation_markdown(loc: Mapping[str, Any] | None) -> list[str]:
     if not loc:
         return []
     lines = ["## Where the Grad-CAM maps sit", "", str(loc.get("description", "")), ""]
-    lines += ["| map | CAM energy inside the lesion | pointing-game hits |", "|---|---|---|"]
+    lines += [
+        "| map | energy inside the lesion | pointing-game hits | energy in the outer 10% band | maxima in that band |",
+        "|---|---|---|---|---|",
+    ]
     for row in loc.get("rows", []):
         lines.append(
-            f"| {row['name']} | {row['energy_inside']:.3f} | {row['hits']}/{row['n']} ({row['hit_rate']:.3f}) |"
+            f"| {row['name']} | {row['energy_inside']:.3f} | {row['hits']}/{row['n']} ({row['hit_rate']:.3f}) | "
+            f"{row['border_energy']:.3f} | {row['max_in_border_band']}/{row['n']} |"
         )
     lines.append("")
     if loc.get("lesion_area_share") is not None:
         lines.append(f"Lesion share of the ROI area (what a uniform map scores): {loc['lesion_area_share']:.3f}.")
+    if loc.get("shipped_cam_energy_in_padding") is not None:
+        lines.append(
+            f"Zero padding is {loc['padded_input_share']:.3f} of the model input on average; the shipped map puts "
+            f"{loc['shipped_cam_energy_in_padding']:.3f} of its energy there (dropped when it is mapped onto the ROI)."
+        )
+    if loc.get("adopted_layer"):
+        lines.append(f"The app's DLM-1 Grad-CAM now uses `{loc['adopted_layer']}` (`gradcam_target_layer`).")
     for note in loc.get("notes", []):
         lines.append(f"- {note}")
     if loc.get("command"):
