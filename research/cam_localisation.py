@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -170,7 +171,7 @@ def main(argv=None) -> int:
     res = measure(args.weights, args.cohort, args.masks, cohort=args.which,
                   layers=args.layers.split(","), tolerance=args.tolerance)  # fmt: skip
     res["notes"] = list(args.note)
-    res["command"] = "python research/cam_localisation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    res["command"] = "python research/cam_localisation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = json.dumps({k: v for k, v in res.items() if k != "cases"}, indent=2)
     print(text)
     if args.out:
