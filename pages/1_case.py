@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from softmass_core.inference.gradcam import overlay_cam
 from softmass_core.io.roi import draw_roi
 from softmass_core.labels import DLM1, MODALITY_NAMES, MODEL_NAMES, SUBMODEL_IDS, display_name, model_name
 from softmass_core.report import GRADCAM_OPACITY, ReportImage, build_report
 from ui import case_charts
+from ui.cam_view import cam_figure, result_caption
 from ui.case_view import (
     FUSION_HELP,
     TTA_HELP,
@@ -138,8 +138,8 @@ for modality, image in case.images.items():
             col.info(f"{model_name(m)}: {ws.gradcam_unavailable(m)}")
             continue
         with guarded():
-            over = overlay_cam(image.rgb, cam.cam_roi, cam.roi, alpha=alpha)
-        col.image(draw_roi(over, roi), caption=f"Grad-CAM {model_name(m)}", width="stretch")
+            over = cam_figure(image.rgb, cam, alpha=alpha)
+        col.image(over, caption=f"Grad-CAM {model_name(m)}. {result_caption(result, modality, cam)}", width="stretch")
 
 # ------------------------------------------------------------------ report
 st.divider()

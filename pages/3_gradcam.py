@@ -10,10 +10,10 @@ from softmass_core.inference.focus import (
     compare_focus,
     reader_mask_from_paths,
 )
-from softmass_core.inference.gradcam import overlay_cam
 from softmass_core.labels import COHORT_LABELS, display_name
-from softmass_core.report import MODALITY_NAMES, draw_roi, model_name
+from softmass_core.report import MODALITY_NAMES, model_name
 from ui import focus_view
+from ui.cam_view import cam_figure, result_caption
 from ui.canvas import fit_canvas, shapes_to_image
 from ui.case_view import (
     CANVAS_MAX_WIDTH,
@@ -124,8 +124,8 @@ with right:
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05, key=f"{PREFIX}.alpha")
     with guarded():
         st.image(
-            draw_roi(overlay_cam(image.rgb, cam.cam_roi, cam.roi, alpha=alpha), cam.roi),
-            caption=f"{MODALITY_NAMES[modality]}, model ROI in yellow",
+            cam_figure(image.rgb, cam, alpha=alpha),
+            caption=f"{MODALITY_NAMES[modality]}, model ROI in yellow. {result_caption(result, modality, cam)}",
             width="stretch",
         )
 

@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from softmass_core import __version__
 from softmass_core.errors import SoftmassError
+from softmass_core.inference.cam_display import with_colorbar
 from softmass_core.inference.cascade import CascadeResult
 from softmass_core.io.roi import Roi, draw_roi
 from softmass_core.labels import MODALITIES, MODALITY_NAMES, MODEL_NAMES, display_name, model_name
@@ -181,13 +182,15 @@ class CaseReport:
     def panels(self) -> list[tuple[str, list[tuple[str, np.ndarray]]]]:
         """Per image: ``(title, [(caption, rgb), ...])`` with the ROI drawn on every panel.
 
-        Grad-CAM panels are blended at :data:`GRADCAM_OPACITY` (see :meth:`ReportImage.overlay`).
+        Grad-CAM panels are blended at :data:`GRADCAM_OPACITY` (see :meth:`ReportImage.overlay`), with
+        the colour bar under them (:func:`softmass_core.inference.cam_display.with_colorbar`).
         """
         out = []
         for im in self.images:
             row = [("Image and ROI", draw_roi(im.rgb, im.roi))]
             for model_id in im.cams:
-                row.append((f"Grad-CAM {model_name(model_id)}", draw_roi(im.overlay(model_id), im.roi)))
+                panel = with_colorbar(draw_roi(im.overlay(model_id), im.roi))  # jet scale under the overlay
+                row.append((f"Grad-CAM {model_name(model_id)}", panel))
             out.append((MODALITY_NAMES.get(im.modality, im.modality), row))
         return out
 

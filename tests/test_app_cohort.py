@@ -222,6 +222,8 @@ def test_benign_malignant_cohort_shows_dlm1_and_says_why_sub_models_are_missing(
     assert len(t3) == 5 * 2 and set(t3["AUC"]) == {"n/a"}
     assert set(t3["Note"]) == {"Not computable: no case of a known benign subtype in this cohort."}
     assert any("No sub-model can be measured" in i.value for i in at.info)
+    ece = [c.value for c in at.caption if c.value.startswith("Expected calibration error of DLM-1")]
+    assert ece and "10 equal-width bins" in ece[0] and "validation 0." in ece[0]
     table1 = [df.value for df in at.dataframe if df.value.index.name == "Characteristic"]
     assert table1 and all(not (t.drop(columns=["p"]) == "").all(axis=1).any() for t in table1)
 

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from softmass_core.cohorts.calibration import ece_caption
 from softmass_core.cohorts.cohort import Cohort
 from softmass_core.cohorts.evaluate import Evaluation, evaluation_at, operating_point_at, predictions_at
 from softmass_core.data import demo
@@ -276,6 +277,7 @@ def show_curves(ev: Evaluation, eid: str, shown: list[str]) -> None:
             charts.calibration_chart(calibration, title="Observed vs predicted P(malignant)"), width="stretch"
         )
         st.caption("Cases binned by predicted P(malignant); points sized by the number of cases in the bin.")
+        st.caption(ece_caption(ev.predictions, shown))
 
 
 def show_table3(metrics_shown: dict[str, Any]) -> bool:

@@ -7,6 +7,7 @@ import sys
 
 from softmass_core.cli._helpers import ProgressBar
 from softmass_core.inference.tta import VIEWS
+from softmass_core.stats.calibration import temperature_line
 
 HELP = "re-choose a weight set's thresholds (and test-time augmentation) on validation"
 
@@ -24,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--no-temperature", action="store_true",
+        help="keep the models' temperatures (default: fit temperature scaling on validation first)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -35,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
     out = retune(
         args.weights, args.cohort, val_cohort=args.val_cohort, views=views, version=args.version,
         changes=args.changes, n_boot=args.n_boot, seed=args.seed, progress=progress,
+        temperature=not args.no_temperature,
     )  # fmt: skip
     print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
+    for m, t in out["temperature"].items():
+        print(f"{m:<5} {temperature_line(t)}")
     for m, t in out["thresholds"].items():
         print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
     print(f"metrics re-recorded for {', '.join(out['cohorts'])}")

@@ -119,6 +119,9 @@ class Evaluation:
         for c, curve in self.decision_curves().items():
             if cohorts[c].get(DLM1) is not None:
                 cohorts[c][DLM1] = {**cohorts[c][DLM1], "decision_curve": curve}
+        from softmass_core.cohorts.calibration import add_ece
+
+        add_ece(cohorts, self.predictions)  # "ece" of each task (10 equal-width bins)
         return {
             "weight_set": {
                 "id": self.weight_set_id,

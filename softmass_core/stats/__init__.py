@@ -12,6 +12,10 @@ Modules, by what they compute:
   with its interval (:func:`~softmass_core.stats.binary.binary_metrics`).
 * :mod:`~softmass_core.stats.curves`: calibration curve and threshold sweep
   for the dashboard.
+* :mod:`~softmass_core.stats.calibration`: expected calibration error and
+  temperature scaling (fit, 5-fold cross-validated keep-or-not).
+* :mod:`~softmass_core.stats.localisation`: where a heatmap sits against a
+  lesion mask (energy inside, pointing game, border share, Gaussian baseline).
 * :mod:`~softmass_core.stats.hypothesis_tests`: McNemar, chi-square, one-way
   ANOVA.
 * :mod:`~softmass_core.stats.tables`: the paper's Table 1 (baseline

@@ -72,12 +72,16 @@ def retune(
     n_boot: int = 2000,
     seed: int = 0,
     progress=None,
+    temperature: bool = True,
 ) -> dict[str, Any]:
     """Set test-time views (``None`` keeps them), re-choose every threshold, re-record metrics.
 
     ``version`` adds a changelog entry; its text is ``changes`` when given (say
     what is new, e.g. new weights copied into the folder), else a line saying
     the weights are the same and the thresholds were re-chosen.
+    With ``temperature`` each model's temperature is fitted on ``val_cohort``
+    first (:mod:`softmass_core.training.temperature`) and the thresholds are
+    chosen on the scores it gives (``False`` keeps the manifest's).
     """
     from softmass_core.cohorts.cohort import read_cohort
     from softmass_core.cohorts.evaluate import evaluate, record_metrics
@@ -102,6 +106,12 @@ def retune(
     if val_cohort not in cohort.names:
         raise SoftmassError(f"{cohort_csv}: no cohort named {val_cohort!r}; it has {cohort.names}.")
     manifest = before if views is None else replace(before, tta=views)
+    temperatures = None
+    if temperature:  # before the thresholds: they are chosen on the calibrated scores
+        from softmass_core.training.temperature import fit_temperatures, with_temperatures
+
+        temperatures = fit_temperatures(Cascade(WeightSet(manifest)), cohort, val_cohort, seed=seed)
+        manifest = with_temperatures(manifest, temperatures)
     thresholds = operating_thresholds(Cascade(WeightSet(manifest)), cohort, val_cohort)
     old = {m: e.threshold for m, e in before.models.items()}
     tta_text = ", ".join(manifest.tta) or "none"
@@ -119,6 +129,8 @@ def retune(
         for model_id, (thr, how) in thresholds.items():
             raw["models"][model_id]["threshold"] = float(thr)
             raw["models"][model_id]["threshold_method"] = how
+            if temperatures is not None:
+                raw["models"][model_id]["temperature"] = temperatures[model_id]
         if version is not None:
             raw["version"] = version
             entry = {
@@ -137,5 +149,6 @@ def retune(
         "test_time_augmentation": list(manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},
         "cohorts": list(ev.metrics),
+        "temperature": temperatures or {},
         "stale": [k for k in ("scanner_shift", "ablation") if k in before.raw],
     }

@@ -151,6 +151,8 @@ class ModelEntry:
     storage_dtype: str
     architecture: Architecture
     format: str = "safetensors"
+    #: Temperature the cascade divides this model's logits by (1.0 unless ``temperature.kept``).
+    temperature: float = 1.0
 
     @property
     def positive_index(self) -> int:
@@ -267,7 +269,23 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
         storage_dtype=dtype,
         architecture=arch,
         format=fmt,
+        temperature=_parse_temperature(obj.get("temperature"), where),
     )
+
+
+def _parse_temperature(obj: Any, where: str) -> float:
+    """The temperature the cascade applies: ``temperature.value`` when ``kept``, else 1.0 (also when absent)."""
+    if obj is None:
+        return 1.0
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("kept"), bool):
+        raise ManifestError(
+            f"{where}.temperature must be an object with 'value' (> 0) and 'kept' (true/false); "
+            "rerun `python -m softmass_core retune` to rewrite it."
+        )
+    value = obj.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ManifestError(f"{where}.temperature.value must be a finite number > 0, got {value!r}.")
+    return float(value) if obj["kept"] else 1.0
 
 
 def parse_manifest(raw: Any, path: Path) -> Manifest:
