@@ -175,6 +175,7 @@ class Manifest:
     models: dict[str, ModelEntry]
     raw: dict[str, Any]
     tta: tuple[str, ...] = ()
+    input_check: dict[str, Any] | None = None
 
     @property
     def has_dlm2(self) -> bool:
@@ -318,6 +319,9 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
                 f"{where}: models.{sm_id}.positive_label must be {subtype!r} (SM order is "
                 f"lipoma, hemangioma, neurinoma, epidermal_cyst, calcifying_epithelioma)."
             )
+    from softmass_core.inference.input_check import parse_entry  # here: input_check imports io.roi, which imports us
+
+    input_check = parse_entry(raw.get("input_check"), where)
     return Manifest(
         path=path,
         id=set_id,
@@ -331,6 +335,7 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
         models=models,
         raw=dict(raw),
         tta=tta,
+        input_check=input_check,
     )
 
 

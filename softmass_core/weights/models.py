@@ -180,13 +180,29 @@ def trunk_forward(model: nn.Module, x: torch.Tensor, index: int) -> torch.Tensor
     return x
 
 
-def tail_forward(model: nn.Module, features: torch.Tensor, index: int) -> torch.Tensor:
-    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy)."""
+def tail_forward(
+    model: nn.Module, features: torch.Tensor, index: int, pre_logits: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy).
+
+    ``pre_logits`` (a list) receives the pooled features the classifier reads (see :func:`head_forward`).
+    """
     x = features
     for i in range(index, len(model.stages)):
         x = model.stages[i](x)
     x = model.norm_pre(x)
-    return model.forward_head(x)
+    return model.forward_head(x) if pre_logits is None else head_forward(model, x, pre_logits)
+
+
+def head_forward(model: nn.Module, features: torch.Tensor, pre_logits: list[torch.Tensor]) -> torch.Tensor:
+    """Logits from the last stage's output; appends the pooled pre-logit features to ``pre_logits``.
+
+    Same logits as ``model.forward_head`` (timm's head: pool, norm, flatten, then ``fc``), one pass:
+    the input check (:mod:`softmass_core.inference.input_check`) reads the pooled features.
+    """
+    pooled = model.forward_head(features, pre_logits=True)
+    pre_logits.append(pooled)
+    return model.head.fc(pooled)
 
 
 def stage_index(model: nn.Module, layer: str) -> int:
