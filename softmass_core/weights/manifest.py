@@ -33,6 +33,7 @@ from softmass_core.inference.tta import check_views
 from softmass_core.jsonsafe import nan_to_none
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.paths import make_dir
+from softmass_core.weights.input_check_file import parse_entry
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -319,8 +320,6 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
                 f"{where}: models.{sm_id}.positive_label must be {subtype!r} (SM order is "
                 f"lipoma, hemangioma, neurinoma, epidermal_cyst, calcifying_epithelioma)."
             )
-    from softmass_core.inference.input_check import parse_entry  # here: input_check imports io.roi, which imports us
-
     input_check = parse_entry(raw.get("input_check"), where)
     return Manifest(
         path=path,

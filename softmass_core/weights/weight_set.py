@@ -62,7 +62,7 @@ def verify_files(manifest: Manifest) -> dict[str, bool]:
             )
         status[model_id] = True
     if manifest.input_check is not None:
-        from softmass_core.inference.input_check import load_stats
+        from softmass_core.weights.input_check_file import load_stats
 
         load_stats(folder, manifest.input_check)  # checks the statistics file's sha256 too
         status["input_check"] = True
@@ -136,7 +136,7 @@ class WeightSet:
             return None
         with self._lock:
             if self._input_stats is None:
-                from softmass_core.inference.input_check import load_stats
+                from softmass_core.weights.input_check_file import load_stats
 
                 self._input_stats = load_stats(self.folder, self.manifest.input_check)
             return self._input_stats
