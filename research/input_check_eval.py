@@ -4,7 +4,9 @@ For one weight set (work on a COPY: ``--fit`` writes its input check) this
 computes DLM-1's pooled pre-logit features of the training and validation
 ROIs and of several "unlike" sets, and reports for four candidate scores
 
-* ``mahalanobis``: one Gaussian, Ledoit-Wolf covariance (Lee et al. 2018), per modality;
+* ``stage1_texture`` (shipped): Mahalanobis distance of the channel means and standard deviations of DLM-1's
+  first stage (Lee et al. 2018 use such lower-layer statistics too), one Gaussian per modality;
+* ``mahalanobis``: pooled pre-logit features, one Gaussian, Ledoit-Wolf covariance (Lee et al. 2018), per modality;
 * ``mahalanobis_tied``: class-conditional means (benign / malignant), tied Ledoit-Wolf covariance, min over classes;
 * ``energy``: -logsumexp of DLM-1's logits (Liu et al. 2020), no statistics needed;
 * ``knn``: distance to the 10th nearest training feature after L2 normalisation (Sun et al. 2022),
@@ -89,22 +91,28 @@ def pictures() -> dict[str, np.ndarray]:
     return out
 
 
-def features_of(cascade: Cascade, items: list[tuple[np.ndarray, object]]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) pooled features and (N, C) logits of DLM-1 for ``[(rgb, roi)]`` (first view)."""
+def features_of(cascade: Cascade, items: list[tuple[np.ndarray, object]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DLM-1's pooled pre-logit features (N, D), logits (N, C) and first-stage texture features (the shipped
+    check's) for ``[(rgb, roi)]``, one plain view."""
     import torch
+
+    from softmass_core.weights.models import check_features
 
     spec = cascade.weight_set.input_spec
     model = cascade.weight_set.model(DLM1)
-    feats, logits = [], []
+    pre, logits, tex = [], [], []
     for start in range(0, len(items), 32):
-        batch = torch.from_numpy(np.stack([prepare(rgb, roi, spec).array for rgb, roi in items[start : start + 32]]))
-        pooled: list[torch.Tensor] = []
-        cascade.probabilities(DLM1, batch, pre_logits=pooled)
-        f = pooled[0][: len(batch)]
+        x = torch.from_numpy(np.stack([prepare(rgb, roi, spec).array for rgb, roi in items[start : start + 32]]))
         with torch.no_grad():
+            x = model.stem(x)
+            for i, stage in enumerate(model.stages):
+                x = stage(x)
+                if i == 0:
+                    tex.append(check_features(x).numpy())
+            f = model.forward_head(model.norm_pre(x), pre_logits=True)
             logits.append(model.head.fc(f).numpy())
-        feats.append(f.numpy())
-    return np.concatenate(feats).astype(np.float64), np.concatenate(logits).astype(np.float64)
+        pre.append(f.numpy())
+    return tuple(np.concatenate(v).astype(np.float64) for v in (pre, logits, tex))
 
 
 def cohort_items(csv: str, cohorts: list[str] | None, modality: str) -> tuple[list, list[int], list]:
@@ -124,18 +132,21 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
 
 
 class Scorers:
-    def __init__(self, train: np.ndarray, y: np.ndarray, train_logits: np.ndarray) -> None:
+    def __init__(self, train: np.ndarray, y: np.ndarray, train_tex: np.ndarray) -> None:
         from sklearn.covariance import LedoitWolf
 
+        self.tex_mean, self.tex_prec = fit_gaussian(train_tex)
         self.mean, self.prec = fit_gaussian(train)
         means = np.stack([train[y == k].mean(axis=0) for k in (0, 1)])
         self.cls_means = means
         self.cls_prec = LedoitWolf().fit(train - means[y]).precision_
         self.bank = train / np.linalg.norm(train, axis=1, keepdims=True)
 
-    def __call__(self, method: str, f: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    def __call__(self, method: str, f: np.ndarray, logits: np.ndarray, tex: np.ndarray) -> np.ndarray:
         from scipy.special import logsumexp
 
+        if method == "stage1_texture":
+            return mahalanobis(tex, self.tex_mean, self.tex_prec)
         if method == "mahalanobis":
             return mahalanobis(f, self.mean, self.prec)
         if method == "mahalanobis_tied":
@@ -149,7 +160,7 @@ class Scorers:
         raise ValueError(method)
 
 
-METHODS = ("mahalanobis", "mahalanobis_tied", "energy", "knn")
+METHODS = ("stage1_texture", "mahalanobis", "mahalanobis_tied", "energy", "knn")
 
 
 def main() -> int:
@@ -172,11 +183,11 @@ def main() -> int:
         items, y, _ = cohort_items(args.cohort, train_c, m)
         if not items:
             continue
-        tr_f, tr_l = features_of(cascade, items)
-        sc = Scorers(tr_f, np.asarray(y), tr_l)
+        tr_f, _, tr_t = features_of(cascade, items)
+        sc = Scorers(tr_f, np.asarray(y), tr_t)
         val_items, _, _ = cohort_items(args.cohort, [val_c], m)
-        val_f, val_l = features_of(cascade, val_items)
-        sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        val = features_of(cascade, val_items)
+        sets: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for spec in args.other:
             csv, _, names = spec.partition(":")
             it, _, _ = cohort_items(csv, names.split(",") if names else None, "gray")  # other domains: B-mode
@@ -188,11 +199,11 @@ def main() -> int:
                 sets[f"fresh:{Path(csv).parent.name}{':' + names if names else ''}"] = features_of(cascade, it)
         sets["pictures"] = features_of(cascade, [(img, None) for img in pics.values()])
         for method in METHODS:
-            v = sc(method, val_f, val_l)
+            v = sc(method, *val)
             thr = limit_at(v, [False] * len(v))
             row = {"val_flag_rate": float(np.mean(v > thr))}
-            for name, (f, lg) in sets.items():
-                o = sc(method, f, lg)
+            for name, feats in sets.items():
+                o = sc(method, *feats)
                 row[name] = {"auroc": auroc(v, o), "flag_rate": float(np.mean(o > thr)), "n": len(o)}
             results["methods"].setdefault(m, {})[method] = row
     if args.fit:

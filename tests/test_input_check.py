@@ -37,17 +37,17 @@ def _text_picture() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[Path, Path]:
-    """A tiny DLM-1-only set whose input check is fitted on 40 training and 20 validation images."""
+    """A tiny DLM-1-only set whose input check is fitted on 120 training and 40 validation images."""
     root = tmp_path_factory.mktemp("ic")
     folder = make_tiny_weight_set(root / "set", with_dlm2=False, seed=3)
     lines = ["case_id,cohort,label,gray_path,cdfi_path,gray_roi,cdfi_roi"]
-    for i in range(60):
+    for i in range(160):
         Image.fromarray(_ultrasound_like(100 + i)).save(root / f"{i}.png")
-        cohort = "training" if i < 40 else "validation"
+        cohort = "training" if i < 120 else "validation"
         lines.append(f"c{i},{cohort},{'malignant' if i % 3 == 0 else 'benign'},{i}.png,,,")
     (root / "cohort.csv").write_text("\n".join(lines) + "\n")
     block = fit_input_check(folder, root / "cohort.csv", train_cohorts=["training"], val_cohort="validation")
-    assert block["fitted_on"]["n_train_images"] == {"gray": 40}
+    assert block["fitted_on"]["n_train_images"] == {"gray": 120}
     return folder, root / "cohort.csv"
 
 
@@ -156,7 +156,7 @@ def test_retune_fits_the_input_check(tmp_path, fitted):
 
 def record_always_flagging(folder: Path) -> None:
     """Statistics whose limit (0) every image exceeds: the case is always flagged."""
-    d = 64  # test_convnext's pooled feature size
+    d = 48  # test_convnext: 24 first-stage channels, mean and standard deviation
     tensors = {
         f"{m}.{k}": (np.zeros(d) if k == "mean" else np.eye(d)) for m in ("gray", "cdfi") for k in ("mean", "precision")
     }

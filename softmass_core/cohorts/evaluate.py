@@ -237,7 +237,7 @@ def predict_cohort(
             if cancel is not None and cancel.is_set():
                 raise SoftmassError("Evaluation cancelled.")
             pooled: list = []  # pooled[0]: DLM-1 (always the first model), the input check reads it
-            scores = {m: cascade.probabilities(m, views, expanded=True, pre_logits=pooled)[0] for m in model_ids}
+            scores = {m: cascade.probabilities(m, views, expanded=True, check_features=pooled)[0] for m in model_ids}
             checks = cascade.input_checks(prepared, index, pooled)
             del views
             per_case: list[dict[str, dict[str, float]]] = [{} for _ in batch]

@@ -29,7 +29,7 @@ from softmass_core.inference.input_check import InputCheck, check_images
 from softmass_core.io.roi import Prepared, Roi, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
 from softmass_core.weights.manifest import FUSION_RULES
-from softmass_core.weights.models import head_forward, resolve_device, stage_index, tail_forward, trunk_forward
+from softmass_core.weights.models import forward_with_check, resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.weights.weight_set import WeightSet
 
 
@@ -184,7 +184,7 @@ class Cascade:
         *,
         keep_features: bool = False,
         expanded: bool = False,
-        pre_logits: list[torch.Tensor] | None = None,
+        check_features: list[torch.Tensor] | None = None,
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
 
@@ -194,9 +194,9 @@ class Cascade:
         (:meth:`expand`), so several models can share one expanded batch.
         With ``keep_features`` also returns the input of the Grad-CAM target
         stage for the whole expanded batch, so a later CAM reuses the forward
-        pass instead of repeating it.  ``pre_logits`` (a list) receives the
-        pooled features the classifier reads, for the whole expanded batch
-        (the input check's features, from the same forward pass).
+        pass instead of repeating it.  ``check_features`` (a list) receives
+        the input check's features for the whole expanded batch, from the
+        same forward pass (:func:`~softmass_core.weights.models.check_features`).
         """
         entry = self.weight_set.entry(model_id)
         model = self._model(model_id)
@@ -209,11 +209,11 @@ class Cascade:
         with torch.no_grad():
             if keep_features:
                 index = stage_index(model, entry.gradcam_target_layer)
-                feats = trunk_forward(model, x, index)
-                logits = tail_forward(model, feats, index, pre_logits)
+                feats = trunk_forward(model, x, index, check_features)
+                logits = tail_forward(model, feats, index, check_features)
             else:
                 feats = None
-                logits = model(x) if pre_logits is None else head_forward(model, model.forward_features(x), pre_logits)
+                logits = model(x) if check_features is None else forward_with_check(model, x, check_features)
             probs = torch.softmax(logits.float(), dim=1)[:, entry.positive_index].cpu()
         return tta.average(probs.numpy().astype(np.float64), views), feats
 
@@ -281,7 +281,7 @@ class Cascade:
         n_views = tta.n_passes(self.weight_set.manifest.tta)
 
         expanded: dict[tuple[int, ...], torch.Tensor] = {}  # every view of the rows, made once for all models
-        pooled: list[torch.Tensor] = []  # DLM-1's pre-logit features: the input check reads them
+        pooled: list[torch.Tensor] = []  # DLM-1's input-check features, from its forward pass
 
         def score(model_id: str, rows: list[int]) -> None:
             key = tuple(rows)
@@ -289,7 +289,7 @@ class Cascade:
                 expanded[key] = self.expand(batch if len(rows) == len(index) else batch[rows])
             probs, feats = self.probabilities(
                 model_id, expanded[key], keep_features=any(want_feats[index[r][0]] for r in rows), expanded=True,
-                pre_logits=pooled if model_id == DLM1 else None,
+                check_features=pooled if model_id == DLM1 else None,
             )  # fmt: skip
             for j, r in enumerate(rows):
                 i, m = index[r]
@@ -324,7 +324,7 @@ class Cascade:
         """Each case's input check from the first (unmirrored) view's DLM-1 features of its images.
 
         ``index[r] = (case, modality)`` of row ``r`` of the batch, ``pooled`` what
-        :meth:`probabilities` put in its ``pre_logits`` list for that batch.
+        :meth:`probabilities` put in its ``check_features`` list for that batch.
         """
         first = pooled[0][: len(index)].cpu().numpy()
         feats: list[dict[str, np.ndarray]] = [{} for _ in cases]

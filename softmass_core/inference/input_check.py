@@ -5,11 +5,12 @@ Two parts, per image:
 * plain plausibility checks on the ROI itself, each with a reason a person
   can act on: a blank or near-uniform ROI, a ROI smaller than
   :data:`MIN_SIDE` pixels on a side, colour in the grayscale (B-mode) slot;
-* a distance from DLM-1's own features: the pooled pre-logit features of the
-  same forward pass that scores the image (:meth:`Cascade.probabilities`
-  with ``pre_logits``), scored by the Mahalanobis distance to the training
-  ROIs' features of the same modality (one Gaussian, Ledoit-Wolf shrunk
-  covariance; Lee et al. 2018).  Why this score and not the energy score or
+* a distance from DLM-1's own features: the channel means and standard
+  deviations of its first stage, from the same forward pass that scores the
+  image (:meth:`Cascade.probabilities` with ``check_features``), scored by
+  the Mahalanobis distance to the training ROIs' features of the same
+  modality (one Gaussian, Ledoit-Wolf shrunk covariance; Lee et al. 2018).
+  Why these features and not the pooled pre-logit ones, the energy score or
   a nearest-neighbour distance: measured in ``research/input_check_eval.py``,
   see docs/experiments.md.
 
@@ -133,7 +134,7 @@ def check_images(
     features: Mapping[str, np.ndarray],
     spec,
 ) -> InputCheck:
-    """Check each image: ``features[m]`` is its pooled DLM-1 feature vector (D,)."""
+    """Check each image: ``features[m]`` is its DLM-1 input-check feature vector (D,)."""
     images: dict[str, ImageCheck] = {}
     for m in MODALITIES:
         if m not in prepared:

@@ -1,7 +1,7 @@
 """Fit a weight set's input check (:mod:`softmass_core.inference.input_check`).
 
 :func:`fit_input_check` is the one entry point (``train``, ``retune`` and a
-future ``pack`` call it): DLM-1's pooled pre-logit features of every training
+future ``pack`` call it): DLM-1's first-stage texture features of every training
 ROI, per modality (B-mode and CDFI images differ), give a mean and a
 Ledoit-Wolf shrunk covariance (sklearn); the validation ROIs' Mahalanobis
 distances give the threshold, the lowest one at which at most
@@ -28,7 +28,7 @@ from softmass_core.labels import DLM1, MODALITIES
 
 STATS_FILE = "input_check.safetensors"
 TARGET_RATE = 0.05
-FEATURES = "DLM-1's pooled pre-logit features (global average pool + LayerNorm), unmirrored view"
+FEATURES = "the channel means and standard deviations of DLM-1's first stage (texture statistics), unmirrored view"
 
 
 def cohort_features(
@@ -50,7 +50,7 @@ def cohort_features(
             continue
         batch = torch.from_numpy(np.stack([p.array for _, p in index]))
         pooled: list[torch.Tensor] = []
-        cascade.probabilities(DLM1, batch, pre_logits=pooled)
+        cascade.probabilities(DLM1, batch, check_features=pooled)
         first = pooled[0][: len(index)].cpu().numpy().astype(np.float64)
         for j, (m, p) in enumerate(index):
             feats[m].append(first[j])

@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 WHY = (
-    "Chosen by measurement (research/input_check_eval.py, docs/experiments.md): of the Mahalanobis distance "
-    "(one Gaussian per modality, Ledoit-Wolf covariance), its class-conditional tied form, the energy score and a "
-    "10-nearest-neighbour distance on DLM-1's pooled features, the single-Gaussian Mahalanobis distance separated "
-    "the other domain and non-ultrasound pictures from validation images best overall; the energy score, which "
-    "needs no statistics, missed most of them."
+    "Chosen by measurement (research/input_check_eval.py, docs/experiments.md): DLM-1's pooled last-stage "
+    "features, scored by Mahalanobis distance, energy or nearest neighbours, did not separate simulated from real "
+    "ultrasound (they are trained to ignore texture); the first stage's texture statistics did."
 )
 
 

@@ -1,7 +1,7 @@
 """The input check's statistics file and its manifest block (torch-free).
 
 A weight set's optional ``input_check`` block names a safetensors file of
-per-modality ``<m>.mean`` and ``<m>.precision`` (DLM-1's pooled features of
+per-modality ``<m>.mean`` and ``<m>.precision`` (DLM-1's first-stage texture features of
 the training ROIs) with its sha256, the scoring method and a threshold per
 modality.  :func:`parse_entry` validates the block (called by the manifest
 reader), :func:`load_stats` verifies the file's sha256 and reads it into
