@@ -29,6 +29,7 @@ from ui.common import (
     require_frame,
     tta_text,
 )
+from ui.input_check_view import greyed_verdict, input_check_banner
 
 require_frame()
 
@@ -67,8 +68,11 @@ key, result = guarded_call(run_case, ws, case, rois)
 # ------------------------------------------------------------------ verdict
 st.divider()
 st.header("Result")
+unlike = input_check_banner(result)  # above the verdict; the verdict is greyed when the input is unlike the training
 verdict = f"Diagnosis: **{display_name(result.diagnosis)}**"
-if result.malignant:
+if unlike:
+    greyed_verdict(verdict)
+elif result.malignant:
     st.error(verdict, icon=":material/warning:")
 else:
     st.success(verdict, icon=":material/check_circle:")

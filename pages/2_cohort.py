@@ -8,6 +8,7 @@ from ui import cohort_data as data
 from ui import cohort_view as view
 from ui import common
 from ui.common import require_frame
+from ui.input_check_view import show_cohort_rates
 
 require_frame()
 
@@ -69,5 +70,6 @@ view.show_curves(ev, eid, shown)
 has_t3 = view.show_table3({c: ev.metrics[c] for c in shown if c in ev.metrics})
 view.show_table1(ev.predictions[ev.predictions["cohort"].astype(str).isin(shown)])
 view.show_notes(ev, shown)
+show_cohort_rates(ev, ws, shown)
 view.show_comparison(ev, current, shown, manifests, ws_folder)
 view.show_downloads(ev, shown, threshold, at_threshold, has_t3)

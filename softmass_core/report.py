@@ -35,6 +35,7 @@ from softmass_core import __version__
 from softmass_core.errors import SoftmassError
 from softmass_core.inference.cam_display import with_colorbar
 from softmass_core.inference.cascade import CascadeResult
+from softmass_core.inference.input_check import report_lines
 from softmass_core.io.roi import Roi, draw_roi
 from softmass_core.labels import MODALITIES, MODALITY_NAMES, MODEL_NAMES, display_name, model_name
 
@@ -131,6 +132,7 @@ class CaseReport:
             f"Case: {self.case_name}",
             f"Weight set: {r.weight_set_id} version {r.weight_set_version} (fusion rule: {r.fusion_rule}; "
             f"test-time views: {', '.join(('plain', *r.test_time_views))})",
+            *report_lines(r.input_check),
             f"Diagnosis: {display_name(r.diagnosis)}",
             f"DLM-1 P(malignant): {r.p_malignant:.3f} against operating threshold {r.threshold:.3f} "
             f"-> {'malignant' if r.malignant else 'benign'}",

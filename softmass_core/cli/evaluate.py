@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from softmass_core.cohorts.cohort import read_cohort
     from softmass_core.cohorts.evaluate import check_replicate, evaluate, record_metrics, record_replicate
     from softmass_core.inference.cascade import Cascade
+    from softmass_core.inference.input_check import add_cohort_rates, cohort_rates
     from softmass_core.weights.weight_set import WeightSet
 
     if args.record and args.record_replicate:
@@ -88,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
         files = ev.write(args.out)
         print(f"wrote {', '.join(str(p) for p in files.values())}", file=sys.stderr)
     if args.json:
-        print_json(ev.metrics_json())
+        print_json(add_cohort_rates(ev.metrics_json(), ev.predictions, ws.input_stats is not None))
         return 0
     _print_table(ev)
+    for name, rate in cohort_rates(ev.predictions, ws.input_stats is not None).items():
+        print(
+            f"input check {name}: "
+            + (rate.get("reason") or f"{rate['n_flagged']}/{rate['n']} cases flagged unlike the training data")
+        )
     return 0
 
 

@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from softmass_core.inference.cascade import Cascade, CaseImages
+    from softmass_core.inference.input_check import input_check_text
     from softmass_core.io.images import load_image
     from softmass_core.io.roi import parse_roi
     from softmass_core.weights.weight_set import WeightSet
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if out["sub_scores"]:
         for subtype, s in out["sub_scores"].items():
             print(f"  {subtype:<24} {s:.3f}")
+    print(input_check_text(out["input_check"]))
     print(f"diagnosis    {out['diagnosis']}")
     print(f"path         {out['stopped_because']}")
     return 0

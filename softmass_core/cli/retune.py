@@ -30,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="keep the models' temperatures (default: fit temperature scaling on validation first)",
     )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-input-check", action="store_true", help="do not (re)fit the input check")
+    p.add_argument(
+        "--input-check-train", metavar="COHORTS",
+        help="comma list of cohorts the input check learns (default: the manifest's training.train_cohorts)",
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         args.weights, args.cohort, val_cohort=args.val_cohort, views=views, version=args.version,
         changes=args.changes, n_boot=args.n_boot, seed=args.seed, progress=progress,
         temperature=not args.no_temperature,
+        input_check=not args.no_input_check,
+        input_check_train=[c.strip() for c in args.input_check_train.split(",")] if args.input_check_train else None,
     )  # fmt: skip
     print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
     for m, t in out["temperature"].items():
@@ -48,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     for m, t in out["thresholds"].items():
         print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
     print(f"metrics re-recorded for {', '.join(out['cohorts'])}")
+    print(input_check_line(out["input_check"]))
     if out["stale"]:
         print(
             f"note: {' and '.join(out['stale'])} in the manifest were measured with the earlier settings; "
@@ -55,3 +63,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def input_check_line(block: dict) -> str:
+    """One line on what retune did with the input check."""
+    if "skipped" in block:
+        return f"input check: skipped ({block['skipped']})"
+    limits = ", ".join(f"{m} {t:.2f}" for m, t in block["threshold"].items())
+    rates = ", ".join(f"{m} {r:.1%}" for m, r in block["validation_flag_rate"].items() if r is not None)
+    return f"input check: {block['method']}, limit {limits}; validation flagged {rates}"

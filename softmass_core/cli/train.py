@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "after its last finished epoch (same settings required)",
     )  # fmt: skip
     p.add_argument("--no-evaluate", action="store_true", help="skip evaluating every cohort at the end")
+    p.add_argument(
+        "--no-input-check", action="store_true", help="do not fit the input check (unlike-the-training-data)"
+    )
 
 
 def _log(line: str) -> None:
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=data_kind,
         description=args.description, work_dir=args.work_dir, resume=args.resume,
         evaluate_cohorts=not args.no_evaluate, storage_dtype=args.storage_dtype, log=_log, progress=StageBars(),
-        command=invoked_command("train"),
+        command=invoked_command("train"), input_check=not args.no_input_check,
     )  # fmt: skip
     print(out)
     return 0

@@ -229,22 +229,24 @@ def predict_cohort(
         prepared = [_load_row(r, spec) for r in batch]
         index = [(i, m) for i, prep in enumerate(prepared) for m in MODALITIES if m in prep]
         tensor = torch.from_numpy(np.stack([prepared[i][m].array for i, m in index]))
-        return index, cascade.expand(tensor)
+        return index, cascade.expand(tensor), prepared
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(load_batch, batches[0]) if batches else None
         for b, batch in enumerate(batches):
-            index, views = future.result()
+            index, views, prepared = future.result()
             if b + 1 < len(batches):
                 future = pool.submit(load_batch, batches[b + 1])
             if cancel is not None and cancel.is_set():
                 raise SoftmassError("Evaluation cancelled.")
-            scores = {mid: cascade.probabilities(mid, views, expanded=True)[0] for mid in model_ids}
+            pooled: list = []  # pooled[0]: DLM-1 (always the first model), the input check reads it
+            scores = {m: cascade.probabilities(m, views, expanded=True, check_features=pooled)[0] for m in model_ids}
+            checks = cascade.input_checks(prepared, index, pooled)
             del views
             per_case: list[dict[str, dict[str, float]]] = [{} for _ in batch]
             for j, (i, m) in enumerate(index):
                 per_case[i][m] = {mid: float(scores[mid][j]) for mid in model_ids}
-            for row, per_image in zip(batch, per_case):
+            for row, per_image, check in zip(batch, per_case, checks):
                 result = cascade.decide(per_image)
                 rec: dict[str, Any] = {
                     "case_id": row.case_id,
@@ -254,6 +256,7 @@ def predict_cohort(
                     "p_malignant": result.p_malignant,
                     "pred_malignant": int(result.malignant),
                     "diagnosis": result.diagnosis,
+                    "out_of_distribution": check.out_of_distribution,
                 }
                 for m in MODALITIES:
                     rec[f"{m}_dlm1"] = per_image.get(m, {}).get(DLM1, np.nan)

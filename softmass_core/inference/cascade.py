@@ -25,10 +25,11 @@ import torch
 
 from softmass_core.errors import SoftmassError
 from softmass_core.inference import tta
+from softmass_core.inference.input_check import InputCheck, check_images
 from softmass_core.io.roi import Prepared, Roi, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
 from softmass_core.weights.manifest import FUSION_RULES
-from softmass_core.weights.models import resolve_device, stage_index, tail_forward, trunk_forward
+from softmass_core.weights.models import forward_with_check, resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.weights.weight_set import WeightSet
 
 
@@ -98,6 +99,7 @@ class CascadeResult:
     test_time_views: tuple[str, ...] = ()
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    input_check: InputCheck | None = None
 
     @property
     def diagnosing_model(self) -> str | None:
@@ -128,6 +130,7 @@ class CascadeResult:
             "models_run": list(self.models_run),
             "stopped_because": self.stopped_because,
             "rois": {m: r.as_string() for m, r in self.rois.items()},
+            "input_check": self.input_check.to_dict() if self.input_check is not None else None,
         }
 
 
@@ -175,7 +178,13 @@ class Cascade:
         return {m: prepare(rgb, roi, spec) for m, rgb, roi in items}
 
     def probabilities(
-        self, model_id: str, batch: torch.Tensor, *, keep_features: bool = False, expanded: bool = False
+        self,
+        model_id: str,
+        batch: torch.Tensor,
+        *,
+        keep_features: bool = False,
+        expanded: bool = False,
+        check_features: list[torch.Tensor] | None = None,
     ) -> tuple[np.ndarray, torch.Tensor | None]:
         """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
 
@@ -185,7 +194,9 @@ class Cascade:
         (:meth:`expand`), so several models can share one expanded batch.
         With ``keep_features`` also returns the input of the Grad-CAM target
         stage for the whole expanded batch, so a later CAM reuses the forward
-        pass instead of repeating it.
+        pass instead of repeating it.  ``check_features`` (a list) receives
+        the input check's features for the whole expanded batch, from the
+        same forward pass (:func:`~softmass_core.weights.models.check_features`).
         """
         entry = self.weight_set.entry(model_id)
         model = self._model(model_id)
@@ -199,11 +210,14 @@ class Cascade:
         with torch.no_grad():
             if keep_features:
                 index = stage_index(model, entry.gradcam_target_layer)
-                feats = trunk_forward(model, x, index)
-                logits = tail_forward(model, feats, index)
+                feats = trunk_forward(model, x, index, check_features)
+                logits = tail_forward(model, feats, index, check_features)
             else:
                 feats = None
-                logits = model(x)
+                if check_features is None or not getattr(model, "supports_gradcam", True):  # ONNX: no stages
+                    logits = model(x)
+                else:
+                    logits = forward_with_check(model, x, check_features)
             # Temperature scaling (manifest ``temperature``, kept only where it lowered validation ECE): 1.0 otherwise.
             probs = torch.softmax(logits.float() / entry.temperature, dim=1)[:, entry.positive_index].cpu()
         return tta.average(probs.numpy().astype(np.float64), views), feats
@@ -272,14 +286,16 @@ class Cascade:
         n_views = tta.n_passes(self.weight_set.manifest.tta)
 
         expanded: dict[tuple[int, ...], torch.Tensor] = {}  # every view of the rows, made once for all models
+        pooled: list[torch.Tensor] = []  # DLM-1's input-check features, from its forward pass
 
         def score(model_id: str, rows: list[int]) -> None:
             key = tuple(rows)
             if key not in expanded:
                 expanded[key] = self.expand(batch if len(rows) == len(index) else batch[rows])
             probs, feats = self.probabilities(
-                model_id, expanded[key], keep_features=any(want_feats[index[r][0]] for r in rows), expanded=True
-            )
+                model_id, expanded[key], keep_features=any(want_feats[index[r][0]] for r in rows), expanded=True,
+                check_features=pooled if model_id == DLM1 else None,
+            )  # fmt: skip
             for j, r in enumerate(rows):
                 i, m = index[r]
                 per_image[i][m][model_id] = float(probs[j])
@@ -306,7 +322,21 @@ class Cascade:
             if rows:
                 for sm_id in SUBMODEL_IDS:
                     score(sm_id, rows)
-        return [self._result(cases[i], per_image[i], models_run[i], features[i]) for i in range(n)]
+        checks = self.input_checks(cases, index, pooled)
+        return [self._result(cases[i], per_image[i], models_run[i], features[i], checks[i]) for i in range(n)]
+
+    def input_checks(self, cases, index: list[tuple[int, str]], pooled: list[torch.Tensor]) -> list[InputCheck]:
+        """Each case's input check from the first (unmirrored) view's DLM-1 features of its images.
+
+        ``index[r] = (case, modality)`` of row ``r`` of the batch, ``pooled`` what
+        :meth:`probabilities` put in its ``check_features`` list for that batch.
+        """
+        first = pooled[0][: len(index)].cpu().numpy()
+        feats: list[dict[str, np.ndarray]] = [{} for _ in cases]
+        for r, (i, m) in enumerate(index):
+            feats[i][m] = first[r]
+        stats, spec = self.weight_set.input_stats, self.weight_set.input_spec
+        return [check_images(stats, cases[i], feats[i], spec) for i in range(len(cases))]
 
     def _result(
         self,
@@ -314,6 +344,7 @@ class Cascade:
         per_image: dict[str, dict[str, float]],
         models_run: list[str],
         features: dict[str, torch.Tensor],
+        input_check: InputCheck | None = None,
     ) -> CascadeResult:
         decision = self.decide(per_image)
         return CascadeResult(
@@ -332,6 +363,7 @@ class Cascade:
             test_time_views=self.weight_set.manifest.tta,
             prepared=dict(prepared),
             features=features,
+            input_check=input_check,
         )
 
     def decide(self, per_image: dict[str, dict[str, float]]) -> Decision:

@@ -73,8 +73,14 @@ def retune(
     seed: int = 0,
     progress=None,
     temperature: bool = True,
+    input_check: bool = True,
+    input_check_train: list[str] | None = None,
 ) -> dict[str, Any]:
     """Set test-time views (``None`` keeps them), re-choose every threshold, re-record metrics.
+
+    ``input_check`` also (re)fits the input check: training ROIs of ``input_check_train``
+    (default: the manifest's ``training.train_cohorts``), limit on ``val_cohort``
+    (:func:`softmass_core.training.input_stats.fit_input_check`).
 
     ``version`` adds a changelog entry; its text is ``changes`` when given (say
     what is new, e.g. new weights copied into the folder), else a line saying
@@ -145,10 +151,26 @@ def retune(
 
     update_manifest(folder, edit)
     record_metrics(folder, ev, n_boot=n_boot, seed=seed)
+    fitted = _fit_input_check(folder, cohort, cohort_csv, val_cohort, input_check, input_check_train, before)
     return {
+        "input_check": fitted,
         "test_time_augmentation": list(manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},
         "cohorts": list(ev.metrics),
         "temperature": temperatures or {},
         "stale": [k for k in ("scanner_shift", "ablation") if k in before.raw],
     }
+
+
+def _fit_input_check(folder, cohort, cohort_csv, val_cohort, wanted: bool, train_cohorts, before) -> dict[str, Any]:
+    """Fit the input check when asked and possible; else say why not (never silently)."""
+    from softmass_core.training.input_stats import fit_input_check
+
+    if not wanted:
+        return {"skipped": "--no-input-check given; the set keeps its earlier input check, if any"}
+    train_cohorts = list(train_cohorts or (before.raw.get("training") or {}).get("train_cohorts") or [])
+    missing = [c for c in train_cohorts if c not in cohort.names]
+    if not train_cohorts or missing:
+        why = f"the CSV lacks {missing}" if missing else "the manifest names no training.train_cohorts"
+        return {"skipped": f"no training cohort to fit on ({why}); give --input-check-train COHORTS"}
+    return fit_input_check(folder, cohort_csv, train_cohorts=train_cohorts, val_cohort=val_cohort)

@@ -59,6 +59,7 @@ from softmass_core.labels import DLM1, MALIGNANT, SUBMODEL_IDS
 from softmass_core.paths import make_dir
 from softmass_core.training.data import load_images, task_targets
 from softmass_core.training.fit import Log, StageProgress, fit_model
+from softmass_core.training.input_stats import fit_input_check
 from softmass_core.training.retune import operating_thresholds
 from softmass_core.weights.checkpoint import FitReport, fit_state_dict, read_state_dict
 from softmass_core.weights.manifest import Architecture, InputSpec, sha256_file
@@ -266,8 +267,11 @@ def train_weight_set(
     log: Log | None = None,
     progress: StageProgress | None = None,
     command: str | None = None,
+    input_check: bool = True,
 ) -> Path:
     """Train every model of ``cfg.models`` and write a complete weight-set folder; return it.
+
+    ``input_check`` fits the set's input check on the training cohorts (limit on validation).
 
     ``log`` gets one line per step and epoch, ``progress`` the batches of each
     epoch (see :data:`StageProgress`); ``command`` is the command line that
@@ -302,6 +306,11 @@ def train_weight_set(
             description=description, extra=record,
         )  # fmt: skip
         _set_thresholds(out_dir, cohort, cfg.val_cohort, device)
+        if input_check:
+            cascade = Cascade(WeightSet.load(out_dir), device=device)
+            fit_input_check(
+                out_dir, cohort_csv, train_cohorts=cfg.train_cohorts, val_cohort=cfg.val_cohort, cascade=cascade
+            )
         if evaluate_cohorts:
             ev = evaluate(Cascade(WeightSet.load(out_dir), device=device), cohort, progress=None)
             record_metrics(out_dir, ev)

@@ -34,6 +34,7 @@ from softmass_core.jsonsafe import nan_to_none
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.paths import make_dir
 from softmass_core.weights.schema import MODEL_FORMATS, manifest_problems
+from softmass_core.weights.input_check_file import parse_entry
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -179,6 +180,7 @@ class Manifest:
     models: dict[str, ModelEntry]
     raw: dict[str, Any]
     tta: tuple[str, ...] = ()
+    input_check: dict[str, Any] | None = None
 
     @property
     def has_dlm2(self) -> bool:
@@ -349,6 +351,7 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
                 f"{where}: models.{sm_id}.positive_label must be {subtype!r} (SM order is "
                 f"lipoma, hemangioma, neurinoma, epidermal_cyst, calcifying_epithelioma)."
             )
+    input_check = parse_entry(raw.get("input_check"), where)
     return Manifest(
         path=path,
         id=set_id,
@@ -362,6 +365,7 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
         models=models,
         raw=dict(raw),
         tta=tta,
+        input_check=input_check,
     )
 
 

@@ -29,6 +29,7 @@ from softmass_core.weights.card_data import (
     resumed_text,
     task_auc,
 )
+from softmass_core.weights.input_check_card import input_check_markdown
 from softmass_core.weights.manifest import MANIFEST_NAME, rewrite_manifest
 
 
@@ -195,6 +196,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     lines += replicates_markdown(m.get("replicates"), metrics)
     lines += shift_markdown(m.get("scanner_shift"))
     lines += ablation_markdown(m.get("ablation"))
+    lines += input_check_markdown(m.get("input_check"))
     for note in m.get("notes", []) or []:
         lines.append(f"- {note}")
     lines += [

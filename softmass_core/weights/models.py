@@ -232,19 +232,51 @@ class Tail(nn.Module):
         return self.head_model(x)
 
 
-def trunk_forward(model: nn.Module, x: torch.Tensor, index: int) -> torch.Tensor:
-    """Stem and stages ``0..index-1``: the input of stage ``index``."""
+def check_features(x: torch.Tensor) -> torch.Tensor:
+    """Channel means and standard deviations of the first stage's output, (N, 2C): the input check's features.
+
+    Texture statistics of DLM-1's first stage separate other domains (simulated vs real ultrasound) and
+    pictures from the training images far better than its pooled last-stage features, which are built
+    to be invariant to them (research/input_check_eval.py, docs/experiments.md).
+    """
+    return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
+
+
+def forward_with_check(model: nn.Module, x: torch.Tensor, out: list[torch.Tensor]) -> torch.Tensor:
+    """``model(x)`` (stem, stages, norm_pre, head) in one pass, appending :func:`check_features` to ``out``."""
+    x = model.stem(x)
+    for i, stage in enumerate(model.stages):
+        x = stage(x)
+        if i == 0:
+            out.append(check_features(x))
+    return model.forward_head(model.norm_pre(x))
+
+
+def trunk_forward(model: nn.Module, x: torch.Tensor, index: int, out: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Stem and stages ``0..index-1``: the input of stage ``index``.
+
+    ``out`` (a list) receives :func:`check_features` when stage 0 runs here.
+    """
     x = model.stem(x)
     for i in range(index):
         x = model.stages[i](x)
+        if i == 0 and out is not None:
+            out.append(check_features(x))
     return x
 
 
-def tail_forward(model: nn.Module, features: torch.Tensor, index: int) -> torch.Tensor:
-    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy)."""
+def tail_forward(
+    model: nn.Module, features: torch.Tensor, index: int, out: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy).
+
+    ``out`` (a list) receives :func:`check_features` when stage 0 runs here (``index`` 0).
+    """
     x = features
     for i in range(index, len(model.stages)):
         x = model.stages[i](x)
+        if i == 0 and out is not None:
+            out.append(check_features(x))
     x = model.norm_pre(x)
     return model.forward_head(x)
 

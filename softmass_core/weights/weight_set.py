@@ -61,6 +61,11 @@ def verify_files(manifest: Manifest) -> dict[str, bool]:
                 f"got {actual[:12]}...). The file is corrupt or was replaced: restore it or re-export the set."
             )
         status[model_id] = True
+    if manifest.input_check is not None:
+        from softmass_core.weights.input_check_file import load_stats
+
+        load_stats(folder, manifest.input_check)  # checks the statistics file's sha256 too
+        status["input_check"] = True
     return status
 
 
@@ -77,6 +82,7 @@ class WeightSet:
         self.verified = verify_files(manifest) if verify else {}
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._input_stats: Any = None
 
     @classmethod
     def load(cls, folder: str | Path, *, verify: bool = True) -> WeightSet:
@@ -131,6 +137,17 @@ class WeightSet:
 
             return GRADCAM_UNAVAILABLE
         return None
+    @property
+    def input_stats(self):
+        """The input check's statistics (:class:`~softmass_core.inference.input_check.InputStats`), None without."""
+        if self.manifest.input_check is None:
+            return None
+        with self._lock:
+            if self._input_stats is None:
+                from softmass_core.weights.input_check_file import load_stats
+
+                self._input_stats = load_stats(self.folder, self.manifest.input_check)
+            return self._input_stats
 
     def load_all(self) -> None:
         """Build every model now (e.g. behind a spinner) instead of on first use."""
