@@ -29,6 +29,7 @@ from ui.common import (
     require_frame,
     tta_text,
 )
+from ui.operating_view import likelihood_chart, point_chooser, result_at_point, verdict_text
 
 require_frame()
 
@@ -67,11 +68,12 @@ key, result = guarded_call(run_case, ws, case, rois)
 # ------------------------------------------------------------------ verdict
 st.divider()
 st.header("Result")
-verdict = f"Diagnosis: **{display_name(result.diagnosis)}**"
-if result.malignant:
-    st.error(verdict, icon=":material/warning:")
-else:
-    st.success(verdict, icon=":material/check_circle:")
+point = point_chooser(ws, "case.point")
+key, result = guarded_call(result_at_point, ws, case, rois, point, key, result)
+st.markdown(verdict_text(result))  # neutral text: no success/error box on a diagnosis
+rule_only = " (the threshold rule alone, ignoring the range)" if result.verdict == "indeterminate" else ""
+st.markdown(f"Diagnosis: **{display_name(result.diagnosis)}**{rule_only}")
+st.altair_chart(likelihood_chart(result, ws), width="stretch")
 c1, c2, c3 = st.columns(3)
 c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}", help=FUSION_HELP)
 c2.metric("Operating threshold", f"{result.threshold:.3f}")

@@ -39,6 +39,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"test-time augmentation: {', '.join(out['test_time_augmentation']) or 'none'}")
     for m, t in out["thresholds"].items():
         print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
+    for name, pt in (out.get("operating_points") or {}).items():
+        note = f" ({pt['note']})" if pt.get("note") else ""
+        print(
+            f"dlm1 {name:<8} threshold {pt['threshold']:.4f}: validation sensitivity {pt['sensitivity']:.3f}, "
+            f"specificity {pt['specificity']:.3f}{note}"
+        )
+    iv = out.get("interval")
+    if iv:
+        hw = "inf" if iv["logit_halfwidth"] is None else f"{iv['logit_halfwidth']:.4f}"
+        tests = ", ".join(f"{c} {v['coverage']:.3f} (n={v['n']})" for c, v in iv["test_coverage"].items())
+        print(
+            f"dlm1 interval: logit half-width {hw} ({iv['method']}, alpha {iv['alpha']}); coverage validation "
+            f"{iv['validation_coverage']:.3f} (n={iv['n']})" + (f", fresh re-drawings: {tests}" if tests else "")
+        )
     print(f"metrics re-recorded for {', '.join(out['cohorts'])}")
     if out["stale"]:
         print(

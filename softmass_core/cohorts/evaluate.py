@@ -380,8 +380,12 @@ def predictions_at(predictions, threshold: float, *, operating_point: str):
     return out
 
 
-def operating_point_at(ev: Evaluation, threshold: float) -> str:
-    """Where DLM-1 ``threshold`` came from: the set's own operating point, or chosen by the user."""
+def operating_point_at(ev: Evaluation, threshold: float, point: str | None = None) -> str:
+    """Where DLM-1 ``threshold`` came from: the set's own operating point, or chosen by the user.
+
+    ``point`` names it when the user chose one of the set's other operating points (rule-out, rule-in)."""
+    if point:
+        return point
     if float(threshold) == float(ev.threshold):
         return ev.operating_points.get(DLM1, "set's operating threshold")
     return f"chosen on this page (the set's own is {ev.threshold:.3f})"
@@ -406,14 +410,16 @@ def metrics_at_threshold(ev: Evaluation, threshold: float) -> dict[str, dict[str
     return {cohort: entry[DLM1] for cohort, entry in metrics.items()}
 
 
-def evaluation_at(ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts) -> Evaluation:
+def evaluation_at(
+    ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts, point: str | None = None
+) -> Evaluation:
     """``ev`` restricted to ``cohorts`` with DLM-1 at ``threshold`` (``dlm1``: :func:`metrics_at_threshold`).
 
     Its ``metrics_table()`` names the threshold and where it came from; the
     sub-models keep their own thresholds.
     """
     merged = {c: dict(ev.metrics[c], dlm1=dlm1[c]) for c in cohorts if c in ev.metrics}
-    points = {**ev.operating_points, DLM1: operating_point_at(ev, threshold)}
+    points = {**ev.operating_points, DLM1: operating_point_at(ev, threshold, point)}
     return replace(ev, metrics=merged, threshold=float(threshold), operating_points=points)
 
 

@@ -27,6 +27,7 @@ from softmass_core.errors import SoftmassError
 from softmass_core.inference import tta
 from softmass_core.io.roi import Prepared, Roi, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
+from softmass_core.weights import operating
 from softmass_core.weights.manifest import FUSION_RULES
 from softmass_core.weights.models import resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.weights.weight_set import WeightSet
@@ -96,6 +97,10 @@ class CascadeResult:
     stopped_because: str
     rois: dict[str, Roi] = field(default_factory=dict)
     test_time_views: tuple[str, ...] = ()
+    operating_point: str = "balanced"
+    p_malignant_interval: tuple[float, float] | None = None
+    verdict: str = ""
+    subtype_if_benign: str | None = None
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
@@ -128,6 +133,10 @@ class CascadeResult:
             "models_run": list(self.models_run),
             "stopped_because": self.stopped_because,
             "rois": {m: r.as_string() for m, r in self.rois.items()},
+            "operating_point": {"name": self.operating_point, "threshold": self.threshold},
+            "p_malignant_interval": list(self.p_malignant_interval or (self.p_malignant, self.p_malignant)),
+            "verdict": self.verdict,
+            "subtype_if_benign": self.subtype_if_benign,
         }
 
 
@@ -150,9 +159,12 @@ class Cascade:
         fusion_rule: str | None = None,
         threshold: float | None = None,
         device: str | torch.device = "cpu",
+        operating_point: str | None = None,
     ):
         """``device`` (e.g. ``"cuda"``) runs the models there for scoring;
-        Grad-CAM features (``keep_features``) need the CPU."""
+        Grad-CAM features (``keep_features``) need the CPU.  ``operating_point``
+        (rule_out, balanced, rule_in) picks DLM-1's threshold from the set;
+        ``threshold`` overrides it (point "custom"); give one, not both."""
         self.weight_set = weight_set
         self.device = resolve_device(device)
         self._device_models: dict[str, torch.nn.Module] = {}
@@ -161,6 +173,12 @@ class Cascade:
             raise SoftmassError(f"Unknown fusion rule {self.fusion_rule!r}; use one of {FUSION_RULES}.")
         dlm1 = weight_set.entry(DLM1)
         self.threshold = dlm1.threshold if threshold is None else float(threshold)
+        if threshold is not None and operating_point is not None:
+            raise SoftmassError("Give an operating point or a threshold, not both.")
+        self.operating_point = "custom" if threshold is not None else operating.DEFAULT_POINT
+        if threshold is None:
+            self.operating_point, self.threshold = operating.resolve_point(weight_set.manifest, operating_point)
+        self.interval_halfwidth = operating.interval_halfwidth(weight_set.manifest)
         if not 0.0 <= self.threshold <= 1.0:
             raise SoftmassError(f"Threshold must be in [0, 1], got {self.threshold}.")
 
@@ -298,13 +316,17 @@ class Cascade:
             go_on = {
                 i
                 for i in range(n)
-                if want_all[i] or fuse({m: p[DLM1] for m, p in per_image[i].items()}, self.fusion_rule) < self.threshold
+                if want_all[i] or self._low(fuse({m: p[DLM1] for m, p in per_image[i].items()}, self.fusion_rule))
             }
             rows = [r for r, (i, _) in enumerate(index) if i in go_on]
             if rows:
                 for sm_id in SUBMODEL_IDS:
                     score(sm_id, rows)
         return [self._result(cases[i], per_image[i], models_run[i], features[i]) for i in range(n)]
+
+    def _low(self, p: float) -> bool:
+        """DLM-2 runs when the case may be benign: its interval's low end is below the threshold."""
+        return operating.score_interval(p, self.interval_halfwidth)[0] < self.threshold
 
     def _result(
         self,
@@ -330,7 +352,19 @@ class Cascade:
             test_time_views=self.weight_set.manifest.tta,
             prepared=dict(prepared),
             features=features,
+            **self.verdict_fields(decision),
         )
+
+    def verdict_fields(self, decision: Decision) -> dict[str, Any]:
+        """Operating point, score interval, verdict and subtype-if-benign of a :class:`Decision`."""
+        interval = operating.score_interval(decision.p_malignant, self.interval_halfwidth)
+        subs = decision.sub_scores
+        return {
+            "operating_point": self.operating_point,
+            "p_malignant_interval": interval,
+            "verdict": operating.verdict(decision.p_malignant, interval, self.threshold),
+            "subtype_if_benign": max(subs, key=subs.__getitem__) if subs else None,
+        }
 
     def decide(self, per_image: dict[str, dict[str, float]]) -> Decision:
         """The cascade's decision from per-image probabilities ``{modality: {model_id: p}}``.

@@ -28,6 +28,7 @@ from softmass_core.weights.card_data import (
     resumed_text,
     task_auc,
 )
+from softmass_core.weights.card_operating import operating_markdown
 from softmass_core.weights.manifest import MANIFEST_NAME, rewrite_manifest
 
 
@@ -147,6 +148,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"{e.get('storage_dtype', 'float32')} | `{e['sha256'][:16]}...` |"
         )
     lines.append("")
+    lines += operating_markdown(m)
     tr = m.get("training") or {}
     if tr:
         cfg = tr.get("config", {})
