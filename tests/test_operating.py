@@ -224,3 +224,23 @@ def test_evaluate_operating_point_changes_pred_malignant(tiny_weights, tmp_path,
     capsys.readouterr()
     assert main(["evaluate", "--weights", str(folder), "--cohort", str(tmp_path / "cohort.csv"), "--quiet",
                  "--operating-point", "rule_in", "--record"]) == 2  # fmt: skip
+
+
+@pytest.mark.slow
+def test_retune_writes_operating_points_and_the_interval(tiny_weights, tmp_path, capsys):
+    from tests.test_train import _tiny_cohort
+
+    csv = _tiny_cohort(tmp_path, per_class=(2, 3))
+    folder = shutil.copytree(tiny_weights, tmp_path / "ws")
+    assert main(["retune", "--weights", str(folder), "--cohort", str(csv), "--n-boot", "20", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "dlm1 rule_out" in printed and "dlm1 interval: logit half-width" in printed
+    d = json.loads((folder / "manifest.json").read_text())["models"]["dlm1"]
+    assert d["operating_points"]["balanced"]["threshold"] == d["threshold"]
+    t = [d["operating_points"][n]["threshold"] for n in operating.POINTS]
+    assert t == sorted(t)
+    iv = d["interval"]
+    assert iv["n"] == 15 and iv["alpha"] == 0.1 and 0 <= iv["validation_coverage"] <= 1
+    assert set(iv["test_coverage"]) == {"training"}  # fresh re-drawings on every other cohort
+    assert "## Operating points and score interval" in (folder / "README.md").read_text()
+    WeightSet.load(folder)  # still valid and verified

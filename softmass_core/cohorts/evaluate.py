@@ -381,9 +381,7 @@ def predictions_at(predictions, threshold: float, *, operating_point: str):
 
 
 def operating_point_at(ev: Evaluation, threshold: float, point: str | None = None) -> str:
-    """Where DLM-1 ``threshold`` came from: the set's own operating point, or chosen by the user.
-
-    ``point`` names it when the user chose one of the set's other operating points (rule-out, rule-in)."""
+    """Where DLM-1 ``threshold`` came from: the set's own or another of its operating points (``point``), or the user."""
     if point:
         return point
     if float(threshold) == float(ev.threshold):
@@ -410,9 +408,7 @@ def metrics_at_threshold(ev: Evaluation, threshold: float) -> dict[str, dict[str
     return {cohort: entry[DLM1] for cohort, entry in metrics.items()}
 
 
-def evaluation_at(
-    ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts, point: str | None = None
-) -> Evaluation:
+def evaluation_at(ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts, point=None) -> Evaluation:
     """``ev`` restricted to ``cohorts`` with DLM-1 at ``threshold`` (``dlm1``: :func:`metrics_at_threshold`).
 
     Its ``metrics_table()`` names the threshold and where it came from; the
