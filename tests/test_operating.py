@@ -240,7 +240,7 @@ def test_retune_writes_operating_points_and_the_interval(tiny_weights, tmp_path,
     t = [d["operating_points"][n]["threshold"] for n in operating.POINTS]
     assert t == sorted(t)
     iv = d["interval"]
-    assert iv["n"] == 15 and iv["alpha"] == 0.1 and 0 <= iv["validation_coverage"] <= 1
+    assert iv["n"] == 18 and iv["alpha"] == 0.1 and 0 <= iv["validation_coverage"] <= 1
     assert set(iv["test_coverage"]) == {"training"}  # fresh re-drawings on every other cohort
     assert "## Operating points and score interval" in (folder / "README.md").read_text()
     WeightSet.load(folder)  # still valid and verified
