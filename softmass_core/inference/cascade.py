@@ -11,6 +11,10 @@ DLM-1 says (cohort ROC curves of DLM-2 need every score).
 
 The result records every stage: per-image and fused probabilities, the
 threshold, which models ran, the diagnosis and why the cascade stopped.
+It also gives the operating point (rule-out / balanced / rule-in, from the
+manifest), the score's interval and a verdict that is ``indeterminate`` when
+the interval straddles the threshold; DLM-2 then runs too, for the subtype
+"if benign" (``softmass_core.weights.operating``).
 """
 
 from __future__ import annotations
