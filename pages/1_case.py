@@ -30,6 +30,7 @@ from ui.common import (
     tta_text,
 )
 from ui.input_check_view import greyed_verdict, input_check_banner
+from ui.operating_view import likelihood_chart, point_chooser, result_at_point, verdict_text
 
 require_frame()
 
@@ -68,14 +69,18 @@ key, result = guarded_call(run_case, ws, case, rois)
 # ------------------------------------------------------------------ verdict
 st.divider()
 st.header("Result")
-unlike = input_check_banner(result)  # above the verdict; the verdict is greyed when the input is unlike the training
-verdict = f"Diagnosis: **{display_name(result.diagnosis)}**"
-if unlike:
-    greyed_verdict(verdict)
-elif result.malignant:
-    st.error(verdict, icon=":material/warning:")
-else:
-    st.success(verdict, icon=":material/check_circle:")
+point = point_chooser(ws, "case.point")
+key, result = guarded_call(result_at_point, ws, case, rois, point, key, result)
+# The input check's warning comes above the verdict, which is greyed when the image is unlike the training images.
+unlike = input_check_banner(result)
+rule_only = " (the threshold rule alone, ignoring the range)" if result.verdict == "indeterminate" else ""
+diagnosis = f"Diagnosis: **{display_name(result.diagnosis)}**{rule_only}"
+for line in (verdict_text(result), diagnosis):  # neutral text: no success/error box on a diagnosis
+    if unlike:
+        greyed_verdict(line)
+    else:
+        st.markdown(line)
+st.altair_chart(likelihood_chart(result, ws), width="stretch")
 c1, c2, c3 = st.columns(3)
 c1.metric("DLM-1 P(malignant), case", f"{result.p_malignant:.3f}", help=FUSION_HELP)
 c2.metric("Operating threshold", f"{result.threshold:.3f}")

@@ -7,6 +7,7 @@ import streamlit as st
 from ui import cohort_data as data
 from ui import cohort_view as view
 from ui import common
+from ui import operating_view as op_view
 from ui.common import require_frame
 from ui.input_check_view import show_cohort_rates
 
@@ -61,15 +62,15 @@ if not shown:
 
 # Table 2 at the slider's threshold: the metrics are cached per (evaluation, threshold), no model runs.
 st.markdown("#### DLM-1: benign vs malignant (as the paper's Table 2)")
-threshold = view.threshold_slider(ev, eid)
+threshold, point = op_view.cohort_threshold(ws, ev, eid, view.threshold_slider)
 at_threshold = data.dlm1_at_threshold(eid, float(threshold))
-view.show_table2(ev, {c: at_threshold[c] for c in shown if c in at_threshold}, threshold)
+view.show_table2(ev, {c: at_threshold[c] for c in shown if c in at_threshold}, threshold, point)
 view.show_sweep(eid, shown, threshold)
 view.show_decision_curve(eid, shown)
-view.show_curves(ev, eid, shown)
+view.show_curves(ev, eid, shown, op_view.roc_marks(ws, ev, shown))
 has_t3 = view.show_table3({c: ev.metrics[c] for c in shown if c in ev.metrics})
 view.show_table1(ev.predictions[ev.predictions["cohort"].astype(str).isin(shown)])
 view.show_notes(ev, shown)
 show_cohort_rates(ev, ws, shown)
 view.show_comparison(ev, current, shown, manifests, ws_folder)
-view.show_downloads(ev, shown, threshold, at_threshold, has_t3)
+view.show_downloads(ev, shown, threshold, at_threshold, has_t3, point)

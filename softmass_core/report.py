@@ -137,6 +137,13 @@ class CaseReport:
             f"DLM-1 P(malignant): {r.p_malignant:.3f} against operating threshold {r.threshold:.3f} "
             f"-> {'malignant' if r.malignant else 'benign'}",
         ]
+        lo, hi = r.p_malignant_interval or (r.p_malignant, r.p_malignant)
+        lines.append(
+            f"Operating point: {r.operating_point} (threshold {r.threshold:.3f}); P(malignant) range "
+            f"[{lo:.3f}, {hi:.3f}]; verdict: {r.verdict or ('malignant' if r.malignant else 'benign')}"
+            + (f" (subtype if benign: {display_name(r.subtype_if_benign)})"
+               if r.verdict == "indeterminate" and r.subtype_if_benign else "")
+        )  # fmt: skip
         for m, p in r.per_image_p_malignant().items():
             lines.append(f"  {MODALITY_NAMES.get(m, m)}: P(malignant) {p:.3f}")
         if r.sub_scores is not None:

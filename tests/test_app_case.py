@@ -188,13 +188,15 @@ def test_demo_case_run_shows_diagnosis_scores_and_path(env):
     case = demo_case("demo-lipoma-1")
     expected = Cascade(WeightSet.load(env / "tiny")).run(case.to_case_images())
     shown = texts(at)
-    verdicts = [str(a.value) for a in (*at.success, *at.error) if "Diagnosis" in str(a.value)]
+    assert not [a for a in (*at.success, *at.error) if "Diagnosis" in str(a.value)]  # neutral text, no icons
+    verdicts = [t for t in shown if t.startswith("Diagnosis: **")]
     assert verdicts == [f"Diagnosis: **{display_name(expected.diagnosis)}**"]
+    assert any(t.startswith(f"**Verdict: {expected.verdict.capitalize()}**") for t in shown)
     assert any(f"DLM-1 P(malignant), case {expected.p_malignant:.3f}" == t for t in shown)
     assert any(expected.stopped_because == t for t in shown)
     assert any(t.startswith("**Path through the cascade:** **DLM-1**") for t in shown)
     charts = at.get("vega_lite_chart")
-    assert len(charts) == (2 if expected.sub_scores is not None else 1)
+    assert len(charts) == (3 if expected.sub_scores is not None else 2)  # likelihood bar, DLM-1, DLM-2
     # The probability table lists every sub-model that ran.
     table = at.dataframe[0].value
     assert list(table.index)[-1].startswith("Case (mean")
@@ -259,8 +261,10 @@ def test_dlm1_only_set_gives_benign_or_malignant_only(env):
     assert not at.exception
     shown = texts(at)
     assert any("DLM-1 only" in t for t in shown) or any("not run" in t for t in shown)
-    verdicts = [str(a.value) for a in (*at.success, *at.error) if "Diagnosis" in str(a.value)]
+    verdicts = [t for t in shown if t.startswith("Diagnosis: **")]
     assert verdicts[0] in ("Diagnosis: **Malignant**", "Diagnosis: **Benign (subtype unknown)**")
+    assert next(r for r in at.radio if r.label == "Operating point").options == ["Balanced (0.500)"]
+    assert any("Only the balanced point" in t and "retune" in t for t in shown)
 
 
 def test_uploaded_dicom_identifiers_never_appear(env):
@@ -468,3 +472,47 @@ def test_roi_canvas_with_its_margin_fits_a_column_of_a_two_image_case():
     for size in ((544, 352), (512, 321), (1088, 704), (300, 200)):
         g = roi_canvas_geometry(*size)
         assert g.margin == CANVAS_MARGIN and g.canvas_width <= 452  # a column is 462 px on a 1400 px screen
+
+
+def test_case_page_operating_point_chooser_and_indeterminate_wording(env, tmp_path, monkeypatch):
+    """A set with operating points and an interval: the chooser re-decides the case; an indeterminate case says
+    which threshold its range crosses and names the subtype 'if benign'."""
+    from softmass_core.weights.modelcard import update_manifest
+
+    case = demo_case("demo-lipoma-1")
+    p = Cascade(WeightSet.load(env / "tiny")).run(case.to_case_images()).p_malignant
+    folder = shutil.copytree(env / "tiny", tmp_path / "weights" / "pointed")
+
+    def edit(m):
+        d = m["models"]["dlm1"]
+        d["threshold"] = p * 0.99  # balanced: just below the case's score, inside its range
+        d["operating_points"] = {
+            "rule_out": {"threshold": p / 3, "sensitivity": 0.96, "specificity": 0.4},
+            "balanced": {"threshold": p * 0.99, "sensitivity": 0.8, "specificity": 0.8},
+            "rule_in": {"threshold": min(1.0, p * 3 + 0.01), "sensitivity": 0.3, "specificity": 0.97},
+        }
+        d["interval"] = {"method": "test", "alpha": 0.1, "logit_halfwidth": 0.3, "validation_coverage": 0.9, "n": 30}
+
+    update_manifest(folder, edit)
+    monkeypatch.setenv("SOFTMASS_WEIGHTS", str(tmp_path / "weights"))
+    at = _case_page(env)
+    at.session_state[KEY_WEIGHTS] = str(folder)
+    at.run()
+    at.selectbox(key="case.demo_case").set_value("demo-lipoma-1").run()
+    at.button(key="case.run").click().run()
+    assert not at.exception, at.exception
+    assert not at.success and not [e for e in at.error if "Diagnosis" in str(e.value)]
+    radio = next(r for r in at.radio if r.label == "Operating point")
+    assert [o.split(" (")[0] for o in radio.options] == ["Rule-out", "Balanced", "Rule-in"]
+    shown = texts(at)
+    verdict = next(t for t in shown if t.startswith("**Verdict:"))
+    assert verdict.startswith("**Verdict: Indeterminate**") and "crosses the balanced threshold" in verdict
+    assert "subtype if benign:" in verdict  # DLM-2 ran on the indeterminate case
+    assert any(t.startswith("Diagnosis: **Malignant**") and "threshold rule alone" in t for t in shown)
+    radio.set_value("rule_in").run()
+    assert not at.exception, at.exception
+    verdict = next(t for t in texts(at) if t.startswith("**Verdict:"))
+    assert verdict.startswith("**Verdict: Benign**") and "operating point rule_in" in verdict
+    radio.set_value("rule_out").run()
+    verdict = next(t for t in texts(at) if t.startswith("**Verdict:"))
+    assert verdict.startswith("**Verdict: Malignant**")

@@ -371,3 +371,48 @@ def test_decision_curve_is_drawn_and_its_csv_matches_the_predictions(app_env, be
     at_half = curve.loc[curve["threshold"] == 0.5, "net_benefit"].item()
     called = p >= 0.5
     assert at_half == pytest.approx(((called & sick).sum() - (called & ~sick).sum()) / len(mine), abs=1e-9)
+
+
+# --------------------------------------------------------------------------- operating points (issue 17)
+
+
+def test_operating_point_chooser_moves_metrics_downloads_and_marks_the_roc(app_env, benign_malignant_csv, downloads):
+    """The tiny set gets rule-out/rule-in points; choosing one moves Table 2, the downloads and the ROC marks."""
+    from softmass_core.weights.modelcard import update_manifest
+
+    folder = app_env / "weights" / "tiny"
+    before = (folder / "manifest.json").read_text()
+
+    def edit(m):
+        m["models"]["dlm1"]["operating_points"] = {
+            name: {"threshold": t, "sensitivity": 0.9, "specificity": 0.8}
+            for name, t in zip(("rule_out", "balanced", "rule_in"), (0.0, 0.5, 1.0))
+        }
+
+    try:
+        at = _server_cohort(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), benign_malignant_csv)
+        at.button(key="cohort.run").click().run()
+        _no_errors(at)
+        radio = next(r for r in at.radio if r.label == "Operating point")
+        assert radio.options == ["Balanced (0.500)", "Custom"] and radio.value == "balanced"
+        assert any("Only the balanced point" in c.value for c in at.caption)
+        update_manifest(folder, edit)
+        at = _server_cohort(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), benign_malignant_csv)
+        at.button(key="cohort.run").click().run()
+        _no_errors(at)
+        radio = next(r for r in at.radio if r.label == "Operating point")
+        assert radio.options == ["Rule-out (0.000)", "Balanced (0.500)", "Rule-in (1.000)", "Custom"]
+        assert any("Rule-in" in c and "Rule-out" in c for c in _charts(at))  # the ROC marks all three points
+        radio.set_value("rule_out").run()
+        _no_errors(at)
+        assert at.slider[0].value == 0.0  # the slider follows the point
+        preds = _csv(downloads["Predictions (CSV)"][0])
+        assert preds["pred_malignant"].eq(1).all() and set(preds["threshold"]) == {0.0}
+        assert preds["operating_point"].str.startswith("rule_out operating point").all()
+        at.slider[0].set_value(0.3).run()  # moving the slider makes it a custom threshold
+        assert next(r for r in at.radio if r.label == "Operating point").value == "custom"
+        assert set(_csv(downloads["Predictions (CSV)"][0])["operating_point"]) == {
+            "chosen on this page (the set's own is 0.500)"
+        }
+    finally:
+        (folder / "manifest.json").write_text(before)

@@ -392,16 +392,16 @@ def roi_editor(prefix: str, case: CaseInput, image: CaseImage, *, canvas: bool =
 # --------------------------------------------------------------------------- cascade and CAMs
 
 
-def result_key(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> str:
-    """Cache key of a cascade run: weight set, image content and ROIs."""
-    parts = [str(ws.folder), ws.id, ws.version, id(ws)]
+def result_key(ws: WeightSet, case: CaseInput, rois: dict[str, Roi], run_all: bool = False) -> str:
+    """Cache key of a cascade run: weight set, image content, ROIs (and ``run_all``: every model run)."""
+    parts = [str(ws.folder), ws.id, ws.version, id(ws)] + (["all"] if run_all else [])
     parts += [[m, case.images[m].digest, rois[m].as_string()] for m in MODALITIES if m in case.images]
     return json.dumps(parts)
 
 
-def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> tuple[str, CascadeResult]:
+def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi], run_all: bool = False) -> tuple[str, CascadeResult]:
     """Run the cascade once per (weight set, images, ROIs) and keep the result in the session."""
-    key = result_key(ws, case, rois)
+    key = result_key(ws, case, rois, run_all)
     cache: dict[str, CascadeResult] = st.session_state.setdefault(KEY_RESULTS, {})
     if key not in cache:
         images = CaseImages(
@@ -414,7 +414,7 @@ def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi]) -> tuple[str,
         from softmass_core.inference.serving import server_for
 
         server = server_for(ws)
-        ticket = server.submit(images, keep_features=True)
+        ticket = server.submit(images, keep_features=True, run_all=run_all)
         note = None
         try:
             with st.spinner("Running DLM-1 and, if benign, DLM-2 ..."):

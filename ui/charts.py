@@ -78,8 +78,12 @@ def roc_chart(
     height: int = 340,
     dashed: Sequence[str] = (),
     scheme: str | None = None,
+    marks: Sequence[Mapping[str, Any]] = (),
 ) -> alt.LayerChart:
     """ROC curves (1 - specificity vs sensitivity) with the chance diagonal.
+
+    ``marks`` (``{"series", "point", "fpr", "tpr", "threshold"}``, e.g. the
+    operating points) are drawn as shaped points on the curves.
 
     ``curves`` as in :func:`roc_frame`, coloured in their order.  Series whose
     name is in ``dashed`` are drawn with a dashed line (e.g. a second weight
@@ -122,7 +126,25 @@ def roc_chart(
             ],
         )
     )
-    return (diagonal + lines).properties(title=title, height=height, autosize=_FIT_X)
+    layers = diagonal + lines
+    if marks:
+        layers += (
+            alt.Chart(pd.DataFrame(list(marks)))
+            .mark_point(size=90, filled=True, color="black")
+            .encode(
+                x="fpr:Q",
+                y="tpr:Q",
+                shape=alt.Shape("point:N", title=None, legend=alt.Legend(orient="bottom")),
+                tooltip=[
+                    alt.Tooltip("series:N", title="Cohort"),
+                    alt.Tooltip("point:N", title="Operating point"),
+                    alt.Tooltip("threshold:Q", format=".3f"),
+                    alt.Tooltip("tpr:Q", title="Sensitivity", format=".3f"),
+                    alt.Tooltip("fpr:Q", title="1 - specificity", format=".3f"),
+                ],
+            )
+        )
+    return layers.properties(title=title, height=height, autosize=_FIT_X)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -8,6 +8,7 @@ of :mod:`ui.cohort_data`; tables from :mod:`ui.cohort_tables`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,26 +194,29 @@ def show_header(ev: Evaluation, current: dict[str, Any]) -> list[str]:
     return st.multiselect("Cohorts shown", names, default=names, key=f"cohort.shown.{current['id'][:16]}")
 
 
-def threshold_slider(ev: Evaluation, eid: str) -> float:
+def threshold_slider(ev: Evaluation, eid: str, on_change=None) -> float:
+    key = f"cohort.threshold.{eid[:16]}"
+    start = {} if key in st.session_state else {"value": float(ev.threshold)}  # an operating point may set it
     return st.slider(
         "DLM-1 threshold on P(malignant)",
         min_value=0.0,
         max_value=1.0,
-        value=float(ev.threshold),
         step=0.001,
         format="%.3f",
-        key=f"cohort.threshold.{eid[:16]}",
+        key=key,
         help="Cases scoring at or above it are called malignant. The metrics below follow it; the AUC does not.",
+        on_change=on_change,
+        **start,
     )
 
 
-def show_table2(ev: Evaluation, dlm1: dict[str, Any], threshold: float) -> None:
+def show_table2(ev: Evaluation, dlm1: dict[str, Any], threshold: float, point: str | None = None) -> None:
     """Table 2 at the slider's threshold: recomputed from the kept predictions, no model run."""
-    operating_point = operating_point_at(ev, threshold)
+    operating_point = operating_point_at(ev, threshold, point)
     st.dataframe(tables.table2(dlm1, operating_point=operating_point), key="cohort.table2")
     st.caption(
         f"Threshold {threshold:.3f}: "
-        + (f"the {operating_point}." if threshold == float(ev.threshold) else f"{operating_point}.")
+        + (f"the {operating_point}." if threshold == float(ev.threshold) and not point else f"{operating_point}.")
         + " Brackets: 95% CI; AUC DeLong, ACC/sensitivity/specificity Clopper-Pearson, PPV/NPV logit, F1 bootstrap.",
         help=f"**Youden's J.** {YOUDEN_HELP}\n\n**DeLong.** {DELONG_HELP}",
     )
@@ -255,7 +259,7 @@ def show_decision_curve(eid: str, shown: list[str]) -> None:
         )
 
 
-def show_curves(ev: Evaluation, eid: str, shown: list[str]) -> None:
+def show_curves(ev: Evaluation, eid: str, shown: list[str], marks: Sequence[Mapping[str, Any]] = ()) -> None:
     """ROC curves (Fig. 3), one tab per task, next to the calibration of DLM-1."""
     roc_col, cal_col = st.columns(2, gap="large")
     with roc_col:
@@ -267,7 +271,8 @@ def show_curves(ev: Evaluation, eid: str, shown: list[str]) -> None:
                 curves = tables.roc_curves(ev, task, cohorts=shown)
                 what = "DLM-1, malignant vs benign" if task == DLM1 else f"{display_name(task)} vs other benign"
                 if curves:
-                    st.altair_chart(charts.roc_chart(curves, title=f"ROC, {what}"), width="stretch")
+                    chart = charts.roc_chart(curves, title=f"ROC, {what}", marks=marks if task == DLM1 else ())
+                    st.altair_chart(chart, width="stretch")
                 else:
                     st.caption(f"{what}: no cohort has both classes, so there is no ROC curve.")
     with cal_col:
@@ -387,11 +392,13 @@ def show_comparison(ev: Evaluation, current: dict[str, Any], shown: list[str], m
     )
 
 
-def show_downloads(ev: Evaluation, shown: list[str], threshold: float, dlm1_all: dict[str, Any], t3: bool) -> None:
+def show_downloads(
+    ev: Evaluation, shown: list[str], threshold: float, dlm1_all: dict[str, Any], t3: bool, point: str | None = None
+) -> None:
     """Downloads: each states the threshold it used and where that threshold came from."""
     st.markdown("#### Downloads")
     preds = ev.predictions[ev.predictions["cohort"].astype(str).isin(shown)]
-    export = evaluation_at(ev, threshold, dlm1_all, shown)
+    export = evaluation_at(ev, threshold, dlm1_all, shown, point)
     operating_point = export.operating_points[DLM1]
     dlm1 = {c: dlm1_all[c] for c in shown if c in dlm1_all}
     name = f"{ev.weight_set_id}_t{threshold:.3f}"

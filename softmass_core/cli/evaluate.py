@@ -10,6 +10,7 @@ from softmass_core.cli._helpers import ProgressBar, invoked_command, print_json
 from softmass_core.errors import SoftmassError
 from softmass_core.paths import make_dir
 from softmass_core.weights.manifest import FUSION_RULES
+from softmass_core.weights.operating import POINTS, point_text
 
 HELP = "evaluate a weight set on a cohort CSV"
 
@@ -20,7 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cohorts", help="comma-separated cohort names to keep (default: all)")
     p.add_argument("--out", help="folder for predictions.csv, metrics.json, metrics.csv")
     p.add_argument("--fusion", choices=FUSION_RULES)
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--threshold", type=float, help="DLM-1 threshold override (not with --operating-point)")
+    p.add_argument(
+        "--operating-point", choices=POINTS,
+        help="DLM-1's operating point from the set (default balanced); metrics and pred_malignant are at it",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -44,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from softmass_core.cohorts.cohort import read_cohort
-    from softmass_core.cohorts.evaluate import check_replicate, evaluate, record_metrics, record_replicate
+    from softmass_core.cohorts.evaluate import evaluate, record_metrics
+    from softmass_core.cohorts.replicates import check_replicate, record_replicate
     from softmass_core.inference.cascade import Cascade
     from softmass_core.inference.input_check import add_cohort_rates, cohort_rates
     from softmass_core.weights.weight_set import WeightSet
@@ -59,15 +65,25 @@ def run(args: argparse.Namespace) -> int:
             f"{flag} stores the weight set's own operating point: drop --fusion and --threshold, "
             f"or evaluate without {flag}."
         )
+    if args.threshold is not None and args.operating_point:
+        raise SoftmassError("Give --operating-point or --threshold, not both.")
+    if flag and args.operating_point not in (None, "balanced"):
+        raise SoftmassError(
+            f"{flag} stores the set's balanced point: drop --operating-point or evaluate without {flag}."
+        )
     if args.out:
         make_dir(args.out, "--out")  # before the cohort is scored, not after
     ws = WeightSet.load(args.weights)
     if args.record_replicate:
         check_replicate(args.weights, args.record_replicate, args.cohort)  # before the cohort is scored
     cohort = read_cohort(args.cohort).subset(args.cohorts.split(",") if args.cohorts else None)
-    cascade = Cascade(ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device)
+    cascade = Cascade(
+        ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device, operating_point=args.operating_point
+    )  # fmt: skip
     progress = None if args.quiet else ProgressBar("evaluate")
     point = None if args.threshold is None else f"given on the command line (--threshold {args.threshold:g})"
+    if args.operating_point not in (None, "balanced"):
+        point = point_text(ws.manifest, args.operating_point)
     ev = evaluate(
         cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed,
         operating_point=point,

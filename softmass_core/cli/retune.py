@@ -54,8 +54,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{m:<5} {temperature_line(t)}")
     for m, t in out["thresholds"].items():
         print(f"{m:<5} threshold {t['before']:.4f} -> {t['after']:.4f} ({t['how']})")
+    for name, pt in (out.get("operating_points") or {}).items():
+        note = f" ({pt['note']})" if pt.get("note") else ""
+        print(
+            f"dlm1 {name:<8} threshold {pt['threshold']:.4f}: validation sensitivity {pt['sensitivity']:.3f}, "
+            f"specificity {pt['specificity']:.3f}{note}"
+        )
+    iv = out.get("interval")
+    if iv:
+        hw = "inf" if iv["logit_halfwidth"] is None else f"{iv['logit_halfwidth']:.4f}"
+        tests = ", ".join(f"{c} {v['coverage']:.3f} (n={v['n']})" for c, v in iv["test_coverage"].items())
+        print(
+            f"dlm1 interval: logit half-width {hw} ({iv['method']}, alpha {iv['alpha']}); coverage validation "
+            f"{iv['validation_coverage']:.3f} (n={iv['n']})" + (f", fresh re-drawings: {tests}" if tests else "")
+        )
     print(f"metrics re-recorded for {', '.join(out['cohorts'])}")
     print(input_check_line(out["input_check"]))
+    digests = out["image_digests"]
+    print(digests.get("skipped") or f"image digests: {digests['n_training']} training and "
+          f"{digests['n_validation']} validation images recorded ({digests['file']})")  # fmt: skip
     if out["stale"]:
         print(
             f"note: {' and '.join(out['stale'])} in the manifest were measured with the earlier settings; "

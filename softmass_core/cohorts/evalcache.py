@@ -57,6 +57,7 @@ _EVALUATION_FIELDS = (
     "operating_points",
     "n_boot",
     "seed",
+    "overlap",
 )
 
 
@@ -246,7 +247,7 @@ def loads_evaluation(data: bytes):
     payload = json.loads(data)
     return Evaluation(
         predictions=_frame_from_json(payload["predictions"]),
-        **{name: payload[name] for name in _EVALUATION_FIELDS},
+        **{name: payload[name] for name in _EVALUATION_FIELDS if name in payload},
     )
 
 

@@ -18,7 +18,6 @@ where that threshold came from (``operating_points``).
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from softmass_core.cohorts.cohort import Cohort, CohortRow
+from softmass_core.cohorts.overlap import set_overlap
 from softmass_core.errors import CohortError, SoftmassError
 from softmass_core.inference.cascade import Cascade
 from softmass_core.io.images import load_image
@@ -87,6 +87,9 @@ class Evaluation:
     operating_points: dict[str, str] = field(default_factory=dict)
     n_boot: int = 2000
     seed: int = 0
+    #: Per cohort, the images the set was trained or validated on (:mod:`~softmass_core.cohorts.overlap`);
+    #: None when the set records none.
+    overlap: dict[str, dict[str, Any]] | None = None
 
     def task_metrics(self, cohort: str, task: str) -> dict[str, Any] | None:
         """Metrics of ``task`` (``"dlm1"`` or a subtype) on ``cohort``; None when it was not measured there."""
@@ -116,6 +119,8 @@ class Evaluation:
         """The evaluation as JSON: ``cohorts.<cohort>.dlm1`` carries the metrics and the decision curve
         (computed here, not stored with the metrics, so manifests that record metrics stay small)."""
         cohorts = {c: dict(entry) for c, entry in self.metrics.items()}
+        for c in cohorts:
+            cohorts[c]["overlap"] = (self.overlap or {}).get(c) if self.overlap is not None else None
         for c, curve in self.decision_curves().items():
             if cohorts[c].get(DLM1) is not None:
                 cohorts[c][DLM1] = {**cohorts[c][DLM1], "decision_curve": curve}
@@ -386,8 +391,10 @@ def predictions_at(predictions, threshold: float, *, operating_point: str):
     return out
 
 
-def operating_point_at(ev: Evaluation, threshold: float) -> str:
-    """Where DLM-1 ``threshold`` came from: the set's own operating point, or chosen by the user."""
+def operating_point_at(ev: Evaluation, threshold: float, point: str | None = None) -> str:
+    """Where DLM-1 ``threshold`` came from: the set's own or another of its operating points (``point``), or the user."""
+    if point:
+        return point
     if float(threshold) == float(ev.threshold):
         return ev.operating_points.get(DLM1, "set's operating threshold")
     return f"chosen on this page (the set's own is {ev.threshold:.3f})"
@@ -412,14 +419,14 @@ def metrics_at_threshold(ev: Evaluation, threshold: float) -> dict[str, dict[str
     return {cohort: entry[DLM1] for cohort, entry in metrics.items()}
 
 
-def evaluation_at(ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts) -> Evaluation:
+def evaluation_at(ev: Evaluation, threshold: float, dlm1: dict[str, dict[str, Any]], cohorts, point=None) -> Evaluation:
     """``ev`` restricted to ``cohorts`` with DLM-1 at ``threshold`` (``dlm1``: :func:`metrics_at_threshold`).
 
     Its ``metrics_table()`` names the threshold and where it came from; the
     sub-models keep their own thresholds.
     """
     merged = {c: dict(ev.metrics[c], dlm1=dlm1[c]) for c in cohorts if c in ev.metrics}
-    points = {**ev.operating_points, DLM1: operating_point_at(ev, threshold)}
+    points = {**ev.operating_points, DLM1: operating_point_at(ev, threshold, point)}
     return replace(ev, metrics=merged, threshold=float(threshold), operating_points=points)
 
 
@@ -475,80 +482,6 @@ def record_metrics(folder, ev: Evaluation, *, n_boot: int = 2000, seed: int = 0)
 
 
 #: Keys of ``manifest["replicates"]``: they name a section of the model card and a CLI argument.
-REPLICATE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
-
-
-def check_replicate(folder, key: str, cohort_csv: str | Path) -> None:
-    """Refuse (:class:`SoftmassError`) a replicate :func:`record_replicate` would refuse, before any scoring."""
-    if not REPLICATE_KEY.fullmatch(str(key)):
-        raise SoftmassError(
-            f"Replicate name {key!r} is not allowed: use up to 40 letters, digits, '_', '-' or '.', e.g. seed7x5."
-        )
-    from softmass_core.data.phantom import read_provenance
-
-    manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-    training = manifest.get("training") or {}
-    trained_on = training.get("cohort_csv")
-    if not trained_on:
-        return
-    if Path(trained_on).resolve() == Path(cohort_csv).resolve():
-        raise SoftmassError(
-            f"{cohort_csv} is the cohort CSV this set was trained and selected on, not an independent sample: "
-            "record it with --record, or draw a fresh one (e.g. phantom --seed 7 --scale 5) for a replicate."
-        )
-    # The training cohorts' own record, kept in the manifest, serves where their folder is not at hand.
-    ours, theirs = training.get("source") or read_provenance(trained_on), read_provenance(cohort_csv)
-    if ours and theirs and ours.get("seed") == theirs.get("seed"):
-        raise SoftmassError(
-            f"{cohort_csv} was drawn with --seed {theirs.get('seed')}, as were the cohorts this set was trained and "
-            f"selected on ({trained_on}), so its cases repeat theirs: draw the replicate with another --seed."
-        )
-
-
-def record_replicate(
-    folder,
-    key: str,
-    ev: Evaluation,
-    *,
-    cohort_csv: str | Path,
-    n_boot: int = 2000,
-    seed: int = 0,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Store ``ev``'s metrics as an independent replicate: ``manifest["replicates"][key]``.
-
-    A replicate is a fresh sample of cohorts the set was already measured on
-    (e.g. the simulated hospitals drawn again with another ``phantom --seed``,
-    and larger), scored at the set's own operating point.  It sits beside the
-    recorded tables instead of replacing them, so the model card can show how
-    far the paper-sized cohorts' figures move on new cases.  The generator's
-    ``phantom.json`` beside the CSV, when there is one, is kept as the source.
-    Refused (:class:`SoftmassError`): a key that is not a short plain name,
-    the cohort CSV the set was trained and selected on, and one the generator
-    drew with the training cohorts' seed (known from the manifest's
-    ``training.source`` or the ``phantom.json`` beside the training CSV).
-    """
-    from softmass_core.data.phantom import read_provenance
-    from softmass_core.weights.modelcard import update_manifest
-
-    check_replicate(folder, key, cohort_csv)
-    entry: dict[str, Any] = {
-        "cohort_csv": str(cohort_csv),
-        "source": read_provenance(cohort_csv),
-        "ci_methods": _ci_methods(n_boot, seed),
-        "threshold_dlm1": ev.threshold,
-        "fusion_rule": ev.fusion_rule,
-        "cohorts": ev.metrics,
-    }
-    if command:
-        entry["command"] = command
-
-    def edit(m: dict[str, Any]) -> None:
-        m.setdefault("replicates", {})[str(key)] = entry
-
-    return update_manifest(folder, edit)
-
-
 def evaluate(
     cascade: Cascade,
     cohort: Cohort,
@@ -588,7 +521,10 @@ def evaluate(
         n_boot=n_boot,
         seed=seed,
     )
+    overlap, seen = set_overlap(ws, cohort)
+    predictions["seen_by_set"] = predictions["case_id"].map(seen).fillna("") if overlap is not None else None
     return Evaluation(
+        overlap=overlap,
         weight_set_id=ws.id,
         weight_set_version=ws.version,
         threshold=cascade.threshold,

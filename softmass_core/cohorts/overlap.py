@@ -113,3 +113,11 @@ def overlap_sentence(cohort: str, entry: Mapping[str, Any]) -> str:
         f"{cohort}: not independent of this weight set: " + " and ".join(parts) + f" ({entry['n_cases_seen']} of "
         f"{entry['n_cases']} cases). Its metrics flatter the set; do not report them as a test."
     )
+
+
+def set_overlap(weight_set, cohort) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str]]:
+    """:func:`cohort_overlap` of ``weight_set``'s recorded images on ``cohort``; ``(None, {})`` when it records none."""
+    digests = read_digests(weight_set.folder, (weight_set.manifest.raw.get("training") or {}).get("image_digests"))
+    if digests is None:
+        return None, {}
+    return cohort_overlap(cohort, digests)

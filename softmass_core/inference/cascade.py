@@ -11,6 +11,10 @@ DLM-1 says (cohort ROC curves of DLM-2 need every score).
 
 The result records every stage: per-image and fused probabilities, the
 threshold, which models ran, the diagnosis and why the cascade stopped.
+It also gives the operating point (rule-out / balanced / rule-in, from the
+manifest), the score's interval and a verdict that is ``indeterminate`` when
+the interval straddles the threshold; DLM-2 then runs too, for the subtype
+"if benign" (``softmass_core.weights.operating``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from softmass_core.inference import tta
 from softmass_core.inference.input_check import InputCheck, check_images
 from softmass_core.io.roi import Prepared, Roi, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
+from softmass_core.weights import operating
 from softmass_core.weights.manifest import FUSION_RULES
 from softmass_core.weights.models import forward_with_check, resolve_device, stage_index, tail_forward, trunk_forward
 from softmass_core.weights.weight_set import WeightSet
@@ -97,6 +102,10 @@ class CascadeResult:
     stopped_because: str
     rois: dict[str, Roi] = field(default_factory=dict)
     test_time_views: tuple[str, ...] = ()
+    operating_point: str = "balanced"
+    p_malignant_interval: tuple[float, float] | None = None
+    verdict: str = ""
+    subtype_if_benign: str | None = None
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
     features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     input_check: InputCheck | None = None
@@ -131,6 +140,10 @@ class CascadeResult:
             "stopped_because": self.stopped_because,
             "rois": {m: r.as_string() for m, r in self.rois.items()},
             "input_check": self.input_check.to_dict() if self.input_check is not None else None,
+            "operating_point": {"name": self.operating_point, "threshold": self.threshold},
+            "p_malignant_interval": list(self.p_malignant_interval or (self.p_malignant, self.p_malignant)),
+            "verdict": self.verdict,
+            "subtype_if_benign": self.subtype_if_benign,
         }
 
 
@@ -153,9 +166,12 @@ class Cascade:
         fusion_rule: str | None = None,
         threshold: float | None = None,
         device: str | torch.device = "cpu",
+        operating_point: str | None = None,
     ):
         """``device`` (e.g. ``"cuda"``) runs the models there for scoring;
-        Grad-CAM features (``keep_features``) need the CPU."""
+        Grad-CAM features (``keep_features``) need the CPU.  ``operating_point``
+        (rule_out, balanced, rule_in) picks DLM-1's threshold from the set;
+        ``threshold`` overrides it (point "custom"); give one, not both."""
         self.weight_set = weight_set
         self.device = resolve_device(device)
         self._device_models: dict[str, torch.nn.Module] = {}
@@ -164,6 +180,12 @@ class Cascade:
             raise SoftmassError(f"Unknown fusion rule {self.fusion_rule!r}; use one of {FUSION_RULES}.")
         dlm1 = weight_set.entry(DLM1)
         self.threshold = dlm1.threshold if threshold is None else float(threshold)
+        if threshold is not None and operating_point is not None:
+            raise SoftmassError("Give an operating point or a threshold, not both.")
+        self.operating_point = "custom" if threshold is not None else operating.DEFAULT_POINT
+        if threshold is None:
+            self.operating_point, self.threshold = operating.resolve_point(weight_set.manifest, operating_point)
+        self.interval_halfwidth = operating.interval_halfwidth(weight_set.manifest)
         if not 0.0 <= self.threshold <= 1.0:
             raise SoftmassError(f"Threshold must be in [0, 1], got {self.threshold}.")
 
@@ -316,7 +338,7 @@ class Cascade:
             go_on = {
                 i
                 for i in range(n)
-                if want_all[i] or fuse({m: p[DLM1] for m, p in per_image[i].items()}, self.fusion_rule) < self.threshold
+                if want_all[i] or self._low(fuse({m: p[DLM1] for m, p in per_image[i].items()}, self.fusion_rule))
             }
             rows = [r for r, (i, _) in enumerate(index) if i in go_on]
             if rows:
@@ -337,6 +359,10 @@ class Cascade:
             feats[i][m] = first[r]
         stats, spec = self.weight_set.input_stats, self.weight_set.input_spec
         return [check_images(stats, cases[i], feats[i], spec) for i in range(len(cases))]
+
+    def _low(self, p: float) -> bool:
+        """DLM-2 runs when the case may be benign: its interval's low end is below the threshold."""
+        return operating.score_interval(p, self.interval_halfwidth)[0] < self.threshold
 
     def _result(
         self,
@@ -364,7 +390,19 @@ class Cascade:
             prepared=dict(prepared),
             features=features,
             input_check=input_check,
+            **self.verdict_fields(decision),
         )
+
+    def verdict_fields(self, decision: Decision) -> dict[str, Any]:
+        """Operating point, score interval, verdict and subtype-if-benign of a :class:`Decision`."""
+        interval = operating.score_interval(decision.p_malignant, self.interval_halfwidth)
+        subs = decision.sub_scores
+        return {
+            "operating_point": self.operating_point,
+            "p_malignant_interval": interval,
+            "verdict": operating.verdict(decision.p_malignant, interval, self.threshold),
+            "subtype_if_benign": max(subs, key=subs.__getitem__) if subs else None,
+        }
 
     def decide(self, per_image: dict[str, dict[str, float]]) -> Decision:
         """The cascade's decision from per-image probabilities ``{modality: {model_id: p}}``.

@@ -30,11 +30,12 @@ def threshold_method(val_cohort: str, fusion_rule: str, views) -> str:
     return how + (", mirrored view averaged)" if "hflip" in views else ")")
 
 
-def operating_thresholds(cascade, cohort, val_cohort: str) -> dict[str, tuple[float, str]]:
+def operating_thresholds(cascade, cohort, val_cohort: str, keep: dict | None = None) -> dict[str, tuple[float, str]]:
     """``{model_id: (threshold, how chosen)}`` from ``cascade``'s scores on ``val_cohort``.
 
     A task with a single class in ``val_cohort`` gets 0.5, and its "how
-    chosen" says so (it shows in the manifest and the model card).
+    chosen" says so (it shows in the manifest and the model card).  ``keep``,
+    when given, receives the validation predictions as ``keep["predictions"]``.
     """
     from softmass_core.cohorts.evaluate import predict_cohort
     from softmass_core.stats.roc import youden_threshold
@@ -43,6 +44,8 @@ def operating_thresholds(cascade, cohort, val_cohort: str) -> dict[str, tuple[fl
     if val_cohort not in cohort.names:
         raise SoftmassError(f"No cohort named {val_cohort!r} to choose thresholds on; the CSV has {cohort.names}.")
     df = predict_cohort(cascade, cohort.subset([val_cohort]))
+    if keep is not None:
+        keep["predictions"] = df
     how = threshold_method(val_cohort, cascade.fusion_rule, ws.manifest.tta)
     out: dict[str, tuple[float, str]] = {}
     for model_id in ws.manifest.models:
@@ -93,6 +96,7 @@ def retune(
     from softmass_core.cohorts.evaluate import evaluate, record_metrics
     from softmass_core.inference.cascade import Cascade
     from softmass_core.inference.tta import check_views
+    from softmass_core.training.interval import measure_dlm1
     from softmass_core.weights.manifest import read_manifest
     from softmass_core.weights.modelcard import update_manifest
     from softmass_core.weights.weight_set import WeightSet
@@ -118,7 +122,8 @@ def retune(
 
         temperatures = fit_temperatures(Cascade(WeightSet(manifest)), cohort, val_cohort, seed=seed)
         manifest = with_temperatures(manifest, temperatures)
-    thresholds = operating_thresholds(Cascade(WeightSet(manifest)), cohort, val_cohort)
+    kept: dict = {}
+    thresholds = operating_thresholds(Cascade(WeightSet(manifest)), cohort, val_cohort, keep=kept)
     old = {m: e.threshold for m, e in before.models.items()}
     tta_text = ", ".join(manifest.tta) or "none"
     # Evaluate the retuned set in memory first: a cohort that fails to load leaves the files as they were.
@@ -129,6 +134,7 @@ def retune(
                 for m, e in manifest.models.items()},
     )  # fmt: skip
     ev = evaluate(Cascade(WeightSet(tuned)), cohort, progress=progress, n_boot=n_boot, seed=seed)
+    dlm1_extra = measure_dlm1(Cascade(WeightSet(tuned)), cohort, val_cohort, kept["predictions"], seed=seed)
 
     def edit(raw: dict[str, Any]) -> None:
         raw["test_time_augmentation"] = list(manifest.tta)
@@ -137,6 +143,7 @@ def retune(
             raw["models"][model_id]["threshold_method"] = how
             if temperatures is not None:
                 raw["models"][model_id]["temperature"] = temperatures[model_id]
+        raw["models"][DLM1].update(dlm1_extra)  # operating points and score interval
         if version is not None:
             raw["version"] = version
             entry = {
@@ -154,10 +161,13 @@ def retune(
     fitted = _fit_input_check(folder, cohort, cohort_csv, val_cohort, input_check, input_check_train, before)
     return {
         "input_check": fitted,
+        "image_digests": record_image_digests(folder, cohort, before.raw, val_cohort),
         "test_time_augmentation": list(manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},
         "cohorts": list(ev.metrics),
         "temperature": temperatures or {},
+        "operating_points": dlm1_extra["operating_points"],
+        "interval": dlm1_extra["interval"],
         "stale": [k for k in ("scanner_shift", "ablation") if k in before.raw],
     }
 
@@ -174,3 +184,23 @@ def _fit_input_check(folder, cohort, cohort_csv, val_cohort, wanted: bool, train
         why = f"the CSV lacks {missing}" if missing else "the manifest names no training.train_cohorts"
         return {"skipped": f"no training cohort to fit on ({why}); give --input-check-train COHORTS"}
     return fit_input_check(folder, cohort_csv, train_cohorts=train_cohorts, val_cohort=val_cohort)
+
+
+def record_image_digests(folder, cohort, raw: dict[str, Any], val_cohort: str) -> dict[str, Any]:
+    """Record the sha256 of the set's training and validation images (``training.image_digests``), if the CSV
+    holds the training cohorts the manifest names; else say why not (evaluation then cannot check overlap)."""
+    from softmass_core.cohorts.overlap import write_digests
+    from softmass_core.weights.modelcard import update_manifest
+
+    train_cohorts = list((raw.get("training") or {}).get("train_cohorts") or [])
+    missing = [c for c in train_cohorts if c not in cohort.names]
+    if not train_cohorts or missing:
+        why = f"the CSV lacks {missing}" if missing else "the manifest names no training.train_cohorts"
+        return {"skipped": f"training images not recorded ({why})"}
+    entry = write_digests(folder, cohort, train_cohorts, val_cohort)
+
+    def edit(manifest: dict[str, Any]) -> None:
+        manifest.setdefault("training", {})["image_digests"] = entry
+
+    update_manifest(folder, edit)
+    return entry

@@ -60,6 +60,7 @@ from softmass_core.paths import make_dir
 from softmass_core.training.data import load_images, task_targets
 from softmass_core.training.fit import Log, StageProgress, fit_model
 from softmass_core.training.input_stats import fit_input_check
+from softmass_core.training.interval import measure_dlm1
 from softmass_core.training.retune import operating_thresholds
 from softmass_core.weights.checkpoint import FitReport, fit_state_dict, read_state_dict
 from softmass_core.weights.manifest import Architecture, InputSpec, sha256_file
@@ -480,7 +481,8 @@ def _set_thresholds(out_dir: Path, cohort: Cohort, val_cohort: str, device) -> N
 
     The cases are scored as the shipped set scores them (stored weights, fusion rule, test-time views).
     """
-    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir), device=device), cohort, val_cohort)
+    kept: dict = {}
+    thresholds = operating_thresholds(Cascade(WeightSet.load(out_dir), device=device), cohort, val_cohort, keep=kept)
 
     def edit(manifest: dict[str, Any]) -> None:
         for model_id, (thr, how) in thresholds.items():
@@ -488,3 +490,10 @@ def _set_thresholds(out_dir: Path, cohort: Cohort, val_cohort: str, device) -> N
             manifest["models"][model_id]["threshold_method"] = how
 
     update_manifest(out_dir, edit)
+    # DLM-1's operating points and score interval, through the cascade at the new threshold
+    extra = measure_dlm1(Cascade(WeightSet.load(out_dir), device=device), cohort, val_cohort, kept["predictions"])
+
+    def edit_dlm1(manifest: dict[str, Any]) -> None:
+        manifest["models"]["dlm1"].update(extra)
+
+    update_manifest(out_dir, edit_dlm1)

@@ -33,8 +33,9 @@ from softmass_core.inference.tta import check_views
 from softmass_core.jsonsafe import nan_to_none
 from softmass_core.labels import DLM1, MODEL_IDS, SUBMODEL_IDS
 from softmass_core.paths import make_dir
-from softmass_core.weights.schema import MODEL_FORMATS, manifest_problems
 from softmass_core.weights.input_check_file import parse_entry
+from softmass_core.weights.operating import check_operating_points
+from softmass_core.weights.schema import MODEL_FORMATS, manifest_problems
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -345,6 +346,7 @@ def parse_manifest(raw: Any, path: Path) -> Manifest:
             f"{where}: DLM-2 needs all five sub-models; missing {missing}. Ship all of sm1..sm5 or none."
         )
     models = {m: _parse_model(m, models_obj[m], default_arch, where) for m in MODEL_IDS if m in models_obj}
+    check_operating_points(models_obj[DLM1], where)  # optional fields; validated when present
     for sm_id, subtype in SUBMODEL_IDS.items():
         if sm_id in models and models[sm_id].positive_label != subtype:
             raise ManifestError(

@@ -29,6 +29,7 @@ from softmass_core.weights.card_data import (
     resumed_text,
     task_auc,
 )
+from softmass_core.weights.card_operating import operating_markdown
 from softmass_core.weights.input_check_card import input_check_markdown
 from softmass_core.weights.manifest import MANIFEST_NAME, rewrite_manifest
 
@@ -150,6 +151,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
             f"`{e['sha256'][:16]}...` |"
         )
     lines.append("")
+    lines += operating_markdown(m)
     lines += packed_markdown(m.get("packed"), m.get("models") or {})
     lines += calibration_markdown(m) + cam_localisation_markdown(m.get("cam_localisation"))
     tr = m.get("training") or {}

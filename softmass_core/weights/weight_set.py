@@ -137,6 +137,7 @@ class WeightSet:
 
             return GRADCAM_UNAVAILABLE
         return None
+
     @property
     def input_stats(self):
         """The input check's statistics (:class:`~softmass_core.inference.input_check.InputStats`), None without."""
