@@ -59,6 +59,7 @@ shown = view.show_header(ev, current)
 if not shown:
     st.info("Choose at least one cohort to show.")
     st.stop()
+view.show_overlap(ev, shown)  # red when a cohort holds images the set was trained or validated on
 
 # Table 2 at the slider's threshold: the metrics are cached per (evaluation, threshold), no model runs.
 st.markdown("#### DLM-1: benign vs malignant (as the paper's Table 2)")

@@ -53,3 +53,30 @@ def test_a_damaged_digest_file_is_refused(tmp_path, cohort_csv):
     (tmp_path / entry["file"]).write_text("training\t" + "0" * 64 + "\n")
     with pytest.raises(WeightsError, match="does not match its sha256"):
         read_digests(tmp_path, entry)
+
+
+def test_evaluate_marks_the_cohorts_a_set_has_seen(tiny_weights, tmp_path, cohort_csv, capsys):
+    import json
+
+    from softmass_core.cli import main
+    from softmass_core.weights.manifest import rewrite_manifest
+
+    ws_dir = tmp_path / "ws"
+    shutil.copytree(tiny_weights, ws_dir)
+    cohort = read_cohort(cohort_csv)
+    entry = write_digests(ws_dir, cohort, ["training"], "validation")
+    rewrite_manifest(ws_dir, lambda raw: raw.setdefault("training", {}).update(image_digests=entry))
+    rc = main(["evaluate", "--weights", str(ws_dir), "--cohort", str(cohort_csv), "--quiet", "--json",
+               "--n-boot", "50", "--out", str(tmp_path / "out")])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 0
+    out = json.loads(captured.out)
+    assert out["cohorts"]["training"]["overlap"]["independent"] is False
+    assert out["cohorts"]["training"]["overlap"]["n_training"] == entry["n_training"]
+    assert "warning: training: not independent" in captured.err
+    predictions = (tmp_path / "out" / "predictions.csv").read_text()
+    assert "seen_by_set" in predictions.splitlines()[0]
+    # a set without digests says it cannot tell
+    rc = main(["evaluate", "--weights", str(tiny_weights), "--cohort", str(cohort_csv), "--quiet", "--json",
+               "--n-boot", "50"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["cohorts"]["training"]["overlap"] is None

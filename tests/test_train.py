@@ -67,6 +67,8 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     assert set(manifest["metrics"]["cohorts"]) == {"training", "validation"}
     assert set(manifest["metrics"]["cohorts"]["validation"]["dlm2"]) == set(SUBTYPES)
     assert manifest["test_time_augmentation"] == ["hflip"]
+    digests = manifest["training"]["image_digests"]  # what evaluate checks a cohort against
+    assert digests["n_training"] > 0 and digests["n_validation"] > 0 and (out / digests["file"]).is_file()
     for m in manifest["models"].values():
         assert 0.0 <= m["threshold"] <= 1.0 and "Youden" in m["threshold_method"]
         assert "mirrored view averaged" in m["threshold_method"]

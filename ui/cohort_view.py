@@ -19,7 +19,7 @@ from softmass_core.cohorts.calibration import ece_caption
 from softmass_core.cohorts.cohort import Cohort
 from softmass_core.cohorts.evaluate import Evaluation, evaluation_at, operating_point_at, predictions_at
 from softmass_core.data import demo
-from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES, display_name
+from softmass_core.labels import DLM1, SUBMODEL_IDS, SUBTYPES, cohort_label, display_name
 from softmass_core.weights.weight_set import WeightSet
 from ui import charts, common
 from ui import cohort_data as data
@@ -433,3 +433,19 @@ def show_downloads(
             mime="text/csv",
             key="cohort.dl.table3",
         )
+
+
+def show_overlap(ev, shown: list[str]) -> None:
+    """A red warning for each shown cohort holding images the set was trained or validated on."""
+    from softmass_core.cohorts.overlap import overlap_sentence
+
+    if ev.overlap is None:
+        st.caption(
+            "This weight set records no training or validation images (older sets; `retune` records them), so "
+            "whether these cohorts overlap its training data is not known."
+        )
+        return
+    for cohort in shown:
+        sentence = overlap_sentence(cohort_label(cohort), ev.overlap.get(cohort) or {})
+        if sentence:
+            st.error(sentence, icon=":material/report:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from softmass_core.cli._helpers import ProgressBar, print_json
 from softmass_core.errors import SoftmassError
@@ -54,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
             thr.update({subtype: ws.entry(sm).threshold for sm, subtype in SUBMODEL_IDS.items()})
         thresholds.append(thr)
     results = compare_tasks(tables[0], tables[1], thresholds[0], thresholds[1])
+    from softmass_core.cohorts.overlap import overlap_sentence, set_overlap
+
+    overlaps = {name: set_overlap(ws, cohort)[0] for name, ws in zip("ab", sets, strict=True)}
+    for name, per in overlaps.items():
+        for c, entry in (per or {}).items():
+            if overlap_sentence(c, entry):
+                print(f"warning: set {name.upper()}: {overlap_sentence(c, entry)}", file=sys.stderr)
     head = {"a": {"id": sets[0].id, "version": sets[0].version, "folder": str(args.weights[0])},
             "b": {"id": sets[1].id, "version": sets[1].version, "folder": str(args.weights[1])}}  # fmt: skip
     if args.json:
-        print_json({"weights": head, "cohort_csv": str(args.cohort), "comparisons": [r.to_dict() for r in results]})
+        print_json({"weights": head, "cohort_csv": str(args.cohort), "overlap": overlaps,
+                    "comparisons": [r.to_dict() for r in results]})  # fmt: skip
         return 0
     print(f"A = {sets[0].id} {sets[0].version}, B = {sets[1].id} {sets[1].version}; paired on the same cases")
     print(f"{'cohort':<14} {'task':<24} {'n (pos)':>9}  {'AUC A':<22} {'AUC B':<22} {'A - B':<24} "

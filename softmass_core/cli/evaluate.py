@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed,
         operating_point=point,
     )  # fmt: skip
+    from softmass_core.cohorts.overlap import overlap_sentence
+
+    for name, entry in (ev.overlap or {}).items():  # cohorts the set was trained or validated on: said every time
+        if overlap_sentence(name, entry):
+            print(f"warning: {overlap_sentence(name, entry)}", file=sys.stderr)
     if args.record:
         record_metrics(args.weights, ev, n_boot=args.n_boot, seed=args.seed)
         print(f"recorded {', '.join(ev.metrics)} in {args.weights}/manifest.json and README.md", file=sys.stderr)

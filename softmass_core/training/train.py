@@ -61,7 +61,7 @@ from softmass_core.training.data import load_images, task_targets
 from softmass_core.training.fit import Log, StageProgress, fit_model
 from softmass_core.training.input_stats import fit_input_check
 from softmass_core.training.interval import measure_dlm1
-from softmass_core.training.retune import operating_thresholds
+from softmass_core.training.retune import operating_thresholds, record_image_digests
 from softmass_core.weights.checkpoint import FitReport, fit_state_dict, read_state_dict
 from softmass_core.weights.manifest import Architecture, InputSpec, sha256_file
 from softmass_core.weights.modelcard import update_manifest, write_model_card
@@ -312,6 +312,7 @@ def train_weight_set(
             fit_input_check(
                 out_dir, cohort_csv, train_cohorts=cfg.train_cohorts, val_cohort=cfg.val_cohort, cascade=cascade
             )
+        record_image_digests(out_dir, cohort, {"training": {"train_cohorts": list(cfg.train_cohorts)}}, cfg.val_cohort)
         if evaluate_cohorts:
             ev = evaluate(Cascade(WeightSet.load(out_dir), device=device), cohort, progress=None)
             record_metrics(out_dir, ev)
