@@ -353,11 +353,14 @@ class Cascade:
         ``index[r] = (case, modality)`` of row ``r`` of the batch, ``pooled`` what
         :meth:`probabilities` put in its ``check_features`` list for that batch.
         """
-        first = pooled[0][: len(index)].cpu().numpy()
         feats: list[dict[str, np.ndarray]] = [{} for _ in cases]
-        for r, (i, m) in enumerate(index):
-            feats[i][m] = first[r]
         stats, spec = self.weight_set.input_stats, self.weight_set.input_spec
+        if not pooled:  # an ONNX DLM-1 has no stages to read: only the plausibility checks run
+            stats = None
+        else:
+            first = pooled[0][: len(index)].cpu().numpy()
+            for r, (i, m) in enumerate(index):
+                feats[i][m] = first[r]
         return [check_images(stats, cases[i], feats[i], spec) for i in range(len(cases))]
 
     def _low(self, p: float) -> bool:
