@@ -30,6 +30,13 @@ def _schema_message(error: Any) -> str:
         if where == "$.models" and missing == DLM1:
             return "$.models.dlm1 is required (DLM-1 separates benign from malignant)"
         return f"{where}: missing key '{missing}'"
+    if kind == "uniqueItems":
+        return f"{where}: an entry is listed twice in {value!r:.80}"
+    if kind == "type":
+        names = {"array": "a list", "object": "an object", "string": "a string", "number": "a number",
+                 "integer": "a whole number", "boolean": "true or false"}  # fmt: skip
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"{where} must be {' or '.join(names.get(w, w) for w in wanted)}, got {value!r:.60}"
     if kind == "enum":
         return f"{where} must be one of {error.validator_value}, got {value!r:.60}"
     if kind == "const":
