@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
             thr.update({subtype: ws.entry(sm).threshold for sm, subtype in SUBMODEL_IDS.items()})
         thresholds.append(thr)
     results = compare_tasks(tables[0], tables[1], thresholds[0], thresholds[1])
-    from softmass_core.cohorts.overlap import overlap_sentence, set_overlap
+    from softmass_core.cohorts.overlap import image_hashes, overlap_sentence, set_overlap
 
-    overlaps = {name: set_overlap(ws, cohort)[0] for name, ws in zip("ab", sets, strict=True)}
+    hashes = image_hashes(cohort)  # once, for both sets
+    overlaps = {name: set_overlap(ws, cohort, hashes)[0] for name, ws in zip("ab", sets, strict=True)}
     for name, per in overlaps.items():
         for c, entry in (per or {}).items():
             if overlap_sentence(c, entry):

@@ -120,7 +120,7 @@ class Evaluation:
         (computed here, not stored with the metrics, so manifests that record metrics stay small)."""
         cohorts = {c: dict(entry) for c, entry in self.metrics.items()}
         for c in cohorts:
-            cohorts[c]["overlap"] = (self.overlap or {}).get(c) if self.overlap is not None else None
+            cohorts[c]["overlap"] = None if self.overlap is None else self.overlap.get(c)
         for c, curve in self.decision_curves().items():
             if cohorts[c].get(DLM1) is not None:
                 cohorts[c][DLM1] = {**cohorts[c][DLM1], "decision_curve": curve}
@@ -245,7 +245,10 @@ def predict_cohort(
             if cancel is not None and cancel.is_set():
                 raise SoftmassError("Evaluation cancelled.")
             pooled: list = []  # pooled[0]: DLM-1 (always the first model), the input check reads it
-            scores = {m: cascade.probabilities(m, views, expanded=True, check_features=pooled)[0] for m in model_ids}
+            scores = {
+                m: cascade.probabilities(m, views, expanded=True, check_features=pooled if m == DLM1 else None)[0]
+                for m in model_ids
+            }
             checks = cascade.input_checks(prepared, index, pooled)
             del views
             per_case: list[dict[str, dict[str, float]]] = [{} for _ in batch]

@@ -13,7 +13,6 @@ JPEG) is not.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,19 @@ DIGESTS_FILE = "image_digests.tsv"
 ROLES = ("training", "validation")
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def image_hashes(cohort) -> dict[str, list[str]]:
+    """``{case_id: [sha256 of each of its images]}``: hash a cohort once, compare it with any number of sets."""
+    from softmass_core.weights.manifest import sha256_file
+
+    return {row.case_id: [sha256_file(p) for p in row.paths.values()] for row in cohort.rows}
 
 
 def cohort_digests(cohort, names: Iterable[str]) -> set[str]:
     """sha256 of every image of the cases of cohorts ``names``."""
+    from softmass_core.weights.manifest import sha256_file
+
     keep = set(names)
-    return {file_sha256(p) for row in cohort.rows if row.cohort in keep for p in row.paths.values()}
+    return {sha256_file(p) for row in cohort.rows if row.cohort in keep for p in row.paths.values()}
 
 
 def write_digests(folder: str | Path, cohort, train_cohorts: Iterable[str], val_cohort: str) -> dict[str, Any]:
@@ -75,9 +75,14 @@ def read_digests(folder: str | Path, entry: Mapping[str, Any] | None) -> dict[st
     return out
 
 
-def cohort_overlap(cohort, digests: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def cohort_overlap(
+    cohort, digests: Mapping[str, str], hashes: Mapping[str, list[str]] | None = None
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Per cohort ``{"n_images", "n_cases", "n_training", "n_validation", "n_cases_seen", "independent"}``,
-    and ``{case_id: role}`` for each case with an image the set has seen (training wins over validation)."""
+    and ``{case_id: role}`` for each case with an image the set has seen (training wins over validation).
+
+    ``hashes`` (:func:`image_hashes` of ``cohort``) saves hashing the images again."""
+    hashes = image_hashes(cohort) if hashes is None else hashes
     per_cohort: dict[str, dict[str, Any]] = {}
     seen_cases: dict[str, str] = {}
     for row in cohort.rows:
@@ -86,9 +91,9 @@ def cohort_overlap(cohort, digests: Mapping[str, str]) -> tuple[dict[str, dict[s
         )
         entry["n_cases"] += 1
         roles = []
-        for path in row.paths.values():
+        for sha in hashes[row.case_id]:
             entry["n_images"] += 1
-            role = digests.get(file_sha256(path))
+            role = digests.get(sha)
             if role:
                 entry[f"n_{role}"] += 1
                 roles.append(role)
@@ -115,9 +120,11 @@ def overlap_sentence(cohort: str, entry: Mapping[str, Any]) -> str:
     )
 
 
-def set_overlap(weight_set, cohort) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str]]:
+def set_overlap(
+    weight_set, cohort, hashes: Mapping[str, list[str]] | None = None
+) -> tuple[dict[str, dict[str, Any]] | None, dict[str, str]]:
     """:func:`cohort_overlap` of ``weight_set``'s recorded images on ``cohort``; ``(None, {})`` when it records none."""
     digests = read_digests(weight_set.folder, (weight_set.manifest.raw.get("training") or {}).get("image_digests"))
     if digests is None:
         return None, {}
-    return cohort_overlap(cohort, digests)
+    return cohort_overlap(cohort, digests, hashes)

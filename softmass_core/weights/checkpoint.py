@@ -202,6 +202,23 @@ def read_state_dict(path: str | Path) -> StateDict:
     return StateDict(state, path, steps)
 
 
+def shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def tensor_mismatch(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> tuple[list[str], list[str], list[str]]:
+    """Names ``expected`` lacks in ``found`` (missing), ``found`` has beyond it (unexpected), and of another shape.
+
+    Each list is sorted, so messages quoting "e.g." name the same tensor every time.
+    """
+    missing = sorted(k for k in expected if k not in found)
+    unexpected = sorted(k for k in found if k not in expected)
+    wrong = sorted(k for k in expected if k in found and tuple(found[k]) != tuple(expected[k]))
+    return missing, unexpected, wrong
+
+
 @dataclass(frozen=True)
 class FitReport:
     """How a checkpoint fitted a model."""
@@ -230,9 +247,7 @@ def fit_state_dict(model: torch.nn.Module, ckpt: StateDict, *, arch: str, allow_
     """
     own = model.state_dict()
     state = ckpt.tensors
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    missing, unexpected, wrong = tensor_mismatch(shapes_of(own), shapes_of(state))
     head_replaced = False
     if allow_new_head:
         head_missing = [k for k in missing + wrong if k.startswith(HEAD_PREFIX)]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from softmass_core.errors import SoftmassError, WeightsError
+from softmass_core.weights.checkpoint import shapes_of, tensor_mismatch
 from softmass_core.weights.manifest import Architecture, ModelEntry, sha256_file
 
 _DTYPES = {
@@ -80,20 +81,18 @@ def load_model(entry: ModelEntry, path: str | Path, input_size: tuple[int, int] 
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}).") from exc
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    missing, unexpected, wrong = tensor_mismatch(shapes_of(expected), shapes_of(state))
     if missing or unexpected:
         raise WeightsError(
             f"{path} does not fit {entry.architecture.timm_name} with {entry.num_classes} classes: "
             f"{len(missing)} missing tensors (e.g. {missing[:3]}), {len(unexpected)} unexpected "
             f"(e.g. {unexpected[:3]}). Check architecture and labels in the manifest."
         )
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise WeightsError(
-                f"{path}: tensor '{key}' has shape {tuple(tensor.shape)}, the model expects "
-                f"{tuple(expected[key].shape)}. Check architecture and labels in the manifest."
-            )
+    for key in wrong:
+        raise WeightsError(
+            f"{path}: tensor '{key}' has shape {tuple(state[key].shape)}, the model expects "
+            f"{tuple(expected[key].shape)}. Check architecture and labels in the manifest."
+        )
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a tensor the file does not hold
         model = build_model(entry.architecture, entry.num_classes)
@@ -135,7 +134,7 @@ def tensor_problems(manifest) -> dict[str, str]:
             except WeightsError as exc:
                 problems[model_id] = str(exc)
                 continue
-            expected_by_arch[key] = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+            expected_by_arch[key] = shapes_of(net.state_dict())
         expected = expected_by_arch[key]
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -143,9 +142,7 @@ def tensor_problems(manifest) -> dict[str, str]:
         except (SafetensorError, OSError, ValueError) as exc:
             problems[model_id] = f"{entry.file} is not a readable safetensors file ({exc})."
             continue
-        missing = [k for k in expected if k not in found]
-        unexpected = [k for k in found if k not in expected]
-        wrong = [k for k in expected if k in found and found[k] != expected[k]]
+        missing, unexpected, wrong = tensor_mismatch(expected, found)
         if missing or unexpected or wrong:
             example = (missing or unexpected or wrong)[0]
             problems[model_id] = (
@@ -244,12 +241,7 @@ def check_features(x: torch.Tensor) -> torch.Tensor:
 
 def forward_with_check(model: nn.Module, x: torch.Tensor, out: list[torch.Tensor]) -> torch.Tensor:
     """``model(x)`` (stem, stages, norm_pre, head) in one pass, appending :func:`check_features` to ``out``."""
-    x = model.stem(x)
-    for i, stage in enumerate(model.stages):
-        x = stage(x)
-        if i == 0:
-            out.append(check_features(x))
-    return model.forward_head(model.norm_pre(x))
+    return tail_forward(model, trunk_forward(model, x, 0), 0, out)
 
 
 def trunk_forward(model: nn.Module, x: torch.Tensor, index: int, out: list[torch.Tensor] | None = None) -> torch.Tensor:

@@ -7,6 +7,7 @@ a link to it) states the structure; :func:`manifest_problems` checks it with
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,10 +73,8 @@ def manifest_problems(raw: Any) -> list[str]:
     among its ``labels``, each sub-model's subtype, a file name that matches
     its ``format``.
     """
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    problems = [_schema_message(e) for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))]
+    errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
+    problems = [_schema_message(e) for e in errors]
     models = raw.get("models") if isinstance(raw, Mapping) else None
     for model_id, entry in (models or {}).items() if isinstance(models, Mapping) else ():
         if not isinstance(entry, Mapping):
@@ -99,10 +98,9 @@ def manifest_problems(raw: Any) -> list[str]:
     return problems
 
 
-_SCHEMA: dict[str, Any] = {}
+@functools.cache
+def _validator():
+    """The schema's validator, built once per process (jsonschema is imported here, on the first manifest)."""
+    import jsonschema
 
-
-def _schema() -> dict[str, Any]:
-    if not _SCHEMA:
-        _SCHEMA.update(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
-    return _SCHEMA
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
