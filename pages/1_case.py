@@ -69,7 +69,7 @@ key, result = guarded_call(run_case, ws, case, rois)
 # ------------------------------------------------------------------ verdict
 st.divider()
 st.header("Result")
-point = point_chooser(ws, "case.point")
+point = point_chooser(ws, "case.point", scope=key)  # a radio per run, starting at the last choice
 key, result = guarded_call(result_at_point, ws, case, rois, point, key, result)
 # The input check's warning comes above the verdict, which is greyed when the image is unlike the training images.
 unlike = input_check_banner(result)

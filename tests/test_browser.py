@@ -333,3 +333,54 @@ def test_every_drawn_roi_sticks_and_a_drag_past_the_edge_reaches_it(server, tmp_
             raise
         finally:
             browser.close()
+
+
+def test_the_chosen_operating_point_stays_over_new_uploads(tmp_path, chromium):
+    """Found driving the app: after Rule-in was chosen, the second uploaded image ran at Rule-out.
+
+    The Case page draws the operating-point radio only once a case has run, so every upload hid it, and
+    Streamlit drops the state of a widget that runs do not draw; the radio then came back at its first option.
+    """
+    from PIL import Image
+    from playwright.sync_api import expect, sync_playwright
+
+    from softmass_core.weights.manifest import rewrite_manifest
+    from tests.conftest import synthetic_rgb
+
+    def add_points(raw):
+        dlm1 = raw["models"]["dlm1"]
+        point = {"sensitivity": 0.9, "specificity": 0.9}
+        dlm1["operating_points"] = {"rule_out": {**point, "threshold": 0.2},
+                                    "balanced": {**point, "threshold": dlm1["threshold"]},
+                                    "rule_in": {**point, "threshold": 0.8}}  # fmt: skip
+
+    images = []
+    for seed in (3, 4, 5):
+        images.append(tmp_path / f"scan{seed}.png")
+        Image.fromarray(synthetic_rgb(seed, 200, 150)).save(images[-1])
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    with _running_app(tmp_path) as (url, _), sync_playwright() as pw:
+        rewrite_manifest(tmp_path / "weights" / "tiny", add_points)  # before the first session reads it
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(STEP_TIMEOUT_MS)
+            page.goto(url)
+            run = page.get_by_role("button", name="Run the DLM cascade")
+            expect(run).to_be_visible()
+            _wait_idle(page)
+            run.click()
+            page.get_by_text("Rule-in (0.800)").click()
+            expect(page.get_by_text("operating point rule_in, threshold 0.800").first).to_be_visible()
+            page.get_by_text("Upload images").click()
+            _wait_idle(page)
+            for png in images:
+                page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(png))
+                expect(page.get_by_text("Set the ROIs, then press")).to_be_visible()  # the new case, not yet run
+                _wait_idle(page)
+                page.get_by_role("button", name="Run the DLM cascade").click()
+                expect(page.get_by_text("operating point rule_in, threshold 0.800").first).to_be_visible()
+                _wait_idle(page)
+            _assert_no_exception(page)
+        finally:
+            browser.close()

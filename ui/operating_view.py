@@ -18,8 +18,13 @@ POINT_HELP = (
 )
 
 
-def point_chooser(ws: WeightSet, key: str, *, extra: tuple[str, ...] = (), on_change=None) -> str:
-    """A horizontal radio of the set's operating points (plus ``extra`` options, e.g. "custom")."""
+def point_chooser(ws: WeightSet, key: str, *, extra: tuple[str, ...] = (), on_change=None, scope: str = "") -> str:
+    """A horizontal radio of the set's operating points (plus ``extra`` options, e.g. "custom").
+
+    The choice outlives the radio: with ``scope`` (the Case page passes its run's key) each scope gets a radio
+    of its own that starts at the last choice.  The Case page draws the radio only once a case has run, so each
+    upload hid it, and a radio that came back after being hidden returned to its first option (rule-out).
+    """
     points, reason = operating.available_points(ws.manifest)
     names = [*points, *extra]
 
@@ -28,17 +33,24 @@ def point_chooser(ws: WeightSet, key: str, *, extra: tuple[str, ...] = (), on_ch
             return f"{operating.POINT_LABELS[name]} ({points[name]['threshold']:.3f})"
         return name.capitalize()
 
-    start = {} if key in st.session_state else {"index": names.index(operating.DEFAULT_POINT)}
+    kept = f"{key}.kept"
+    last = st.session_state.get(kept, operating.DEFAULT_POINT)
+    widget = f"{key}.{scope}" if scope else key
+    if widget in st.session_state and st.session_state[widget] not in names:  # a point the sidebar's new set lacks
+        del st.session_state[widget]
+    first = names.index(last if last in names else operating.DEFAULT_POINT)
+    start = {} if widget in st.session_state else {"index": first}
     choice = st.radio(
         "Operating point",
         names,
         format_func=label,
         horizontal=True,
-        key=key,
+        key=widget,
         help=POINT_HELP,
         on_change=on_change,
         **start,
     )
+    st.session_state[kept] = choice
     if reason:
         st.caption(f"Only the balanced point: {reason}.")
     return str(choice)
