@@ -75,7 +75,7 @@ key, result = guarded_call(result_at_point, ws, case, rois, point, key, result)
 unlike = input_check_banner(result)
 rule_only = " (the threshold rule alone, ignoring the range)" if result.verdict == "indeterminate" else ""
 diagnosis = f"Diagnosis: **{display_name(result.diagnosis)}**{rule_only}"
-for line in (verdict_text(result), diagnosis):  # neutral text: no success/error box on a diagnosis
+for line in (verdict_text(result, ws), diagnosis):  # neutral text: no success/error box on a diagnosis
     if unlike:
         greyed_verdict(line)
     else:

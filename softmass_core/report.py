@@ -137,10 +137,14 @@ class CaseReport:
             f"DLM-1 P(malignant): {r.p_malignant:.3f} against operating threshold {r.threshold:.3f} "
             f"-> {'malignant' if r.malignant else 'benign'}",
         ]
-        lo, hi = r.p_malignant_interval or (r.p_malignant, r.p_malignant)
+        span = (
+            "not measured for this set"
+            if r.p_malignant_interval is None
+            else "[{:.3f}, {:.3f}]".format(*r.p_malignant_interval)
+        )
         lines.append(
             f"Operating point: {r.operating_point} (threshold {r.threshold:.3f}); P(malignant) range "
-            f"[{lo:.3f}, {hi:.3f}]; verdict: {r.verdict or ('malignant' if r.malignant else 'benign')}"
+            f"{span}; verdict: {r.verdict or ('malignant' if r.malignant else 'benign')}"
             + (f" (subtype if benign: {display_name(r.subtype_if_benign)})"
                if r.verdict == "indeterminate" and r.subtype_if_benign else "")
         )  # fmt: skip

@@ -244,3 +244,27 @@ def test_retune_writes_operating_points_and_the_interval(tiny_weights, tmp_path,
     assert set(iv["test_coverage"]) == {"training"}  # fresh re-drawings on every other cohort
     assert "## Operating points and score interval" in (folder / "README.md").read_text()
     WeightSet.load(folder)  # still valid and verified
+
+
+def test_a_set_without_a_measured_range_claims_none(tiny_weights, tmp_path, capsys):
+    """Found driving the app: a packed, never validated set showed "range 0.895-0.895" and "the whole score range
+    lies at or above it", a range nobody measured."""
+    from ui.operating_view import verdict_text
+
+    ws = WeightSet.load(tiny_weights)
+    res = Cascade(ws).run(CaseImages(gray=synthetic_rgb(1)))
+    assert res.p_malignant_interval is None
+    out = res.to_dict()
+    assert out["p_malignant_interval"] == [res.p_malignant, res.p_malignant]  # the contract's keys stay
+    assert out["p_malignant_interval_measured"] is False
+    text = verdict_text(res, ws)
+    assert "no range measured" in text and "no measured score range" in text and "whole score range" not in text
+    folder = tmp_path / "unvalidated"
+    shutil.copytree(tiny_weights, folder)
+    update_manifest(folder, lambda raw: raw["models"]["dlm1"].update(threshold_method="unvalidated default 0.5"))
+    ws2 = WeightSet.load(folder)
+    assert "unvalidated 0.5" in verdict_text(Cascade(ws2).run(CaseImages(gray=synthetic_rgb(1))), ws2)
+    img = tmp_path / "g.png"
+    Image.fromarray(synthetic_rgb(1)).save(img)
+    assert main(["predict", "--weights", str(tiny_weights), "--gray", str(img)]) == 0
+    assert "interval     none measured for this set" in capsys.readouterr().out

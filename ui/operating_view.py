@@ -109,16 +109,20 @@ def result_at_point(ws: WeightSet, case, rois, point: str, key: str, result: Cas
     return key, result_at(cascade, result)
 
 
-def verdict_text(result: CascadeResult) -> str:
-    """The verdict in plain words (no icons): indeterminate says which threshold the range crosses."""
+def verdict_text(result: CascadeResult, ws: WeightSet) -> str:
+    """The verdict in plain words (no icons): indeterminate says which threshold the range crosses; a set
+    without a measured range, or whose thresholds no validation cohort chose, says so."""
     subtype = display_name(result.subtype_if_benign) if result.subtype_if_benign else None
     if result.verdict == "malignant":
         subtype = None
-    lo, hi = result.p_malignant_interval or (result.p_malignant, result.p_malignant)
-    text = operating.describe_verdict(result.verdict, result.operating_point, subtype)
+    measured = result.p_malignant_interval is not None
+    span = "no range measured" if not measured else "range {:.3f}-{:.3f}".format(*result.p_malignant_interval)
+    text = operating.describe_verdict(result.verdict, result.operating_point, subtype, measured=measured)
+    if ws.entry("dlm1").threshold_method.startswith("unvalidated"):
+        text += " Its threshold is an unvalidated 0.5: no validation cohort chose it."
     return (
         f"**Verdict: {result.verdict.capitalize()}** (operating point {result.operating_point}, threshold "
-        f"{result.threshold:.3f}; P(malignant) {result.p_malignant:.3f}, range {lo:.3f}-{hi:.3f}). {text}"
+        f"{result.threshold:.3f}; P(malignant) {result.p_malignant:.3f}, {span}). {text}"
     )
 
 

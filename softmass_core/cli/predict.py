@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {subtype:<24} {s:.3f}")
     print(input_check_text(out["input_check"]))
     lo, hi = out["p_malignant_interval"]
-    print(f"interval     [{lo:.3f}, {hi:.3f}] at operating point {out['operating_point']['name']}")
+    span = f"[{lo:.3f}, {hi:.3f}]" if out["p_malignant_interval_measured"] else "none measured for this set"
+    print(f"interval     {span} at operating point {out['operating_point']['name']}")
     print(f"verdict      {out['verdict']}" + (
         f" (subtype if benign: {out['subtype_if_benign']})"
         if out["verdict"] == "indeterminate" and out["subtype_if_benign"] else ""

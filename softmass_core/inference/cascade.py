@@ -142,6 +142,7 @@ class CascadeResult:
             "input_check": self.input_check.to_dict() if self.input_check is not None else None,
             "operating_point": {"name": self.operating_point, "threshold": self.threshold},
             "p_malignant_interval": list(self.p_malignant_interval or (self.p_malignant, self.p_malignant)),
+            "p_malignant_interval_measured": self.p_malignant_interval is not None,
             "verdict": self.verdict,
             "subtype_if_benign": self.subtype_if_benign,
         }
@@ -186,6 +187,8 @@ class Cascade:
         if threshold is None:
             self.operating_point, self.threshold = operating.resolve_point(weight_set.manifest, operating_point)
         self.interval_halfwidth = operating.interval_halfwidth(weight_set.manifest)
+        #: False for a set without a measured interval: results then carry no range (None), not [p, p].
+        self.has_interval = operating.interval_info(weight_set.manifest) is not None
         if not 0.0 <= self.threshold <= 1.0:
             raise SoftmassError(f"Threshold must be in [0, 1], got {self.threshold}.")
 
@@ -402,7 +405,7 @@ class Cascade:
         subs = decision.sub_scores
         return {
             "operating_point": self.operating_point,
-            "p_malignant_interval": interval,
+            "p_malignant_interval": interval if self.has_interval else None,
             "verdict": operating.verdict(decision.p_malignant, interval, self.threshold),
             "subtype_if_benign": max(subs, key=subs.__getitem__) if subs else None,
         }

@@ -235,9 +235,16 @@ def verdict(p: float, interval: tuple[float, float], threshold: float) -> str:
     return "malignant" if p >= threshold else "benign"
 
 
-def describe_verdict(verdict_: str, point: str, subtype_if_benign: str | None) -> str:
-    """One plain sentence for a clinician (no icons)."""
+def describe_verdict(verdict_: str, point: str, subtype_if_benign: str | None, *, measured: bool = True) -> str:
+    """One plain sentence for a clinician (no icons); ``measured`` False: the set has no score range."""
     label = POINT_LABELS.get(point, point).lower()
+    if not measured:
+        call = "Malignant" if verdict_ == "malignant" else "Benign"
+        text = (
+            f"{call} at the {label} threshold. This weight set has no measured score range (retune it on a "
+            "validation cohort), so how near the call is to changing cannot be said"
+        )
+        return text + (f"; subtype: {subtype_if_benign}." if subtype_if_benign else ".")
     if verdict_ == "indeterminate":
         text = (
             f"Indeterminate: the score's range crosses the {label} threshold, so small changes in how the "
