@@ -20,6 +20,7 @@ from softmass_core.errors import SoftmassError
 from softmass_core.io.images import load_image
 from softmass_core.io.roi import prepare
 from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBTYPES
+from softmass_core.training.overlays import draw_marks
 from softmass_core.weights.manifest import InputSpec
 
 if TYPE_CHECKING:
@@ -72,13 +73,20 @@ def task_targets(labels: Sequence[str], task: str) -> tuple[np.ndarray, np.ndarr
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """Random scaling, random crop (shift), horizontal flip and intensity jitter on a batch.
+    """Random scaling, rotation, random crop (shift), horizontal flip and intensity jitter on a batch.
 
-    ``cfg.scale_range``: zoom factors drawn uniformly; ``cfg.shift``: largest
-    translation as a fraction of the side; ``cfg.intensity``: largest contrast
-    and brightness change.  The random draws come from ``gen`` on the CPU
-    whatever ``x``'s device, so a seed gives the same augmentation on a GPU as
-    on the CPU.
+    ``cfg.scale_range``: zoom factors drawn uniformly (with the shift, this
+    moves the ROI's margin); ``cfg.rotation``: largest rotation in degrees;
+    ``cfg.shift``: largest translation as a fraction of the side;
+    ``cfg.intensity``: largest contrast and brightness change.  Optional
+    ones, off at 0: ``cfg.gamma`` (largest |log gamma| of a gamma curve),
+    ``cfg.speckle`` (standard deviation of multiplicative noise) and
+    ``cfg.overlay_p`` (share of images given synthetic caliper and text
+    marks, :mod:`softmass_core.training.overlays`); these three work on
+    intensities, so they undo the normalisation (``cfg.mean``/``cfg.std``)
+    and redo it.  The random draws come from ``gen`` on the CPU whatever
+    ``x``'s device, so a seed gives the same augmentation on a GPU as on the
+    CPU; options at 0 draw nothing, so older recipes keep their streams.
     """
     n = x.shape[0]
     lo, hi = cfg.scale_range
@@ -87,15 +95,40 @@ def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Te
     tx = torch.empty(n).uniform_(-cfg.shift, cfg.shift, generator=gen) * 2
     ty = torch.empty(n).uniform_(-cfg.shift, cfg.shift, generator=gen) * 2
     theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = flip / scale
-    theta[:, 1, 1] = 1.0 / scale
+    if cfg.rotation > 0:
+        angle = torch.deg2rad(torch.empty(n).uniform_(-cfg.rotation, cfg.rotation, generator=gen))
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta[:, 0, 0], theta[:, 0, 1] = flip * cos, -sin
+        theta[:, 1, 0], theta[:, 1, 1] = flip * sin, cos
+    else:
+        theta[:, 0, 0] = flip / scale
+        theta[:, 1, 1] = 1.0 / scale
     theta[:, 0, 2] = tx
     theta[:, 1, 2] = ty
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    if cfg.gamma > 0 or cfg.speckle > 0 or cfg.overlay_p > 0:
+        out = _intensity_ops(out, cfg, gen)
     contrast = 1.0 + torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
     bright = torch.empty(n, 1, 1, 1).uniform_(-cfg.intensity, cfg.intensity, generator=gen)
     return out * contrast.to(x.device) + bright.to(x.device)
+
+
+def _intensity_ops(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Gamma, speckle and overlay marks on [0, 1] intensities, between un- and re-normalising."""
+    mean = torch.tensor(cfg.mean, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std, device=x.device).view(1, -1, 1, 1)
+    unit = (x * std + mean).clamp(0.0, 1.0)
+    n = x.shape[0]
+    if cfg.gamma > 0:
+        g = torch.exp(torch.empty(n, 1, 1, 1).uniform_(-cfg.gamma, cfg.gamma, generator=gen)).to(x.device)
+        unit = unit.clamp_min(1e-6) ** g
+    if cfg.speckle > 0:
+        noise = torch.randn(n, 1, *x.shape[2:], generator=gen).to(x.device) * cfg.speckle
+        unit = (unit * (1.0 + noise)).clamp(0.0, 1.0)
+    if cfg.overlay_p > 0:
+        unit = draw_marks(unit, cfg.overlay_p, gen)
+    return (unit - mean) / std
 
 
 def autocast(device: torch.device):

