@@ -91,3 +91,42 @@ def synthetic_rgb(seed: int, width: int = 160, height: int = 120) -> np.ndarray:
 @pytest.fixture
 def rgb_pair():
     return synthetic_rgb(1), synthetic_rgb(2)
+
+
+#: A PostgreSQL URL for the store tests (``postgresql+psycopg://...``); .ci/run starts a server and sets it.
+POSTGRES_ENV = "SOFTMASS_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def postgres_url():
+    """An empty PostgreSQL database for one test (its ``public`` schema dropped and made again).
+
+    Without :data:`POSTGRES_ENV` the test is skipped, except under CI=1, where
+    a missing server is a failure (as a missing browser is for the browser test).
+    """
+    url = os.environ.get(POSTGRES_ENV, "").strip()
+    if not url:
+        why = f"{POSTGRES_ENV} is not set: no PostgreSQL server to test the store on (.ci/run starts one)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    import sqlalchemy as sa
+
+    def empty() -> None:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+
+    empty()
+    yield url
+    empty()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A reader-study database URL: an SQLite file, then an empty PostgreSQL database (see ``postgres_url``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.sqlite'}"
+    return request.getfixturevalue("postgres_url")

@@ -1,4 +1,8 @@
-"""Tests of softmass_core.reader_study.store: the blind-then-assisted reader study on SQLite."""
+"""Tests of softmass_core.reader_study.store: the blind-then-assisted reader study on SQLite and PostgreSQL.
+
+Tests taking ``store`` or ``store_url`` run on both (PostgreSQL when SOFTMASS_TEST_POSTGRES_URL names a
+server, see tests/conftest.py); the others test SQLite's own settings (a file path, WAL, its locking).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +33,8 @@ def db_path(tmp_path):
 
 
 @pytest.fixture
-def store(db_path):
-    s = ReaderStudyStore(f"sqlite:///{db_path}")
+def store(store_url):
+    s = ReaderStudyStore(store_url)
     yield s
     s.close()
 
@@ -190,25 +194,33 @@ def test_blind_answer_survives_the_browser_closing(db_path):
     second.close()
 
 
-def test_rules_are_enforced_by_the_database_itself(store, db_path):
+def test_rules_are_enforced_by_the_database_itself(store):
     reader = store.register_reader("A").reader_id
     store.start_case(reader, "c1", weight_set=WEIGHTS)
     store.record_blind(reader, "c1", malignant=True, subtype=None)
-    raw = sa.create_engine(f"sqlite:///{db_path}")
+    sqlite = store.engine.dialect.name == "sqlite"
+    raw = sa.create_engine(store.url)
     with raw.connect() as conn:
-        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         with pytest.raises(sa.exc.IntegrityError):  # UNIQUE(reader_id, case_id)
             conn.exec_driver_sql(
                 "INSERT INTO blind_reads (reader_id, case_id, malignant, subtype, recorded_at) "
-                f"VALUES ({reader}, 'c1', 0, 'lipoma', '2024-01-01')"
+                f"VALUES ({reader}, 'c1', FALSE, 'lipoma', '2024-01-01')"
             )
         conn.rollback()
         store.start_case(reader, "c2", weight_set=WEIGHTS)
         with pytest.raises(sa.exc.IntegrityError):  # FOREIGN KEY to the blind read
             conn.exec_driver_sql(
                 "INSERT INTO assisted_reads (reader_id, case_id, malignant, subtype, recorded_at) "
-                f"VALUES ({reader}, 'c2', 1, NULL, '2024-01-01')"
+                f"VALUES ({reader}, 'c2', TRUE, NULL, '2024-01-01')"
+            )
+        conn.rollback()
+        with pytest.raises(sa.exc.IntegrityError):  # CHECK: a malignant answer has no subtype
+            conn.exec_driver_sql(
+                "INSERT INTO blind_reads (reader_id, case_id, malignant, subtype, recorded_at) "
+                f"VALUES ({reader}, 'c2', TRUE, 'lipoma', '2024-01-01')"
             )
         conn.rollback()
     raw.dispose()
@@ -229,9 +241,9 @@ def test_unreachable_database_is_a_store_error(tmp_path):
 # --- concurrency -------------------------------------------------------------------------
 
 
-def test_two_readers_record_at_the_same_time(db_path):
-    shared = ReaderStudyStore(db_path)  # one engine shared by threads, as in the dashboard
-    own = ReaderStudyStore(db_path)  # a second process's view of the same file
+def test_two_readers_record_at_the_same_time(store_url):
+    shared = ReaderStudyStore(store_url)  # one engine shared by threads, as in the dashboard
+    own = ReaderStudyStore(store_url)  # a second process's view of the same file
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -261,13 +273,13 @@ def test_two_readers_record_at_the_same_time(db_path):
     own.close()
 
 
-def test_racing_blind_reads_have_exactly_one_winner(db_path):
-    setup = ReaderStudyStore(db_path)
+def test_racing_blind_reads_have_exactly_one_winner(store_url):
+    setup = ReaderStudyStore(store_url)
     reader = setup.register_reader("A").reader_id
     cases = [f"race{i}" for i in range(4)]
     for case in cases:
         setup.start_case(reader, case, weight_set=WEIGHTS)
-    racers = [ReaderStudyStore(db_path), ReaderStudyStore(db_path)]
+    racers = [ReaderStudyStore(store_url), ReaderStudyStore(store_url)]
     answers = [(True, None), (False, "lipoma")]
     outcomes: dict[tuple[int, str], str] = {}
     barrier = threading.Barrier(2)
@@ -441,12 +453,12 @@ def test_a_check_skipped_by_a_racing_writer_still_hits_the_constraint(store, mon
 # --- identity: PINs --------------------------------------------------------------------
 
 
-def test_registration_draws_a_pin_stored_only_as_a_salted_hash(store, db_path):
+def test_registration_draws_a_pin_stored_only_as_a_salted_hash(store):
     a = store.register_reader("Ada", experience_years=8)
     b = store.register_reader("Bo")
     assert a.reader_id != b.reader_id and a.pin != b.pin
     assert len(a.pin) == 9 and a.pin[4] == "-" and normalise_pin(a.pin) == a.pin.replace("-", "")
-    with sa.create_engine(f"sqlite:///{db_path}").connect() as conn:
+    with store.engine.connect() as conn:
         stored = dict(conn.exec_driver_sql("SELECT name, pin_hash FROM readers").all())
     assert stored["Ada"].startswith("scrypt$") and a.pin.replace("-", "") not in stored["Ada"]
     assert stored["Ada"].split("$")[4] != stored["Bo"].split("$")[4]  # each hash has its own salt
@@ -486,8 +498,8 @@ def test_a_new_pin_from_the_administrator_replaces_the_old_one(store):
         store.reader_id("Eve")
 
 
-def test_racing_registrations_of_one_name_have_one_winner(db_path):
-    racers = [ReaderStudyStore(db_path), ReaderStudyStore(db_path)]
+def test_racing_registrations_of_one_name_have_one_winner(store_url):
+    racers = [ReaderStudyStore(store_url), ReaderStudyStore(store_url)]
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
@@ -572,11 +584,11 @@ def _schema_1(meta: sa.MetaData) -> None:
     )
 
 
-def _make_schema_1_db(path) -> None:
+def _make_schema_1_db(url) -> None:
     """A database as the previous softmass left it: one reader, a finished and an open read, one focus grade."""
     meta = sa.MetaData()
     _schema_1(meta)
-    engine = sa.create_engine(f"sqlite:///{path}")
+    engine = sa.create_engine(url)
     meta.create_all(engine)
     t = meta.tables
     with engine.begin() as conn:
@@ -626,9 +638,9 @@ def _make_schema_1_db(path) -> None:
 NOW = datetime(2026, 1, 2, 3, 4, 5)
 
 
-def test_a_schema_1_database_is_upgraded_and_keeps_every_read(db_path):
-    _make_schema_1_db(db_path)
-    store = ReaderStudyStore(db_path)
+def test_a_schema_1_database_is_upgraded_and_keeps_every_read(store_url):
+    _make_schema_1_db(store_url)
+    store = ReaderStudyStore(store_url)
     assert store.opened_version == 1
     reads = store.reads()
     assert list(reads["case_id"]) == ["demo-malignant-2", "demo-lipoma-1"]
@@ -654,45 +666,122 @@ def test_a_schema_1_database_is_upgraded_and_keeps_every_read(db_path):
     assert store.start_case(1, "S01", weight_set=WEIGHTS) == 3
     store.close()
     # Opened again: already at the current version, nothing to do, nothing lost.
-    again = ReaderStudyStore(db_path)
+    again = ReaderStudyStore(store_url)
     assert again.opened_version == SCHEMA_VERSION
     assert len(again.reads()) == 3 and len(again.focus_grades()) == 2
+    assert _schema_drift(again) == []  # the upgraded tables are exactly those of a new database
     again.close()
 
 
-def test_a_failed_upgrade_leaves_the_old_database_as_it_was(db_path, monkeypatch):
-    from softmass_core.reader_study.store import schema as store_module
+def _schema_drift(store) -> list:
+    """What differs between the store's tables and the ones its queries use (Alembic's autogenerate comparison)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
 
-    _make_schema_1_db(db_path)
-    real = store_module._UPGRADES[1]
+    from softmass_core.reader_study.store.schema import metadata
 
-    def half_then_fail(conn):
-        real(conn)
-        raise sa.exc.OperationalError("upgrade", {}, Exception("disk full"))
+    with store.engine.connect() as conn:
+        return compare_metadata(MigrationContext.configure(conn), metadata)
 
-    monkeypatch.setitem(store_module._UPGRADES, 1, half_then_fail)
+
+def _tables(url) -> set[str]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+    return tables
+
+
+def test_a_failed_upgrade_leaves_the_old_database_as_it_was(store_url, monkeypatch):
+    from alembic import command
+
+    from softmass_core.reader_study.store import migrate as migrate_module
+
+    _make_schema_1_db(store_url)
+
+    class HalfThenFail:
+        stamp = staticmethod(command.stamp)
+
+        @staticmethod
+        def upgrade(config, revision):
+            command.upgrade(config, revision)  # every revision ran, in the open transaction; then the disk fills
+            raise sa.exc.OperationalError("upgrade", {}, Exception("disk full"))
+
+    monkeypatch.setattr(migrate_module, "command", HalfThenFail)
     with pytest.raises(StoreError, match="cannot open the reader-study database"):
-        ReaderStudyStore(db_path)
-    with sa.create_engine(f"sqlite:///{db_path}").connect() as conn:
+        ReaderStudyStore(store_url)
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
         tables = set(sa.inspect(conn).get_table_names())
         columns = {c["name"] for c in sa.inspect(conn).get_columns("readers")}
         n_grades = conn.exec_driver_sql("SELECT count(*) FROM focus_grades").scalar()
-    assert "softmass_schema" not in tables and "focus_grades_v2" not in tables and "pin_hash" not in columns
+    engine.dispose()
+    assert {"softmass_schema", "alembic_version"} & tables == set() and "pin_hash" not in columns
     assert n_grades == 1
-    monkeypatch.setitem(store_module._UPGRADES, 1, real)
-    assert ReaderStudyStore(db_path).opened_version == 1  # and the next open upgrades it
+    monkeypatch.setattr(migrate_module, "command", command)
+    assert ReaderStudyStore(store_url).opened_version == 1  # and the next open upgrades it
 
 
-def test_a_database_of_a_newer_softmass_is_refused(db_path):
-    ReaderStudyStore(db_path).close()
-    with sa.create_engine(f"sqlite:///{db_path}").begin() as conn:
-        conn.exec_driver_sql(f"UPDATE softmass_schema SET version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match="newer softmass"):
-        ReaderStudyStore(db_path)
+def test_a_database_made_by_softmass_before_alembic_is_stamped_and_keeps_every_read(store_url):
+    """Schema 2 as softmass made it until Alembic: the tables of today and softmass_schema, no alembic_version."""
+    from softmass_core.reader_study.store.migrate import current_revision, head_revision
+    from softmass_core.reader_study.store.pins import _hash_pin
+    from softmass_core.reader_study.store.schema import metadata
 
-
-def test_a_new_database_starts_at_the_current_version(db_path):
-    store = ReaderStudyStore(db_path)
-    assert store.opened_version == 0
+    engine = sa.create_engine(store_url)
+    t = metadata.tables
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(t["softmass_schema"].insert().values(id=1, version=2, upgraded_at=NOW))
+        conn.execute(t["readers"].insert().values(name="Dr Two", registered_at=NOW, pin_hash=_hash_pin("2345-6789")))
+        reader = conn.execute(sa.select(t["readers"].c.id)).scalar()
+        conn.execute(
+            t["case_reads"].insert().values(reader_id=reader, case_id="S01", seq=1, weight_set=WEIGHTS, started_at=NOW)
+        )
+        conn.execute(
+            t["blind_reads"]
+            .insert()
+            .values(reader_id=reader, case_id="S01", malignant=True, subtype=None, recorded_at=NOW)
+        )
+    engine.dispose()
+    assert "alembic_version" not in _tables(store_url)
+    store = ReaderStudyStore(store_url)
+    assert store.opened_version == 2
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head_revision() == "0002"
+    assert store.identify_reader("Dr Two", "2345-6789") == reader
+    reads = store.reads()
+    assert list(reads["case_id"]) == ["S01"] and list(reads["state"]) == ["blind_done"]
+    store.record_assisted(reader, "S01", malignant=False, subtype="lipoma")
+    assert _schema_drift(store) == []
     store.close()
-    assert ReaderStudyStore(db_path).opened_version == SCHEMA_VERSION
+    again = ReaderStudyStore(store_url)
+    assert again.opened_version == 2 and list(again.reads()["state"]) == ["complete"]
+    again.close()
+
+
+def test_a_database_of_a_newer_softmass_is_refused(store_url):
+    ReaderStudyStore(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE softmass_schema SET version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="schema version 3, made by a newer softmass"):
+        ReaderStudyStore(store_url)
+    with engine.begin() as conn:  # a later revision of Alembic's that this softmass does not ship
+        conn.exec_driver_sql(f"UPDATE softmass_schema SET version = {SCHEMA_VERSION}")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    with pytest.raises(StoreError, match="revision '0099', made by a newer softmass"):
+        ReaderStudyStore(store_url)
+
+
+def test_a_new_database_starts_at_the_current_version(store_url):
+    from softmass_core.reader_study.store.migrate import current_revision, head_revision
+
+    store = ReaderStudyStore(store_url)
+    assert store.opened_version == 0
+    with store.engine.connect() as conn:
+        assert current_revision(conn) == head_revision()
+    assert _schema_drift(store) == []  # the revisions build exactly the tables the queries use
+    store.close()
+    assert ReaderStudyStore(store_url).opened_version == SCHEMA_VERSION

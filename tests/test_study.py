@@ -68,9 +68,12 @@ def _finish(store, reader, case, blind, assisted):
 
 
 @pytest.fixture
-def study_db(tmp_path):
-    """One reader with two finished study cases (right blind, right after) and one older read on a demo case."""
-    path = tmp_path / "reads.sqlite"
+def study_db(store_url):
+    """One reader with two finished study cases (right blind, right after) and one older read on a demo case.
+
+    The database's URL: an SQLite file, then a PostgreSQL server's (see ``store_url`` in conftest).
+    """
+    path = store_url
     store = ReaderStudyStore(path)
     ada = store.register_reader("Dr Ada", experience_years=8).reader_id
     for cid in study.STUDY_CASE_IDS[:2]:
@@ -106,7 +109,7 @@ def test_cli_prints_the_summary_and_writes_the_csvs(study_db, tmp_path, capsys):
     assert set(summary["task"]) == {"benign_vs_malignant", "benign_subtype"}
     assert "weight_set" in pd.read_csv(out / "focus_grades.csv").columns
 
-    assert main(["reader-study", "--db", f"sqlite:///{study_db}", "--json"]) == 0
+    assert main(["reader-study", "--db", study_db, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["readers"] == 1 and data["legacy_reads"] == 1 and data["readers_without_pin"] == 0
 

@@ -64,6 +64,7 @@ def test_train_smoke_writes_loadable_weight_set(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["training"]["n_train_cases"] == 18
     assert "source" not in manifest["training"]  # a hand-made cohort: no generator record to keep
+    assert "distributed" not in manifest["training"]  # one process: no torchrun record
     assert set(manifest["metrics"]["cohorts"]) == {"training", "validation"}
     assert set(manifest["metrics"]["cohorts"]["validation"]["dlm2"]) == set(SUBTYPES)
     assert manifest["test_time_augmentation"] == ["hflip"]

@@ -48,6 +48,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate; under torchrun the ranks share the cases and rank 0 alone records, writes and prints."""
+    from softmass_core import distributed
+
+    ranks = distributed.init_from_env(args.device)
+    try:
+        return _evaluate(args, ranks)
+    finally:
+        distributed.close(ranks)
+
+
+def _evaluate(args: argparse.Namespace, ranks) -> int:
     from softmass_core.cohorts.cohort import read_cohort
     from softmass_core.cohorts.evaluate import evaluate, record_metrics
     from softmass_core.cohorts.replicates import check_replicate, record_replicate
@@ -71,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise SoftmassError(
             f"{flag} stores the set's balanced point: drop --operating-point or evaluate without {flag}."
         )
-    if args.out:
+    if args.out and ranks.main:
         make_dir(args.out, "--out")  # before the cohort is scored, not after
     ws = WeightSet.load(args.weights)
     if args.record_replicate:
@@ -80,14 +91,16 @@ def run(args: argparse.Namespace) -> int:
     cascade = Cascade(
         ws, fusion_rule=args.fusion, threshold=args.threshold, device=args.device, operating_point=args.operating_point
     )  # fmt: skip
-    progress = None if args.quiet else ProgressBar("evaluate")
+    progress = None if args.quiet or not ranks.main else ProgressBar("evaluate")
     point = None if args.threshold is None else f"given on the command line (--threshold {args.threshold:g})"
     if args.operating_point not in (None, "balanced"):
         point = point_text(ws.manifest, args.operating_point)
     ev = evaluate(
         cascade, cohort, batch_size=args.batch_size, progress=progress, n_boot=args.n_boot, seed=args.seed,
-        operating_point=point,
+        operating_point=point, ranks=ranks,
     )  # fmt: skip
+    if not ranks.main:
+        return 0
     from softmass_core.cohorts.overlap import overlap_sentence
 
     for name, entry in (ev.overlap or {}).items():  # cohorts the set was trained or validated on: said every time

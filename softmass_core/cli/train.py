@@ -86,13 +86,20 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, tta=() if args.tta == "none" else (args.tta,),
         pretrain_time_limit=args.pretrain_time_limit,
     )  # fmt: skip
-    out = train_weight_set(
-        args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=data_kind,
-        description=args.description, work_dir=args.work_dir, resume=args.resume,
-        evaluate_cohorts=not args.no_evaluate, storage_dtype=args.storage_dtype, log=_log, progress=StageBars(),
-        command=invoked_command("train"), input_check=not args.no_input_check,
-    )  # fmt: skip
-    print(out)
+    from softmass_core import distributed
+
+    ranks = distributed.init_from_env(args.device)  # under torchrun: join the group; else a single process
+    try:
+        out = train_weight_set(
+            args.cohort, args.out, set_id=args.id, version=args.version, cfg=cfg, data_kind=data_kind,
+            description=args.description, work_dir=args.work_dir, resume=args.resume,
+            evaluate_cohorts=not args.no_evaluate, storage_dtype=args.storage_dtype, log=_log, progress=StageBars(),
+            command=invoked_command("train"), input_check=not args.no_input_check, ranks=ranks,
+        )  # fmt: skip
+    finally:
+        distributed.close(ranks)
+    if ranks.main:
+        print(out)
     return 0
 
 

@@ -13,6 +13,13 @@ not refused: its entry says ``"computable": false`` and why, every metric it
 cannot define is None with its reason under ``undefined``, and the other
 tasks are measured as usual.  Every output names the threshold it used and
 where that threshold came from (``operating_points``).
+
+Under ``torchrun`` (``ranks``, :mod:`softmass_core.distributed`) the cohort's
+batches are dealt out to the ranks (batch ``b`` to rank ``b mod N``), every
+rank scores its own, and the predictions are gathered back in cohort order on
+every rank; each case is scored in the very batch a single process would
+use, so the predictions and metrics are the same, bit for bit.  The caller
+lets rank 0 alone write them.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import numpy as np
 
 from softmass_core.cohorts.cohort import Cohort, CohortRow
 from softmass_core.cohorts.overlap import set_overlap
+from softmass_core.distributed import SINGLE, Ranks, all_gather
 from softmass_core.errors import CohortError, SoftmassError
 from softmass_core.inference.cascade import Cascade
 from softmass_core.io.images import load_image
@@ -208,13 +216,16 @@ def predict_cohort(
     batch_size: int = 16,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    ranks: Ranks = SINGLE,
 ):
     """Every model's probability for every image and the fused scores, per case.
 
     A loader thread decodes and prepares the next batch of cases, stacks its
     images and adds their test-time views (one tensor that every model of
     the set then scores) while the models run on the current batch, so the
-    models never wait for a file.
+    models never wait for a file.  Under torchrun (``ranks``) this rank
+    scores every ``world_size``-th batch and the table of every case comes
+    back on every rank; ``progress`` counts this rank's cases.
     """
     import pandas as pd
     import torch
@@ -224,9 +235,10 @@ def predict_cohort(
     model_ids = list(ws.manifest.models)
     rows = list(cohort.rows)
     total = len(rows)
-    batches = [rows[i : i + batch_size] for i in range(0, total, batch_size)]
+    batches = [rows[i : i + batch_size] for i in range(0, total, batch_size)][ranks.rank :: ranks.world_size]
     records: list[dict[str, Any]] = []
     done = 0
+    total = sum(len(b) for b in batches)
     if progress:
         progress(0, total)
 
@@ -279,6 +291,9 @@ def predict_cohort(
             done += len(batch)
             if progress:
                 progress(done, total)
+    if ranks.distributed:  # rank r scored batches r, r + N, ...: deal them back in cohort order
+        shares = all_gather(ranks, [records[i : i + batch_size] for i in range(0, len(records), batch_size)])
+        records = [rec for b in range(max(map(len, shares))) for share in shares if b < len(share) for rec in share[b]]
     return pd.DataFrame.from_records(records)
 
 
@@ -495,15 +510,20 @@ def evaluate(
     seed: int = 0,
     cancel: threading.Event | None = None,
     operating_point: str | None = None,
+    ranks: Ranks = SINGLE,
 ) -> Evaluation:
     """Predictions, metrics and ROC points of ``cascade`` on every cohort of ``cohort``.
 
     ``operating_point`` says where DLM-1's threshold came from when it is not
     the set's own (e.g. "given on the command line (--threshold)"); by default
-    it is worked out from the manifest.
+    it is worked out from the manifest.  ``ranks``: shard the cases over a
+    ``torchrun`` run (see the module docstring); every rank gets the whole
+    evaluation.
     """
     ws = cascade.weight_set
-    predictions = predict_cohort(cascade, cohort, batch_size=batch_size, progress=progress, cancel=cancel)
+    predictions = predict_cohort(
+        cascade, cohort, batch_size=batch_size, progress=progress, cancel=cancel, ranks=ranks
+    )  # fmt: skip
     sub_thresholds = (
         {subtype: ws.entry(sm_id).threshold for sm_id, subtype in SUBMODEL_IDS.items()} if ws.has_dlm2 else None
     )

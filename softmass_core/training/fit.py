@@ -5,6 +5,16 @@ and keeps the state with the best validation AUC (case scores fused like
 the cascade's ``mean`` rule), with early stopping, an optional time limit
 and a checkpoint after every epoch from which a run resumes bit for bit on
 the CPU.  :mod:`softmass_core.training.train` drives it for every model of a set.
+
+Under ``torchrun`` (``ranks``, :mod:`softmass_core.distributed`) the model is
+wrapped in DistributedDataParallel: every rank draws the same permutation of
+the training images and takes its DistributedSampler share of it, in batches
+of ``batch_size`` (so one step sees ``world_size x batch_size`` images), and
+the gradients are averaged over the ranks.  Augmentation and drop-path draws
+are reseeded at every epoch from (seed, epoch, rank), so a resumed
+distributed run continues exactly too.  Validation runs on rank 0 and its
+AUC (with the time-limit clock) is broadcast, so every rank keeps the same
+best state and stops at the same epoch; rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from softmass_core import distributed
+from softmass_core.distributed import SINGLE, Ranks
 from softmass_core.errors import SoftmassError
 from softmass_core.inference.cascade import fuse
 from softmass_core.stats.roc import rank_auc
@@ -39,10 +51,13 @@ StageProgress = Callable[[str, int, int], None]
 # --------------------------------------------------------------------------- checkpoints
 
 
-def _checkpoint_key(name: str, cfg: TrainConfig, tasks: list[str], planned: int) -> dict[str, Any]:
-    """What a checkpoint belongs to; a resumed run must match it (the device may differ)."""
+def _checkpoint_key(name: str, cfg: TrainConfig, tasks: list[str], planned: int, ranks: Ranks) -> dict[str, Any]:
+    """What a checkpoint belongs to; a resumed run must match it (the device may differ, the world size not)."""
     conf = {k: v for k, v in cfg.to_dict().items() if k != "device"}
-    return {"name": name, "tasks": list(tasks), "epochs_planned": planned, "config": json.dumps(conf, sort_keys=True)}
+    key = {"name": name, "tasks": list(tasks), "epochs_planned": planned, "config": json.dumps(conf, sort_keys=True)}
+    if ranks.distributed:  # each rank's share of the batches depends on it
+        key["world_size"] = ranks.world_size
+    return key
 
 
 def _write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -189,9 +204,9 @@ def _loss(out, yb, mb, pos_weight, multitask: bool):
 
 def _train_epoch(
     model, train: ImageTable, targets: _Targets, order, *, cfg, multitask, opt, sched, gen, device,
-    progress: StageProgress | None, stage: str,
+    progress: StageProgress | None, stage: str, ranks: Ranks = SINGLE,
 ) -> float:  # fmt: skip
-    """One pass over ``order`` (image indices) in batches; the mean training loss."""
+    """One pass over ``order`` (image indices, this rank's share) in batches; the mean training loss of every rank."""
     model.train()
     total_loss = torch.zeros((), device=device)
     starts = range(0, len(order), cfg.batch_size)
@@ -212,7 +227,7 @@ def _train_epoch(
             total_loss += loss.detach() * len(bi)
         if progress is not None:
             progress(stage, k + 1, len(starts))
-    return float(total_loss) / len(order)
+    return float(distributed.all_reduce_sum(ranks, total_loss)) / (len(order) * ranks.world_size)
 
 
 @dataclass
@@ -259,7 +274,7 @@ def fit_model(
     model, train: ImageTable, val: ImageTable, *, tasks: list[str], multitask: bool, epochs: int, lr: float,
     cfg: TrainConfig, device, log: Log, name: str, keep_initial: bool, patience: int | None = None,
     time_limit: float = 0.0, checkpoint: Path | None = None, resume: bool = False,
-    progress: StageProgress | None = None,
+    progress: StageProgress | None = None, ranks: Ranks = SINGLE,
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """Train ``model``; return the best state (by validation AUC) and its history.
 
@@ -273,19 +288,23 @@ def fit_model(
     spent) is written there; with ``resume`` an existing checkpoint is
     continued from its last finished epoch, and on the CPU the result is the
     same, bit for bit, as a run that was never interrupted.
+
+    ``ranks``: this process's place in a ``torchrun`` run (see the module
+    docstring); only rank 0 writes ``checkpoint``, every rank reads it to resume.
     """
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     model.to(device)
+    net = _data_parallel(model, device, ranks)
     targets = _image_targets(train, tasks, cfg.max_pos_weight)
     opt = _optimizer(model, lr, cfg.weight_decay)
-    steps_per_epoch = max(1, math.ceil(len(targets.usable) / cfg.batch_size))
+    steps_per_epoch = max(1, math.ceil(distributed.shard_size(len(targets.usable), ranks) / cfg.batch_size))
     sched = _Schedule(opt, lr, epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch))
     run = _FitState(epochs=epochs)
     resuming = resume and checkpoint is not None and checkpoint.exists()
-    key = _checkpoint_key(name, cfg, tasks, epochs)
+    key = _checkpoint_key(name, cfg, tasks, epochs, ranks)
     if keep_initial and not resuming:
-        auc0, per0 = _validation_auc(model, val, tasks, multitask, device)
+        auc0, per0 = _agreed_auc(model, val, tasks, multitask, device, ranks)
         run.history.append({"epoch": 0, "val_auc": auc0, "val_auc_per_task": per0})
         run.best_state, run.best_auc, run.best_epoch = copy.deepcopy(model.state_dict()), auc0, 0
         log(f"[{name}] start: validation AUC {auc0:.4f}")
@@ -298,12 +317,15 @@ def fit_model(
     while run.epoch < run.epochs:
         run.epoch += 1
         t0 = time.perf_counter()
+        if ranks.distributed:
+            _reseed(cfg.seed, run.epoch, ranks.rank, gen)
         mean_loss = _train_epoch(
-            model, train, targets, rng.permutation(targets.usable), cfg=cfg, multitask=multitask, opt=opt,
-            sched=sched, gen=gen, device=device, progress=progress, stage=f"{name} epoch {run.epoch}/{run.epochs}",
+            net, train, targets, distributed.shard_order(rng.permutation(targets.usable), ranks), cfg=cfg,
+            multitask=multitask, opt=opt, sched=sched, gen=gen, device=device, progress=progress,
+            stage=f"{name} epoch {run.epoch}/{run.epochs}", ranks=ranks,
         )  # fmt: skip
-        auc, per = _validation_auc(model, val, tasks, multitask, device)
-        secs = time.perf_counter() - t0
+        auc, per = _agreed_auc(model, val, tasks, multitask, device, ranks)
+        secs = distributed.broadcast(ranks, time.perf_counter() - t0)  # rank 0's clock decides for all
         run.history.append(
             {"epoch": run.epoch, "loss": mean_loss, "val_auc": auc, "val_auc_per_task": per, "seconds": secs}
         )
@@ -322,7 +344,7 @@ def fit_model(
                 run.stopped = "early stop"
                 break
         if time_limit > 0 and run.epoch < run.epochs:
-            elapsed = time.perf_counter() - fit_started
+            elapsed = distributed.broadcast(ranks, time.perf_counter() - fit_started)
             if elapsed > time_limit:
                 log(f"[{name}] time limit: stopped after epoch {run.epoch} ({elapsed:.0f} s)")
                 run.stopped = f"time limit {time_limit:g} s"
@@ -333,10 +355,37 @@ def fit_model(
                     run.epochs = fitted
                     sched.total = run.epochs * steps_per_epoch
                     log(f"[{name}] time limit {time_limit:g} s: schedule cut from {epochs} to {run.epochs} epochs")
-        if checkpoint is not None and run.epoch < run.epochs:
+        if checkpoint is not None and run.epoch < run.epochs and ranks.main:
             seconds = time.perf_counter() - fit_started
             _write_checkpoint(checkpoint, _checkpoint_payload(key, run, model, opt, sched, gen, rng, seconds))
     return _best_model(model, run), _fit_info(run, keep_initial, epochs, time.perf_counter() - fit_started)
+
+
+def _data_parallel(model, device, ranks: Ranks):
+    """``model`` wrapped in DistributedDataParallel under torchrun (gradients averaged over ranks), else itself."""
+    if not ranks.distributed:
+        return model
+    import warnings
+
+    from torch.nn.parallel import DistributedDataParallel
+
+    # A depthwise kernel (C, 1, 7, 7) gets its gradient with another stride on the size-1 axis than its
+    # bucket view: the same memory layout, which DDP reports as a mismatch at every first backward.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _reseed(seed: int, epoch: int, rank: int, gen: torch.Generator) -> None:
+    """Seed this rank's augmentation (``gen``) and torch's own draws (drop path) for ``epoch``."""
+    state = int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
+    gen.manual_seed(state)
+    torch.manual_seed(state)
+
+
+def _agreed_auc(model, val: ImageTable, tasks: list[str], multitask: bool, device, ranks: Ranks):
+    """:func:`_validation_auc` on rank 0, the same numbers on every rank (so every rank selects alike)."""
+    result = _validation_auc(model, val, tasks, multitask, device) if ranks.main else None
+    return distributed.broadcast(ranks, result)
 
 
 def _best_model(model, run: _FitState):

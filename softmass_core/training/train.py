@@ -37,6 +37,13 @@ The work dir keeps every finished model and, for the one in progress, a
 checkpoint of its last finished epoch: ``resume`` skips the finished models
 and continues the unfinished one where it stopped.  A run holds a lock on its
 work dir, so a second run there is refused.
+
+Under ``torchrun`` (``ranks``, see :mod:`softmass_core.distributed` and
+docs/distributed.md) every rank trains on its share of each epoch's batches
+(:mod:`softmass_core.training.fit`); rank 0 alone holds the work-dir lock,
+logs, and writes checkpoints and the weight set, whose manifest records
+``training.distributed = {"world_size": N, "backend": ...}`` (absent in a
+plain run); the other ranks wait for it at a barrier.
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -54,9 +61,11 @@ import timm
 import torch
 from filelock import FileLock, Timeout
 
+from softmass_core import distributed
 from softmass_core.cohorts.cohort import Cohort, read_cohort
 from softmass_core.cohorts.evaluate import evaluate, record_metrics
 from softmass_core.data.phantom import read_provenance
+from softmass_core.distributed import SINGLE, Ranks
 from softmass_core.errors import SoftmassError
 from softmass_core.inference.cascade import Cascade
 from softmass_core.labels import DLM1, MALIGNANT, SUBMODEL_IDS
@@ -300,6 +309,7 @@ def train_weight_set(
     progress: StageProgress | None = None,
     command: str | None = None,
     input_check: bool = True,
+    ranks: Ranks = SINGLE,
 ) -> Path:
     """Train every model of ``cfg.models`` and write a complete weight-set folder; return it.
 
@@ -308,28 +318,38 @@ def train_weight_set(
     ``log`` gets one line per step and epoch, ``progress`` the batches of each
     epoch (see :data:`StageProgress`); ``command`` is the command line that
     started the run, recorded in the manifest (``training.reproduce``).
+
+    ``ranks``: this process's place in a ``torchrun`` run
+    (:func:`softmass_core.distributed.init_from_env`); every rank calls this
+    function alike and returns once rank 0 has written the set.
     """
     cfg = cfg or TrainConfig()
-    log = log or (lambda s: None)
+    log = (log or (lambda s: None)) if ranks.main else (lambda s: None)
+    progress = progress if ranks.main else None
     _check_request(cfg)
     started = time.perf_counter()
-    device = _prepare_device(cfg)
+    device = _prepare_device(cfg, ranks)
     cohort = read_cohort(cohort_csv)
     train_rows, val_rows = _split(cohort, cfg, cohort_csv)
     cfg = with_normalisation(cfg)
     spec = InputSpec(width=cfg.width, height=cfg.height, resize_mode=cfg.resize_mode, mean=cfg.mean, std=cfg.std)
     work = work_dir_for(set_id, work_dir)
-    fresh = [p for p in (Path(out_dir), work) if not p.exists()]  # a failed run removes them if left empty
-    with _removed_if_failed_and_empty(fresh), work_dir_lock(work):  # before any image is loaded: a clash shows at once
-        make_dir(out_dir, "--out")  # refused now rather than after hours of training
-        log(f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}")
+    fresh = [p for p in (Path(out_dir), work) if not p.exists() and ranks.main]  # removed by a failed run if empty
+    with _removed_if_failed_and_empty(fresh), _run_lock(work, out_dir, ranks):  # before any image is loaded
+        where = f", {ranks.world_size} processes ({ranks.backend})" if ranks.distributed else ""
+        log(
+            f"training on {len(train_rows)} cases, selecting on {len(val_rows)} validation cases, device {device}{where}"
+        )
         train = load_images(train_rows, spec, log)
         val = load_images(val_rows, spec, log)
-        runner = _Runner(cfg, train, val, work, device, resume=resume, log=log, progress=progress)
+        runner = _Runner(cfg, train, val, work, device, resume=resume, log=log, progress=progress, ranks=ranks)
         trained = runner.train_all()
+        if not ranks.main:  # rank 0 writes the set; the others wait for it
+            distributed.barrier(ranks)
+            return Path(out_dir)
         record = _training_record(
             cohort_csv, cfg, runner, device=device, n_train=len(train_rows), n_val=len(val_rows),
-            seconds=time.perf_counter() - started + runner.earlier, command=command,
+            seconds=time.perf_counter() - started + runner.earlier, command=command, ranks=ranks,
         )  # fmt: skip
         labels = {m: (["benign", MALIGNANT] if m == DLM1 else ["other", SUBMODEL_IDS[m]]) for m in trained}
         out_dir = Path(out_dir)
@@ -353,7 +373,25 @@ def train_weight_set(
         else:
             write_model_card(out_dir)
         log(f"weight set written to {out_dir} in {time.perf_counter() - started:.0f} s")
+        distributed.barrier(ranks)
         return out_dir
+
+
+@contextmanager
+def _run_lock(work: Path, out_dir, ranks: Ranks) -> Iterator[None]:
+    """The work-dir lock and the ``--out`` folder, taken by rank 0; its refusal is raised on every rank."""
+    with ExitStack() as stack:
+        error = None
+        if ranks.main:
+            try:
+                stack.enter_context(work_dir_lock(work))
+                make_dir(out_dir, "--out")  # refused now rather than after hours of training
+            except SoftmassError as exc:
+                if not ranks.distributed:
+                    raise
+                error = str(exc)
+        distributed.agreed(ranks, error)
+        yield
 
 
 @contextmanager
@@ -380,12 +418,14 @@ def _check_request(cfg: TrainConfig) -> None:
     _check_init(cfg.init, cfg.arch)
 
 
-def _prepare_device(cfg: TrainConfig) -> torch.device:
-    """The device to train on, with torch seeded and tuned for it."""
+def _prepare_device(cfg: TrainConfig, ranks: Ranks = SINGLE) -> torch.device:
+    """The device to train on, with torch seeded and tuned for it (under torchrun: this rank's GPU, its CPU share)."""
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and ranks.distributed:
+        device = torch.device("cuda", ranks.local_rank)
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // ranks.local_world_size))
     else:
         torch.backends.cudnn.benchmark = True
     return device
@@ -416,9 +456,9 @@ class _Runner:
     a resumed run, so the recorded time is the whole run's.
     """
 
-    def __init__(self, cfg, train, val, work: Path, device, *, resume: bool, log: Log, progress) -> None:
+    def __init__(self, cfg, train, val, work: Path, device, *, resume: bool, log: Log, progress, ranks: Ranks) -> None:
         self.cfg, self.train, self.val, self.work, self.device = cfg, train, val, work, device
-        self.resume, self.log, self.progress = resume, log, progress
+        self.resume, self.log, self.progress, self.ranks = resume, log, progress, ranks
         self.state_path = work / "train_state.json"
         self.state: dict[str, Any] = (
             json.loads(self.state_path.read_text()) if resume and self.state_path.exists() else {}
@@ -429,15 +469,19 @@ class _Runner:
     def fit(self, model, name: str, **kwargs):
         model, info = fit_model(
             model, self.train, self.val, cfg=self.cfg, device=self.device, log=self.log, name=name,
-            checkpoint=self.work / f"{name}.ckpt", resume=self.resume, progress=self.progress, **kwargs,
+            checkpoint=self.work / f"{name}.ckpt", resume=self.resume, progress=self.progress, ranks=self.ranks,
+            **kwargs,
         )  # fmt: skip
-        save_safetensors(model, self.work / f"{name}.safetensors")
+        if self.ranks.main:
+            save_safetensors(model, self.work / f"{name}.safetensors")
         self.earlier += info.pop("spent_before")
         return model, info
 
     def save_state(self, name: str) -> None:
-        self.state_path.write_text(json.dumps(self.state, indent=2))
-        (self.work / f"{name}.ckpt").unlink(missing_ok=True)
+        if self.ranks.main:
+            self.state_path.write_text(json.dumps(self.state, indent=2))
+            (self.work / f"{name}.ckpt").unlink(missing_ok=True)
+        distributed.barrier(self.ranks)  # a later resume of any rank sees the finished model
 
     def pretrain(self):
         """The shared multi-task network of ``cfg.pretrain_epochs``, trained or resumed."""
@@ -482,7 +526,7 @@ class _Runner:
 
 
 def _training_record(cohort_csv, cfg: TrainConfig, runner: _Runner, *, device, n_train: int, n_val: int,
-                     seconds: float, command: str | None) -> dict[str, Any]:  # fmt: skip
+                     seconds: float, command: str | None, ranks: Ranks = SINGLE) -> dict[str, Any]:  # fmt: skip
     """The manifest's ``training``, ``framework`` and ``test_time_augmentation`` entries."""
     earlier, state = runner.earlier, runner.state
     source = read_provenance(cohort_csv)
@@ -497,6 +541,7 @@ def _training_record(cohort_csv, cfg: TrainConfig, runner: _Runner, *, device, n
             "config": cfg.to_dict(),
             "init": _init_record(cfg.init),
             "device": str(device),
+            **({"distributed": ranks.record()} if ranks.distributed else {}),
             "seconds": round(seconds, 1),
             **({"seconds_in_earlier_processes": round(earlier, 1)} if earlier else {}),
             "pretrain": {k: v for k, v in state.get("pretrain", {}).items() if k != "history"},

@@ -27,15 +27,17 @@ before PINs existed get one only from the study administrator
 whoever types an old name first choose its PIN would hand that reader's
 study to them.
 
-The schema carries a version (table ``softmass_schema``).  Opening a database
-made by an older softmass upgrades it in one transaction, keeping every row:
-version 1 (no version table) gains the readers' PIN hash and the focus
-grades' weight set (see :data:`SCHEMA_VERSION` and ``_UPGRADES``).  A
-database of a newer softmass is refused.
+The schema is managed by Alembic: the revisions ship inside the package
+(``migrations/versions``) and run when a store is opened, in one
+transaction, keeping every row (:mod:`~softmass_core.reader_study.store.migrate`).
+A database made before Alembic (schema 1 without a version table, or
+schema 2 recorded in ``softmass_schema``) is recognised, stamped at its
+revision and upgraded.  A database of a newer softmass is refused.  The same
+revisions run on SQLite and on PostgreSQL (``postgresql+psycopg://...``).
 
 Times are stored as naive UTC datetimes.
 
-Modules: ``schema`` (tables, schema version, upgrades), ``engine`` (URLs,
+Modules: ``schema`` (tables, schema version), ``migrate`` (Alembic on open), ``engine`` (URLs,
 SQLite settings, checks of stored values), ``pins`` (PINs and their hashes),
 ``study_store`` (:class:`ReaderStudyStore`).  The statistics of the reads are
 in :mod:`softmass_core.stats.reader_study`.

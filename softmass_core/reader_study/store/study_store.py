@@ -27,12 +27,12 @@ from softmass_core.reader_study.store.engine import (
     _sqlite_engine,
     _to_url,
 )
+from softmass_core.reader_study.store.migrate import migrate
 from softmass_core.reader_study.store.pins import Registration, _hash_pin, _pin_matches, new_pin, normalise_pin
 from softmass_core.reader_study.store.schema import (
     FOCUS_COLUMNS,
     READ_COLUMNS,
     _now,
-    _prepare_schema,
     assisted_reads_table,
     blind_reads_table,
     case_reads_table,
@@ -50,7 +50,7 @@ class ReaderStudyStore:
 
     ``url`` is an SQLAlchemy URL or a plain file path (taken as an SQLite
     file).  Tables are created if missing, and a database of an older schema
-    is upgraded (see the module docstring).
+    is upgraded by the Alembic revisions (:mod:`~softmass_core.reader_study.store.migrate`).
     """
 
     def __init__(self, url: str | Path = DEFAULT_URL) -> None:
@@ -65,7 +65,7 @@ class ReaderStudyStore:
             self._lock: Any = threading.RLock() if memory else contextlib.nullcontext()
             with self._lock, self.engine.begin() as conn:
                 #: Schema version the database had when opened (0: it was empty).
-                self.opened_version = _prepare_schema(conn)
+                self.opened_version = migrate(conn)
         except (sa.exc.SQLAlchemyError, ImportError) as err:
             raise StoreError(
                 f"cannot open the reader-study database {_shown(self.url)}: {err}. "
