@@ -44,14 +44,14 @@ from softmass_core.weights.models import save_safetensors  # noqa: E402
 #: The candidate recipes, fixed before any result was seen.
 RECIPES: dict[str, dict] = {
     # ImageNet EfficientNet-Lite0, the augmentation the shipped sets use.
-    "lite0": dict(arch="tf_efficientnet_lite0", lr=5e-4, epochs=14, patience=5),
+    "lite0": dict(arch="tf_efficientnet_lite0", lr=5e-4, epochs=10, patience=4),
     # Same, plus rotation, gamma, speckle, synthetic caliper/text marks and a wider zoom (margin jitter).
     "lite0_strong": dict(
-        arch="tf_efficientnet_lite0", lr=5e-4, epochs=14, patience=5, rotation=15.0, gamma=0.3, speckle=0.1,
+        arch="tf_efficientnet_lite0", lr=5e-4, epochs=10, patience=4, rotation=15.0, gamma=0.3, speckle=0.1,
         overlay_p=0.3, scale_range=(0.75, 1.3), shift=0.12,
     ),
     # Reference: busi 1.x's recipe (ConvNeXt-atto from scratch).
-    "atto_scratch": dict(arch="convnext_atto", lr=2e-3, epochs=40, patience=10),
+    "atto_scratch": dict(arch="convnext_atto", lr=2e-3, epochs=30, patience=8),
 }
 
 
@@ -83,7 +83,7 @@ def main() -> int:
     ap.add_argument("--recipe", required=True, choices=sorted(RECIPES))
     ap.add_argument("--init", default="scratch")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--size", type=int, default=160)
     args = ap.parse_args()
