@@ -273,3 +273,32 @@ def test_training_fields_are_readable_pairs():
     assert fields["architecture"] == "convnext_atto" and fields["input (W x H)"] == "282 x 168 px"
     assert all(isinstance(v, str) and not v.startswith(("{", "[")) for v in fields.values())
     assert training_fields({"training_data": "Some words."}) == [("training data", "Some words.")]
+
+
+def test_selection_and_roi_margin_sections_show_every_candidate_and_the_rule():
+    from research.busi_select import choose
+    from softmass_core.weights.card_selection import roi_margin_markdown, selection_markdown
+
+    summaries = {
+        "lite0": {"oof_auc": 0.861},
+        "lite0_strong": {"oof_auc": 0.866},  # within 0.01 of lite0: the simpler recipe wins
+        "atto_scratch": {"oof_auc": 0.80},
+    }
+    assert choose(summaries)[0] == "lite0"
+    assert choose({**summaries, "lite0_strong": {"oof_auc": 0.9}})[0] == "lite0_strong"
+    winner, why = choose({"lite0_strong": {"oof_auc": 0.79}, "atto_scratch": {"oof_auc": 0.80}})
+    assert winner is None and "does not beat atto_scratch" in why
+    sel = {
+        "protocol": "docs/busi-2.0-protocol.md", "winner": "lite0", "rule": "highest pooled AUC",
+        "candidates": [
+            {"recipe": "lite0", "network": "lite0", "oof_auc": 0.861, "oof_auc_ci": [0.82, 0.90],
+             "fold_aucs": [0.85, 0.87, 0.86], "seconds": 1200},
+            {"recipe": "atto_scratch", "network": "atto", "oof_auc": None, "why": "out of time"},
+        ],
+    }  # fmt: skip
+    text = "\n".join(selection_markdown(sel))
+    assert "`lite0` (chosen) | lite0 | 0.861 [0.820, 0.900] | 0.850, 0.870, 0.860 | 20 min |" in text
+    assert "not run: out of time" in text and "Rule: highest pooled AUC" in text
+    assert selection_markdown(None) == [] and roi_margin_markdown(None) == []
+    rm = {"cohort": "validation", "n": 96, "margins": [{"margin": 0.4, "auc": 0.9, "ci": [0.85, 0.95]}]}
+    assert "| 40% | 0.900 [0.850, 0.950] |" in roi_margin_markdown(rm)

@@ -239,7 +239,7 @@ class FitReport:
             return "ONNX graph opened by ONNX Runtime and run on two blank images"
         text = f"{self.n_loaded} of {self.n_model} tensors loaded"
         if self.head_replaced:
-            text += f" (classifier {self.head} left new: the checkpoint's has another number of classes)"
+            text += f" (classifier tensors {self.head}.* left new: the checkpoint's has another number of classes)"
         return text
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from softmass_core.labels import SUBTYPES, cohort_label, display_name
 from softmass_core.stats.formatting import format_p
 from softmass_core.weights.card_calibration import calibration_markdown, cam_localisation_markdown
+from softmass_core.weights.card_selection import roi_margin_markdown, selection_markdown
 from softmass_core.weights.card_data import (
     METRIC_ROWS,
     cohort_order,
@@ -154,6 +155,7 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
     lines += operating_markdown(m)
     lines += packed_markdown(m.get("packed"), m.get("models") or {})
     lines += calibration_markdown(m) + cam_localisation_markdown(m.get("cam_localisation"))
+    lines += selection_markdown(m.get("selection")) + roi_margin_markdown(m.get("roi_margins"))
     tr = m.get("training") or {}
     if tr:
         cfg = tr.get("config", {})
