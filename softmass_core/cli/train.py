@@ -46,6 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="end the multi-task pretraining after the first epoch that finishes past this many seconds "
         "(0 = no limit); the manifest records where it stopped",
     )  # fmt: skip
+    p.add_argument("--rotation", type=float, default=0.0, metavar="DEG", help="random rotation up to DEG degrees")
+    p.add_argument("--gamma", type=float, default=0.0, help="random gamma curve, |log gamma| up to this (e.g. 0.3)")
+    p.add_argument("--speckle", type=float, default=0.0, help="multiplicative noise, standard deviation (e.g. 0.1)")
+    p.add_argument(
+        "--overlay-marks", type=float, default=0.0, metavar="P",
+        help="share of training images given synthetic caliper, dashed-line and text marks (e.g. 0.3), so burned-in "
+        "marks stop telling the class",
+    )  # fmt: skip
     p.add_argument("--train-cohorts", default="training")
     p.add_argument("--val-cohort", default="validation")
     p.add_argument("--seed", type=int, default=0)
@@ -84,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         finetune_lr=args.finetune_lr, patience=args.patience, pretrain_patience=args.pretrain_patience, seed=args.seed,
         train_cohorts=tuple(c.strip() for c in args.train_cohorts.split(",")), val_cohort=args.val_cohort,
         device=args.device, tta=() if args.tta == "none" else (args.tta,),
-        pretrain_time_limit=args.pretrain_time_limit,
+        pretrain_time_limit=args.pretrain_time_limit, rotation=args.rotation, gamma=args.gamma, speckle=args.speckle,
+        overlay_p=args.overlay_marks,
     )  # fmt: skip
     from softmass_core import distributed
 
