@@ -96,7 +96,7 @@ def features_of(cascade: Cascade, items: list[tuple[np.ndarray, object]]) -> tup
     check's) for ``[(rgb, roi)]``, one plain view."""
     import torch
 
-    from softmass_core.weights.models import check_features
+    from softmass_core.weights.backbone import check_features
 
     spec = cascade.weight_set.input_spec
     model = cascade.weight_set.model(DLM1)

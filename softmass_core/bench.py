@@ -5,7 +5,9 @@ tensors:
 
 * ``cascade_ratio``: one case (grayscale + CDFI) through the full cascade with
   all six models (``run_all``) / bare timm forwards of the same six models on
-  the same (2, 3, H, W) batch.  Target <= 1.2.
+  the same (2, 3, H, W) batch.  Target <= 1.2.  For an ensemble set every
+  floor counts each member's forward, so every ratio stays relative to the
+  set's own bare forwards.
 * ``gradcam_ratio``: the same case plus Grad-CAM for DLM-1 and the diagnosing
   sub-model / the cascade alone.  Target <= 1.3.
 * ``eval_ratio``: seconds per image of cohort evaluation (PNG decoding,
@@ -162,7 +164,7 @@ def run_bench(
         views = ws.manifest.tta
         out["test_time_augmentation"] = list(views)
         batch = tta.expand(torch.from_numpy(np.stack([prepared[m].array for m in prepared])), views)
-        models = [ws.model(mid) for mid in ws.manifest.models]
+        models = [net for mid in ws.manifest.models for net in ws.members(mid)]  # every member of an ensemble
 
         def floor() -> None:
             with torch.no_grad():

@@ -96,7 +96,8 @@ def test_device_must_be_cpu_or_a_visible_gpu(ws):
 
 def test_cpu_cascade_uses_the_weight_sets_own_models(ws, rgb_pair):
     cascade = Cascade(ws, device="cpu")
-    assert cascade._model("dlm1") is ws.model("dlm1")
+    (own,) = cascade._members("dlm1")
+    assert own is ws.model("dlm1")
     a = cascade.run(CaseImages(gray=rgb_pair[0]), run_all=True)
     b = Cascade(ws).run(CaseImages(gray=rgb_pair[0]), run_all=True)
     assert a.per_image == b.per_image

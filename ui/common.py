@@ -178,8 +178,14 @@ def weight_set_label(manifest: Manifest) -> str:
 
 
 def weight_set_models(manifest: Manifest) -> str:
-    """``"DLM-1 + DLM-2"`` or ``"DLM-1 only"``."""
-    return "DLM-1 + DLM-2" if manifest.has_dlm2 else "DLM-1 only"
+    """``"DLM-1 + DLM-2"`` or ``"DLM-1 only"``, with the member count of ensembles (``"..., each an ensemble of 5"``)."""
+    text = "DLM-1 + DLM-2" if manifest.has_dlm2 else "DLM-1 only"
+    sizes = {mid: len(e.members) for mid, e in manifest.models.items() if e.is_ensemble}
+    if not sizes:
+        return text
+    if len(sizes) == len(manifest.models) and len(set(sizes.values())) == 1:
+        return f"{text}, {'each ' if len(sizes) > 1 else ''}an ensemble of {next(iter(sizes.values()))}"
+    return f"{text}; ensembles: " + ", ".join(f"{mid} of {k}" for mid, k in sizes.items())
 
 
 @st.cache_resource(show_spinner=False)
@@ -230,7 +236,8 @@ def _checksum_status(folder: str, stamp: float) -> tuple[bool, str]:
         return False, str(exc)
     if problems:
         return False, " ".join(f"{model_id}: {text}" for model_id, text in problems.items())
-    return True, f"all {len(status)} weight file(s) match the manifest and fit its architecture ({', '.join(status)})"
+    n_files = sum(len(e.members) for e in manifest.models.values()) + len(set(status) - set(manifest.models))
+    return True, f"all {n_files} weight file(s) match the manifest and fit its architecture ({', '.join(status)})"
 
 
 def checksum_status(folder: str | Path) -> tuple[bool, str]:
@@ -275,11 +282,12 @@ def tta_text(views) -> str:
 
 
 def models_frame(manifest: Manifest) -> pd.DataFrame:
-    """One row per model: id, labels, threshold and how it was chosen, architecture, sha256 prefix."""
+    """One row per model: id, labels, threshold and how it was chosen, architecture, member count, sha256 prefix."""
     import pandas as pd
 
     rows = []
     for model_id, entry in manifest.models.items():
+        first = f" (first of {len(entry.members)})" if entry.is_ensemble else ""
         rows.append(
             {
                 "model": model_id,
@@ -288,7 +296,8 @@ def models_frame(manifest: Manifest) -> pd.DataFrame:
                 "threshold": entry.threshold,
                 "threshold method": entry.threshold_method,
                 "architecture": entry.architecture.timm_name,
-                "sha256": entry.sha256[:12] + "...",
+                "members": len(entry.members),
+                "sha256": entry.sha256[:12] + "..." + first,
             }
         )
     return pd.DataFrame(rows)

@@ -23,6 +23,21 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
     return out
 
 
+def _model_files(values: list[str] | None) -> dict[str, str | list[str]]:
+    """``--model ID=FILE`` values: an id given several times, or ``ID=A,B``, makes an ensemble of those files."""
+    out: dict[str, list[str]] = {}
+    for value in values or []:
+        key, sep, rest = value.partition("=")
+        files = [f.strip() for f in rest.split(",")]
+        if not sep or not key.strip() or not all(files):
+            raise SoftmassError(
+                f"--model {value!r}: write it as MODEL=FILE, e.g. --model dlm1=best.pth (an ensemble: "
+                "--model dlm1=fold1.pth,fold2.pth or the option once per member)"
+            )
+        out.setdefault(key.strip(), []).extend(files)
+    return {m: f[0] if len(f) == 1 else f for m, f in out.items()}
+
+
 def _triple(text: str | None, option: str) -> tuple[float, float, float] | None:
     if text is None:
         return None
@@ -45,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resize-mode", choices=("stretch", "pad"), default="stretch", help="how an ROI is resized")
     p.add_argument(
         "--model", action="append", required=True, metavar="ID=FILE",
-        help="a model's checkpoint: dlm1=FILE, and for DLM-2 all of sm1..sm5 (repeat the option)",
+        help="a model's checkpoint: dlm1=FILE, and for DLM-2 all of sm1..sm5 (repeat the option); several files "
+        "for one model (dlm1=A,B or dlm1=A --model dlm1=B) make it an ensemble whose probabilities are averaged",
     )  # fmt: skip
     p.add_argument(
         "--labels", action="append", metavar="ID=NEG,POS",
@@ -80,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         raise SoftmassError(f"--input/--mean/--std: {exc}") from None
     labels = {m: [v.strip() for v in text.split(",")] for m, text in _pairs(args.labels, "--labels").items()}
     out, packed = pack(
-        args.out, set_id=args.id, arch=args.arch, input_spec=spec, models=_pairs(args.model, "--model"),
+        args.out, set_id=args.id, arch=args.arch, input_spec=spec, models=_model_files(args.model),
         data_kind=args.data_kind, labels=labels, version=args.version, dtype=args.dtype,
         description=args.description, cohort_csv=args.cohort, val_cohort=args.val_cohort, n_boot=args.n_boot,
         command=invoked_command("pack"), progress=None if args.quiet or not args.cohort else ProgressBar("validate"),

@@ -135,10 +135,11 @@ def _weight_set_key(cascade) -> dict[str, Any]:
     manifest_text = json.dumps(ws.manifest.raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     files = {}
     for model_id, entry in ws.manifest.models.items():
-        if ws.verified.get(model_id):
-            files[model_id] = entry.sha256  # the bytes the loaded model came from, checked at load
+        if ws.verified.get(model_id):  # the bytes the loaded model came from, checked at load
+            shas = [sha for _, sha in entry.members]
         else:  # loaded without verification: hash what is on disk now
-            files[model_id] = sha256_file(ws.folder / entry.file)
+            shas = [sha256_file(ws.folder / file) for file, _ in entry.members]
+        files[model_id] = shas if entry.is_ensemble else shas[0]  # one network: the key it always had
     return {
         "id": ws.id,
         "version": ws.version,

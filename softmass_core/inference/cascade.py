@@ -15,6 +15,9 @@ It also gives the operating point (rule-out / balanced / rule-in, from the
 manifest), the score's interval and a verdict that is ``indeterminate`` when
 the interval straddles the threshold; DLM-2 then runs too, for the subtype
 "if benign" (``softmass_core.weights.operating``).
+
+A model may be an ensemble (``members`` in the manifest): its probability of
+an image is the mean of its members' (:meth:`Cascade.probabilities`).
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ from softmass_core.inference.input_check import InputCheck, check_images
 from softmass_core.io.roi import Prepared, Roi, prepare
 from softmass_core.labels import BENIGN, DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS
 from softmass_core.weights import operating
+from softmass_core.weights.backbone import forward_with_check, stage_index, tail_forward, trunk_forward
 from softmass_core.weights.manifest import FUSION_RULES
-from softmass_core.weights.models import forward_with_check, resolve_device, stage_index, tail_forward, trunk_forward
+from softmass_core.weights.models import resolve_device
 from softmass_core.weights.weight_set import WeightSet
+
+#: The input of a model's Grad-CAM target stage for a batch: one tensor, or one per member of an ensemble.
+Features = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
@@ -107,7 +114,8 @@ class CascadeResult:
     verdict: str = ""
     subtype_if_benign: str | None = None
     prepared: dict[str, Prepared] = field(default_factory=dict, repr=False)
-    features: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    #: Per model, the input of its Grad-CAM target stage (a tuple, one per member, for an ensemble).
+    features: dict[str, Features] = field(default_factory=dict, repr=False)
     input_check: InputCheck | None = None
 
     @property
@@ -175,7 +183,7 @@ class Cascade:
         ``threshold`` overrides it (point "custom"); give one, not both."""
         self.weight_set = weight_set
         self.device = resolve_device(device)
-        self._device_models: dict[str, torch.nn.Module] = {}
+        self._device_models: dict[str, tuple[torch.nn.Module, ...]] = {}
         self.fusion_rule = fusion_rule or weight_set.manifest.fusion_rule
         if self.fusion_rule not in FUSION_RULES:
             raise SoftmassError(f"Unknown fusion rule {self.fusion_rule!r}; use one of {FUSION_RULES}.")
@@ -210,7 +218,7 @@ class Cascade:
         keep_features: bool = False,
         expanded: bool = False,
         check_features: list[torch.Tensor] | None = None,
-    ) -> tuple[np.ndarray, torch.Tensor | None]:
+    ) -> tuple[np.ndarray, Features | None]:
         """P(positive) of ``model_id`` for a (N, 3, H, W) batch.
 
         With the weight set's test-time views (e.g. ``hflip``) every image is
@@ -218,46 +226,61 @@ class Cascade:
         averaged.  ``expanded=True`` says ``batch`` already holds every view
         (:meth:`expand`), so several models can share one expanded batch.
         With ``keep_features`` also returns the input of the Grad-CAM target
-        stage for the whole expanded batch, so a later CAM reuses the forward
-        pass instead of repeating it.  ``check_features`` (a list) receives
-        the input check's features for the whole expanded batch, from the
-        same forward pass (:func:`~softmass_core.weights.models.check_features`).
+        stage for the whole expanded batch (for an ensemble a tuple, one per
+        member), so a later CAM reuses the forward pass instead of repeating
+        it.  ``check_features`` (a list) receives the input check's features
+        for the whole expanded batch, from the same forward pass
+        (:func:`~softmass_core.weights.backbone.check_features`).
+
+        An ensemble (``members`` in the manifest) scores every image with each
+        member: the model's temperature divides each member's logits before
+        its softmax, and the probability is the mean of the members'.  The
+        input check's features come from the first member only, the one
+        :func:`~softmass_core.training.input_stats.fit_input_check` fits them
+        on (it calls this method).
         """
         entry = self.weight_set.entry(model_id)
-        model = self._model(model_id)
+        members = self._members(model_id)
         views = self.weight_set.manifest.tta
         x = batch if expanded else tta.expand(batch, views)
         if self.device.type != "cpu":
             if keep_features:
                 raise SoftmassError("Grad-CAM features are computed on the CPU; use a CPU cascade for them.")
             x = x.to(self.device)
-        keep_features = keep_features and getattr(model, "supports_gradcam", True)  # an ONNX graph has no stages
+        split = getattr(members[0], "supports_gradcam", True)  # an ONNX graph (never an ensemble) has no stages
+        keep_features = keep_features and split
+        feats: list[torch.Tensor] = []
+        member_probs: list[torch.Tensor] = []
         with torch.no_grad():
-            if keep_features:
-                index = stage_index(model, entry.gradcam_target_layer)
-                feats = trunk_forward(model, x, index, check_features)
-                logits = tail_forward(model, feats, index, check_features)
-            else:
-                feats = None
-                if check_features is None or not getattr(model, "supports_gradcam", True):  # ONNX: no stages
+            for k, model in enumerate(members):
+                out = check_features if k == 0 else None  # the input check reads the first member
+                if keep_features:
+                    index = stage_index(model, entry.gradcam_target_layer)
+                    feats.append(trunk_forward(model, x, index, out))
+                    logits = tail_forward(model, feats[-1], index, out)
+                elif out is None or not split:
                     logits = model(x)
                 else:
-                    logits = forward_with_check(model, x, check_features)
-            # Temperature scaling (manifest ``temperature``, kept only where it lowered validation ECE): 1.0 otherwise.
-            probs = torch.softmax(logits.float() / entry.temperature, dim=1)[:, entry.positive_index].cpu()
-        return tta.average(probs.numpy().astype(np.float64), views), feats
+                    logits = forward_with_check(model, x, out)
+                # Temperature scaling (manifest ``temperature``, kept only where it lowered validation ECE): 1.0
+                # otherwise; for an ensemble, each member's logits before its softmax.
+                member_probs.append(torch.softmax(logits.float() / entry.temperature, dim=1)[:, entry.positive_index])
+            probs = member_probs[0] if len(members) == 1 else torch.stack(member_probs).mean(0)
+        kept = None if not keep_features else feats[0] if len(members) == 1 else tuple(feats)
+        return tta.average(probs.cpu().numpy().astype(np.float64), views), kept
 
     def expand(self, batch: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> (V*N, 3, H, W): every test-time view of the set, as :meth:`probabilities` scores them."""
         return tta.expand(batch, self.weight_set.manifest.tta)
 
-    def _model(self, model_id: str) -> torch.nn.Module:
-        """The weight set's model, or this cascade's own copy of it on ``self.device``."""
-        model = self.weight_set.model(model_id)
+    def _members(self, model_id: str) -> tuple[torch.nn.Module, ...]:
+        """The weight set's networks of ``model_id`` (one, or an ensemble's members), or this cascade's own
+        copies of them on ``self.device``."""
+        members = self.weight_set.members(model_id)
         if self.device.type == "cpu":
-            return model
+            return members
         if model_id not in self._device_models:
-            self._device_models[model_id] = copy.deepcopy(model).to(self.device).eval()
+            self._device_models[model_id] = tuple(copy.deepcopy(m).to(self.device).eval() for m in members)
         return self._device_models[model_id]
 
     # ------------------------------------------------------------------ cases
@@ -306,7 +329,7 @@ class Cascade:
             return []
         batch = torch.from_numpy(np.stack([cases[i][m].array for i, m in index]))
         per_image: list[dict[str, dict[str, float]]] = [{m: {} for m in MODALITIES if m in c} for c in cases]
-        features: list[dict[str, torch.Tensor]] = [{} for _ in cases]
+        features: list[dict[str, Features]] = [{} for _ in cases]
         models_run: list[list[str]] = [[] for _ in cases]
         n_views = tta.n_passes(self.weight_set.manifest.tta)
 
@@ -334,7 +357,10 @@ class Cascade:
                 mine = [j for j, r in enumerate(rows) if index[r][0] == i]
                 # The expanded batch is view-major ([x, flip(x)]): take this case's rows of every view.
                 take = torch.tensor([v * len(rows) + j for v in range(n_views) for j in mine])
-                features[i][model_id] = feats.index_select(0, take)
+                if isinstance(feats, torch.Tensor):
+                    features[i][model_id] = feats.index_select(0, take)
+                else:  # an ensemble: each member's
+                    features[i][model_id] = tuple(f.index_select(0, take) for f in feats)
 
         score(DLM1, list(range(len(index))))
         if self.weight_set.has_dlm2:
@@ -375,7 +401,7 @@ class Cascade:
         prepared: dict[str, Prepared],
         per_image: dict[str, dict[str, float]],
         models_run: list[str],
-        features: dict[str, torch.Tensor],
+        features: dict[str, Features],
         input_check: InputCheck | None = None,
     ) -> CascadeResult:
         decision = self.decide(per_image)

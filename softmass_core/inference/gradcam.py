@@ -22,15 +22,24 @@ With test-time augmentation (``hflip`` in the manifest) the CAM of the
 mirrored image is mirrored back and averaged with the plain one, so the map
 explains the same averaged score the cascade reports.
 
+An ensemble's CAM is the mean of its members' CAMs, each computed as above on
+that member's own tail, exactly as the member alone would give it (min-max
+scaled to [0, 1] per image, views averaged and scaled again) *before* the
+mean; the mean is not rescaled.  Every member so weighs the same whatever
+the size of its gradients, and the map keeps the members' agreement: a
+region every member points at reaches 1, one that a single member of k
+points at reaches at most 1/k.
+
 The CAM comes back at model-input resolution (H, W) in [0, 1] (min-max per
-image, as pytorch-grad-cam scales it) and is mapped onto the ROI with
-:func:`softmass_core.io.roi.cam_to_roi`.
+image, as pytorch-grad-cam scales it; for an ensemble the mean of such maps)
+and is mapped onto the ROI with :func:`softmass_core.io.roi.cam_to_roi`.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +49,7 @@ import torch.nn.functional as F
 from softmass_core.errors import SoftmassError
 from softmass_core.inference import tta
 from softmass_core.io.roi import Prepared, Roi, cam_to_roi, paste_roi_map
-from softmass_core.weights.models import Tail, stage_index, trunk_forward
+from softmass_core.weights.backbone import Tail, stage_index, trunk_forward
 
 _TAILS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _TAILS_LOCK = threading.Lock()
@@ -75,14 +84,17 @@ def compute_cams(
     prepared: dict[str, Prepared],
     *,
     target_label: str | None = None,
-    features: torch.Tensor | None = None,
+    features: torch.Tensor | Sequence[torch.Tensor] | None = None,
 ) -> dict[str, CamResult]:
     """Grad-CAM of ``model_id`` for each prepared image ``{modality: Prepared}``.
 
     ``target_label`` is one of the model's labels (default: its positive
     label).  ``features`` are the target stage's inputs from
     :meth:`Cascade.run(..., keep_features=True)` for the same images in
-    modality order; without them the trunk is run here (no gradients).
+    modality order (one tensor per member for an ensemble); without them
+    the trunk is run here (no gradients).  An ensemble's map is the mean of
+    its members' maps, each scaled to [0, 1] as it would be alone, the mean
+    not rescaled (module docstring).
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -95,30 +107,26 @@ def compute_cams(
     if label not in entry.labels:
         raise SoftmassError(f"Model {model_id} has labels {list(entry.labels)}; {label!r} is not one of them.")
     target_index = entry.labels.index(label)
-    model = weight_set.model(model_id)
-    index = stage_index(model, entry.gradcam_target_layer)
+    members = weight_set.members(model_id)
+    index = stage_index(members[0], entry.gradcam_target_layer)
     modalities = list(prepared)
     if not modalities:
         raise SoftmassError("No image to explain.")
     views = weight_set.manifest.tta
     if features is None:
-        batch = torch.from_numpy(np.stack([prepared[m].array for m in modalities]))
+        batch = tta.expand(torch.from_numpy(np.stack([prepared[m].array for m in modalities])), views)
         with torch.no_grad():
-            features = trunk_forward(model, tta.expand(batch, views), index)
-    elif features.shape[0] != len(modalities) * tta.n_passes(views):
+            features = tuple(trunk_forward(model, batch, index) for model in members)
+    features = (features,) if isinstance(features, torch.Tensor) else tuple(features)
+    n_rows = len(modalities) * tta.n_passes(views)
+    if len(features) != len(members) or any(f.shape[0] != n_rows for f in features):
         raise SoftmassError("Cached features do not match the images; rerun the cascade.")
     height, width = prepared[modalities[0]].array.shape[1:]
-    tail, lock = _tail_for(model, index)
-    feats = features.detach().clone().requires_grad_(True)
-    targets = [ClassifierOutputTarget(target_index) for _ in range(feats.shape[0])]
-    with lock, torch.enable_grad():
-        # Not ``with GradCAM(...)``: its __exit__ swallows IndexError.  Release the hooks ourselves.
-        cam = GradCAM(model=tail, target_layers=[tail.target_layer])
-        try:
-            maps = cam(input_tensor=feats, targets=targets)
-        finally:
-            cam.activations_and_grads.release()
-    maps = tta.average_maps(np.asarray(maps, dtype=np.float32), views)
+    target = ClassifierOutputTarget(target_index)
+    # Each network's map as it would be alone (views averaged, scaled to [0, 1]); an ensemble's is their mean.
+    member_maps = [tta.average_maps(_member_cam(GradCAM, model, index, f, target), views)
+                   for model, f in zip(members, features, strict=True)]  # fmt: skip
+    maps = member_maps[0] if len(member_maps) == 1 else np.mean(np.stack(member_maps), axis=0, dtype=np.float32)
     maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
     maps_t = F.interpolate(maps_t, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     out: dict[str, CamResult] = {}
@@ -132,6 +140,20 @@ def compute_cams(
             roi=prepared[m].roi,
         )
     return out
+
+
+def _member_cam(grad_cam, model: torch.nn.Module, index: int, features: torch.Tensor, target) -> np.ndarray:
+    """(rows, h, w) float32 maps in [0, 1] of one network from its target stage's inputs (its private tail)."""
+    tail, lock = _tail_for(model, index)
+    feats = features.detach().clone().requires_grad_(True)
+    with lock, torch.enable_grad():
+        # Not ``with GradCAM(...)``: its __exit__ swallows IndexError.  Release the hooks ourselves.
+        cam = grad_cam(model=tail, target_layers=[tail.target_layer])
+        try:
+            maps = cam(input_tensor=feats, targets=[target] * feats.shape[0])
+        finally:
+            cam.activations_and_grads.release()
+    return np.asarray(maps, dtype=np.float32)
 
 
 def cams_for_result(weight_set, result, model_id: str, *, target_label: str | None = None) -> dict[str, CamResult]:

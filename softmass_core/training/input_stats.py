@@ -10,6 +10,12 @@ plausibility checks already refuse.  The statistics go to
 ``input_check.safetensors`` and the manifest's ``input_check`` block (file,
 sha256, method, threshold per modality, what it was fitted on and the
 validation flag rate); the model card is rewritten.  Weight files never change.
+
+When DLM-1 is an ensemble the features are its first member's, here and at
+inference alike: both come from :meth:`Cascade.probabilities
+<softmass_core.inference.cascade.Cascade.probabilities>`, which reads them
+from the first member only (averaging texture statistics of differently
+trained networks would mix unrelated channels).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from softmass_core.labels import DLM1, MODALITIES
 
 STATS_FILE = "input_check.safetensors"
 TARGET_RATE = 0.05
-FEATURES = "the channel means and standard deviations of DLM-1's first stage (texture statistics), unmirrored view"
+FEATURES = (
+    "the channel means and standard deviations of DLM-1's first stage (texture statistics; of its first member "
+    "when DLM-1 is an ensemble), unmirrored view"
+)
 
 
 def cohort_features(

@@ -26,7 +26,12 @@ from softmass_core.labels import DLM1, MALIGNANT, MODALITIES, SUBMODEL_IDS, SUBT
 def validation_logits(
     weight_set, cohort, *, batch_size: int = 16
 ) -> tuple[list, dict[str, list[dict[str, np.ndarray]]]]:
-    """``(rows, {model_id: [{modality: (views, classes) logits} per row]})`` of every row of ``cohort``."""
+    """``(rows, {model_id: [{modality: (views, classes) logits} per row]})`` of every row of ``cohort``.
+
+    For an ensemble of k members the logits are (k * views, classes), member-major: the mean over that axis
+    of softmax(logits / T) is then the ensemble's probability, as the cascade computes it (each member's
+    logits divided by T before its softmax, members and views averaged with equal weights).
+    """
     import torch
 
     from softmass_core.cohorts.evaluate import _load_row
@@ -41,9 +46,9 @@ def validation_logits(
         index = [(i, m) for i, p in enumerate(prepared) for m in MODALITIES if m in p]
         x = tta.expand(torch.from_numpy(np.stack([prepared[i][m].array for i, m in index])), views)
         for mid in out:
-            with torch.no_grad():
-                logits = weight_set.model(mid)(x).float().numpy().astype(np.float64)
-            logits = logits.reshape(n_views, len(index), -1)  # expand is view-major
+            with torch.no_grad():  # (members, views * images, classes)
+                logits = np.stack([net(x).float().numpy().astype(np.float64) for net in weight_set.members(mid)])
+            logits = logits.reshape(len(logits) * n_views, len(index), -1)  # expand is view-major
             cases: list[dict[str, np.ndarray]] = [{} for _ in prepared]
             for j, (i, m) in enumerate(index):
                 cases[i][m] = logits[:, j, :]

@@ -5,7 +5,7 @@ MONAI bundle metadata).  ``weights/<id>/manifest.json`` holds the schema
 version, id, version and changelog, intended use and limits, architecture
 (timm model name and arguments), input spec, test-time augmentation views,
 per-model labels / positive label / operating threshold / Grad-CAM layer /
-sha256, training data, measured metrics and framework versions.
+weight file and sha256 (or, for an ensemble, each member's), training data, measured metrics and framework versions.
 
 :func:`read_manifest` validates it (errors name the file and the key) into
 frozen dataclasses (:class:`Manifest`, :class:`ModelEntry`,
@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -155,6 +155,19 @@ class ModelEntry:
     format: str = "safetensors"
     #: Temperature the cascade divides this model's logits by (1.0 unless ``temperature.kept``).
     temperature: float = 1.0
+    #: Every weight file as ``(file, sha256)``: one for a single network (``file`` / ``sha256`` in the
+    #: manifest), k >= 2 for an ensemble (``members``), whose members' probabilities the cascade averages.
+    #: ``file`` and ``sha256`` above are the first member's.
+    members: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            object.__setattr__(self, "members", ((self.file, self.sha256),))
+
+    @property
+    def is_ensemble(self) -> bool:
+        """True when the model is k >= 2 member networks averaged in probability."""
+        return len(self.members) > 1
 
     @property
     def positive_index(self) -> int:
@@ -230,18 +243,10 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
     where = f"{where}: models.{model_id}"
     if not isinstance(obj, Mapping):
         raise ManifestError(f"{where} must be an object.")
-    file = _need(obj, "file", str, where)
     fmt = obj.get("format", "safetensors")
     if fmt not in MODEL_FORMATS:
         raise ManifestError(f"{where}.format must be one of {MODEL_FORMATS}, got {fmt!r}.")
-    if Path(file).name != file or not file.endswith(f".{fmt}"):
-        raise ManifestError(
-            f"{where}.file must be a plain '*.{fmt}' file name inside the weight-set folder, got {file!r}. "
-            "Only safetensors and ONNX files are loaded (nothing is unpickled)."
-        )
-    sha = _need(obj, "sha256", str, where).lower()
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-        raise ManifestError(f"{where}.sha256 must be 64 hex digits, got {sha!r:.80}.")
+    members = _parse_members(obj, fmt, where)
     labels = _need(obj, "labels", list, where)
     if len(labels) < 2 or not all(isinstance(x, str) and x for x in labels) or len(set(labels)) != len(labels):
         raise ManifestError(f"{where}.labels must be at least two distinct non-empty names, got {labels!r}.")
@@ -262,8 +267,9 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
         raise ManifestError(f"{where}: no 'architecture' here and none at the top level.")
     return ModelEntry(
         model_id=model_id,
-        file=file,
-        sha256=sha,
+        file=members[0][0],
+        sha256=members[0][1],
+        members=members,
         labels=tuple(labels),
         positive_label=positive,
         threshold=threshold,
@@ -274,6 +280,46 @@ def _parse_model(model_id: str, obj: Any, default_arch: Architecture | None, whe
         format=fmt,
         temperature=_parse_temperature(obj.get("temperature"), where),
     )
+
+
+def _parse_file(obj: Any, fmt: str, where: str) -> tuple[str, str]:
+    """``(file, sha256)`` of one weight file: a model entry's own, or one member's."""
+    if not isinstance(obj, Mapping):
+        raise ManifestError(f"{where} must be an object with 'file' and 'sha256'.")
+    file = _need(obj, "file", str, where)
+    if Path(file).name != file or not file.endswith(f".{fmt}"):
+        raise ManifestError(
+            f"{where}.file must be a plain '*.{fmt}' file name inside the weight-set folder, got {file!r}. "
+            "Only safetensors and ONNX files are loaded (nothing is unpickled)."
+        )
+    sha = _need(obj, "sha256", str, where).lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise ManifestError(f"{where}.sha256 must be 64 hex digits, got {sha!r:.80}.")
+    return file, sha
+
+
+def _parse_members(obj: Mapping[str, Any], fmt: str, where: str) -> tuple[tuple[str, str], ...]:
+    """The model's weight files: ``file`` + ``sha256`` (one network) or ``members`` (an ensemble, k >= 2)."""
+    if "members" not in obj:
+        return (_parse_file(obj, fmt, where),)
+    if "file" in obj or "sha256" in obj:
+        raise ManifestError(f"{where}: give 'file' and 'sha256' (one network) or 'members' (an ensemble), not both.")
+    if fmt != "safetensors":
+        raise ManifestError(
+            f"{where}: an ensemble's members must be safetensors files; ONNX members are not supported. "
+            "Pack the members' checkpoints as safetensors, or ship one ONNX graph."
+        )
+    members = obj["members"]
+    if not isinstance(members, list) or len(members) < 2:
+        raise ManifestError(
+            f"{where}.members must list at least two {{file, sha256}} objects; for one network give 'file' "
+            "and 'sha256' instead."
+        )
+    out = tuple(_parse_file(m, fmt, f"{where}.members[{i}]") for i, m in enumerate(members))
+    files = [f for f, _ in out]
+    if len(set(files)) != len(files):
+        raise ManifestError(f"{where}.members lists a file twice ({files}); each member is its own file.")
+    return out
 
 
 def _parse_temperature(obj: Any, where: str) -> float:
@@ -427,7 +473,7 @@ def write_manifest(
     version: str,
     architecture: Architecture,
     input_spec: InputSpec,
-    files: Mapping[str, tuple[str, str]],
+    files: Mapping[str, tuple[str, str] | Sequence[tuple[str, str]]],
     labels: Mapping[str, list[str]],
     framework: Mapping[str, str],
     thresholds: Mapping[str, tuple[float, str]] | None = None,
@@ -441,7 +487,7 @@ def write_manifest(
     """Write ``folder/manifest.json`` for a new weight set; return its path.
 
     ``files[model_id]`` is ``(file name, sha256)`` of the model's safetensors
-    file, ``labels[model_id]`` is ``[negative, positive]`` and
+    file, or a list of such pairs for an ensemble (``members``), ``labels[model_id]`` is ``[negative, positive]`` and
     ``thresholds[model_id]`` is ``(threshold, how_chosen)`` (default 0.5,
     "default 0.5").  ``extra`` adds top-level sections (``changelog`` replaces
     the generated one; other keys never replace a generated key).
@@ -449,11 +495,14 @@ def write_manifest(
     folder = make_dir(folder, "Weight-set folder")
     thresholds = dict(thresholds or {})
     entries: dict[str, Any] = {}
-    for model_id, (file, sha) in files.items():
+    for model_id, written in files.items():
         thr, how = thresholds.get(model_id, (0.5, "default 0.5"))
+        if isinstance(written[0], str):  # one network: (file, sha256)
+            weight_files: dict[str, Any] = {"file": written[0], "sha256": written[1]}
+        else:  # an ensemble: [(file, sha256), ...]
+            weight_files = {"members": [{"file": f, "sha256": h} for f, h in written]}
         entries[model_id] = {
-            "file": file,
-            "sha256": sha,
+            **weight_files,
             "labels": list(labels[model_id]),
             "positive_label": labels[model_id][-1],
             "threshold": float(thr),

@@ -149,9 +149,10 @@ def render_model_card(manifest: Mapping[str, Any]) -> str:
         lines.append(
             f"| {mid} | {' / '.join(e['labels'])} | {e['threshold']:.3f} | {e.get('threshold_method', '')} | "
             f"{'ONNX graph' if e.get('format') == 'onnx' else e.get('storage_dtype', 'float32')} | "
-            f"`{e['sha256'][:16]}...` |"
+            f"{_sha_cell(e)} |"
         )
     lines.append("")
+    lines += _ensemble_lines(m.get("models", {}))
     lines += operating_markdown(m)
     lines += packed_markdown(m.get("packed"), m.get("models") or {})
     lines += calibration_markdown(m) + cam_localisation_markdown(m.get("cam_localisation"))
@@ -348,6 +349,29 @@ def write_model_card(folder) -> None:
     (folder / "README.md").write_text(render_model_card(manifest), encoding="utf-8")
 
 
+def _sha_cell(entry: Mapping[str, Any]) -> str:
+    """A model's sha256 prefix, or for an ensemble the member count and the first member's."""
+    members = entry.get("members")
+    if isinstance(members, list) and members:
+        return f"{len(members)} members: `{str(members[0].get('sha256'))[:16]}...`, ..."
+    return f"`{str(entry.get('sha256'))[:16]}...`"
+
+
+def _ensemble_lines(models: Mapping[str, Any]) -> list[str]:
+    """How an ensemble model scores, for a set that has one."""
+    ensembles = {mid: len(e["members"]) for mid, e in models.items() if isinstance(e.get("members"), list)}
+    if not ensembles:
+        return []
+    which = ", ".join(f"{mid} of {k} members" for mid, k in ensembles.items())
+    return [
+        f"Ensembles: {which}. An ensemble's members share its architecture, labels, temperature and threshold; "
+        "its probability is the mean of the members' (each member's logits divided by the temperature before "
+        "its softmax), its Grad-CAM the mean of the members' maps (each scaled to [0, 1] first), and the input "
+        "check reads the first member's features.",
+        "",
+    ]
+
+
 def packed_markdown(packed: Mapping[str, Any] | None, models: Mapping[str, Any]) -> list[str]:
     """Where a packed set's weights came from, and a warning while its thresholds are unvalidated."""
     if not packed:
@@ -359,10 +383,13 @@ def packed_markdown(packed: Mapping[str, Any] | None, models: Mapping[str, Any])
             "re-pack with `--cohort` (or run `retune`) before reading anything into a verdict.",
             "",
         ]
-    for model_id, src in (packed.get("sources") or {}).items():
-        steps = "; ".join(src.get("steps") or []) or "a plain state dict"
-        lines.append(f"- {model_id}: `{src.get('file')}` (sha256 `{str(src.get('sha256'))[:16]}...`), "
-                     f"{src.get('loaded')}; {steps}.")  # fmt: skip
+    for model_id, source in (packed.get("sources") or {}).items():
+        listed = source.get("members") if isinstance(source.get("members"), list) else [source]
+        for k, src in enumerate(listed, 1):
+            steps = "; ".join(src.get("steps") or []) or "a plain state dict"
+            name = f"{model_id} member {k}" if len(listed) > 1 else model_id
+            lines.append(f"- {name}: `{src.get('file')}` (sha256 `{str(src.get('sha256'))[:16]}...`), "
+                         f"{src.get('loaded')}; {steps}.")  # fmt: skip
     if packed.get("command"):
         lines += ["", "```bash", str(packed["command"]), "```"]
     return [*lines, ""]

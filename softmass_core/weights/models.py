@@ -1,14 +1,16 @@
 """Model construction and safetensors I/O for weight sets.
 
-Every model is a timm ConvNeXt (or any timm model with ``stem`` / ``stages`` /
-``norm_pre`` / ``forward_head``) whose classifier was replaced, as the paper
-only changes the fully connected layer.  Weights are stored as safetensors
-(optionally fp16 for size) and computed in fp32.
+Every model is a timm classifier whose classifier was replaced, as the paper
+only changes the fully connected layer: a ConvNeXt as in the paper, or a
+network of timm's EfficientNet family (the split forward the cascade and
+Grad-CAM need is :mod:`softmass_core.weights.backbone`).  A model may be an
+ensemble: several member files of one architecture (``members`` in the
+manifest), each loaded here as its own network.  Weights are stored as
+safetensors (optionally fp16 for size) and computed in fp32.
 """
 
 from __future__ import annotations
 
-import copy
 import platform
 from pathlib import Path
 
@@ -104,24 +106,26 @@ def load_model(entry: ModelEntry, path: str | Path, input_size: tuple[int, int] 
 
 
 def tensor_problems(manifest) -> dict[str, str]:
-    """``{model_id: what is wrong}`` for every model whose file does not fit its architecture (empty when all fit).
+    """``{model_id: what is wrong}`` for every model whose files do not fit its architecture (empty when all fit).
 
     Reads only the safetensors headers (names and shapes) and builds each
     architecture on the meta device, so a set is checked without loading
-    its weights; an ONNX file is opened and its input and output checked.
+    its weights; every member of an ensemble is checked, and the
+    architecture must be one the split forward can cut
+    (:func:`~softmass_core.weights.backbone.backbone`).  An ONNX file is
+    opened and its input and output checked.
     """
-    from safetensors import SafetensorError, safe_open
+    from softmass_core.weights.backbone import backbone
 
     folder = manifest.path.parent
     problems: dict[str, str] = {}
     expected_by_arch: dict[tuple[str, str, int], dict[str, tuple[int, ...]]] = {}
     for model_id, entry in manifest.models.items():
-        path = folder / entry.file
         if entry.format == "onnx":
             from softmass_core.weights.onnx_model import OnnxModel
 
             try:
-                OnnxModel(path, num_classes=entry.num_classes, height=manifest.input_spec.height,
+                OnnxModel(folder / entry.file, num_classes=entry.num_classes, height=manifest.input_spec.height,
                           width=manifest.input_spec.width)  # fmt: skip
             except WeightsError as exc:
                 problems[model_id] = str(exc)
@@ -131,26 +135,37 @@ def tensor_problems(manifest) -> dict[str, str]:
             try:
                 with torch.device("meta"):
                     net = build_model(entry.architecture, entry.num_classes)
+                backbone(net)
             except WeightsError as exc:
                 problems[model_id] = str(exc)
                 continue
             expected_by_arch[key] = shapes_of(net.state_dict())
-        expected = expected_by_arch[key]
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
-        except (SafetensorError, OSError, ValueError) as exc:
-            problems[model_id] = f"{entry.file} is not a readable safetensors file ({exc})."
-            continue
-        missing, unexpected, wrong = tensor_mismatch(expected, found)
-        if missing or unexpected or wrong:
-            example = (missing or unexpected or wrong)[0]
-            problems[model_id] = (
-                f"{entry.file} does not fit {entry.architecture.timm_name} with {entry.num_classes} classes: "
-                f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(wrong)} of another shape "
-                f"(e.g. {example!r}). Check architecture and labels in the manifest."
-            )
+        found = [_file_problem(folder, file, entry, expected_by_arch[key]) for file, _ in entry.members]
+        found = [p for p in found if p]
+        if found:
+            member = f" ({len(found)} of the ensemble's {len(entry.members)} members)" if entry.is_ensemble else ""
+            problems[model_id] = found[0] + member
     return problems
+
+
+def _file_problem(folder: Path, file: str, entry: ModelEntry, expected: dict[str, tuple[int, ...]]) -> str | None:
+    """What is wrong with one safetensors file of ``entry`` against the tensors ``expected``, or None."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(folder / file), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+    except (SafetensorError, OSError, ValueError) as exc:
+        return f"{file} is not a readable safetensors file ({exc})."
+    missing, unexpected, wrong = tensor_mismatch(expected, found)
+    if not (missing or unexpected or wrong):
+        return None
+    example = (missing or unexpected or wrong)[0]
+    return (
+        f"{file} does not fit {entry.architecture.timm_name} with {entry.num_classes} classes: "
+        f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(wrong)} of another shape "
+        f"(e.g. {example!r}). Check architecture and labels in the manifest."
+    )
 
 
 def save_safetensors(model: nn.Module, path: str | Path, *, dtype: str = "float32") -> str:
@@ -179,100 +194,3 @@ def framework_versions() -> dict[str, str]:
         "timm": timm.__version__,
         "numpy": numpy.__version__,
     }
-
-
-# --------------------------------------------------------------------------- split forward
-
-
-def _resolve_stage_index(model: nn.Module, layer: str) -> int:
-    """Index of the stage named by ``layer`` (``"stages.-1"`` -> last stage)."""
-    parts = layer.split(".")
-    if len(parts) != 2 or parts[0] != "stages" or not hasattr(model, "stages"):
-        raise WeightsError(
-            f"gradcam_target_layer {layer!r} is not supported: use 'stages.<index>' on a ConvNeXt model."
-        )
-    try:
-        index = int(parts[1])
-    except ValueError:
-        raise WeightsError(f"gradcam_target_layer {layer!r}: '{parts[1]}' is not a stage index.") from None
-    n = len(model.stages)
-    if not -n <= index < n:
-        raise WeightsError(f"gradcam_target_layer {layer!r}: the model has {n} stages.")
-    return index % n
-
-
-class Tail(nn.Module):
-    """Stages ``index..end`` + ``norm_pre`` + head of a ConvNeXt: features -> logits.
-
-    Grad-CAM runs on a private deep copy of the tail, so its hooks never touch
-    the shared model that other sessions run inference on, and the backward
-    pass stops at the target stage instead of running through the whole
-    network.
-    """
-
-    def __init__(self, model: nn.Module, index: int) -> None:
-        super().__init__()
-        self.stages = nn.Sequential(*[copy.deepcopy(model.stages[i]) for i in range(index, len(model.stages))])
-        self.norm_pre = copy.deepcopy(getattr(model, "norm_pre", nn.Identity()))
-        self.head_model = copy.deepcopy(model.head)
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    @property
-    def target_layer(self) -> nn.Module:
-        return self.stages[0]
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = self.stages(features)
-        x = self.norm_pre(x)
-        return self.head_model(x)
-
-
-def check_features(x: torch.Tensor) -> torch.Tensor:
-    """Channel means and standard deviations of the first stage's output, (N, 2C): the input check's features.
-
-    Texture statistics of DLM-1's first stage separate other domains (simulated vs real ultrasound) and
-    pictures from the training images far better than its pooled last-stage features, which are built
-    to be invariant to them (research/input_check_eval.py, docs/experiments.md).
-    """
-    return torch.cat([x.mean((2, 3)), x.std((2, 3))], 1)
-
-
-def forward_with_check(model: nn.Module, x: torch.Tensor, out: list[torch.Tensor]) -> torch.Tensor:
-    """``model(x)`` (stem, stages, norm_pre, head) in one pass, appending :func:`check_features` to ``out``."""
-    return tail_forward(model, trunk_forward(model, x, 0), 0, out)
-
-
-def trunk_forward(model: nn.Module, x: torch.Tensor, index: int, out: list[torch.Tensor] | None = None) -> torch.Tensor:
-    """Stem and stages ``0..index-1``: the input of stage ``index``.
-
-    ``out`` (a list) receives :func:`check_features` when stage 0 runs here.
-    """
-    x = model.stem(x)
-    for i in range(index):
-        x = model.stages[i](x)
-        if i == 0 and out is not None:
-            out.append(check_features(x))
-    return x
-
-
-def tail_forward(
-    model: nn.Module, features: torch.Tensor, index: int, out: list[torch.Tensor] | None = None
-) -> torch.Tensor:
-    """Stages ``index..`` + ``norm_pre`` + head of the shared model (no copy).
-
-    ``out`` (a list) receives :func:`check_features` when stage 0 runs here (``index`` 0).
-    """
-    x = features
-    for i in range(index, len(model.stages)):
-        x = model.stages[i](x)
-        if i == 0 and out is not None:
-            out.append(check_features(x))
-    x = model.norm_pre(x)
-    return model.forward_head(x)
-
-
-def stage_index(model: nn.Module, layer: str) -> int:
-    """Public wrapper of the target-layer parser."""
-    return _resolve_stage_index(model, layer)

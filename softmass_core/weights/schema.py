@@ -50,6 +50,12 @@ def _schema_message(error: Any) -> str:
         return f"{where}: DLM-2 needs all five sub-models; missing {missing}. Ship all of sm1..sm5 or none"
     if kind == "not" and where.endswith(".timm_args"):  # propertyNames reports the refused name itself
         return f"{where}: {value!r} is not allowed; weight sets never download or unpickle weights. Remove it"
+    if kind == "oneOf" and isinstance(value, Mapping) and "labels" in error.schema.get("properties", {}):
+        return _files_message(where, value)
+    if kind == "minItems" and last == "members":
+        return f"{where} must list at least two {{file, sha256}} objects; for one network give 'file' and 'sha256'"
+    if kind == "pattern" and last == "file" and ".members[" in where:
+        return f"{where} must be a plain '*.safetensors' file name inside the weight-set folder, got {value!r:.80}"
     if kind == "pattern":
         text = {
             "sha256": "must be 64 hex digits",
@@ -65,13 +71,21 @@ def _schema_message(error: Any) -> str:
     return f"{where}: {error.message}"
 
 
+def _files_message(where: str, entry: Mapping[str, Any]) -> str:
+    """A model entry that is neither one network (``file`` + ``sha256``) nor an ensemble (``members``)."""
+    if "members" in entry:
+        return f"{where}: give 'file' and 'sha256' (one network) or 'members' (an ensemble), not both"
+    missing = next(k for k in ("file", "sha256") if k not in entry)
+    return f"{where}: missing key '{missing}' (or 'members', a list of {{file, sha256}}, for an ensemble)"
+
+
 def manifest_problems(raw: Any) -> list[str]:
     """Every problem of a manifest dictionary, each with its JSON path (empty when it is valid).
 
     The JSON Schema (``manifest.schema.json``, also ``docs/manifest.schema.json``)
     first, then the rules a schema cannot state: a model's ``positive_label``
     among its ``labels``, each sub-model's subtype, a file name that matches
-    its ``format``.
+    its ``format``, an ensemble's ``members`` all safetensors and distinct.
     """
     errors = sorted(_validator().iter_errors(raw), key=lambda e: list(e.absolute_path))
     problems = [_schema_message(e) for e in errors]
@@ -91,6 +105,14 @@ def manifest_problems(raw: Any) -> list[str]:
         file, fmt = entry.get("file"), entry.get("format", "safetensors")
         if isinstance(file, str) and fmt in MODEL_FORMATS and not file.endswith(f".{fmt}"):
             problems.append(f"{where}.file {file!r} does not end in .{fmt}, its format")
+        members = entry.get("members")
+        if isinstance(members, list) and fmt != "safetensors":
+            problems.append(f"{where}: an ensemble's members must be safetensors files; ONNX members are not "
+                            "supported (ship one ONNX graph, or the members as safetensors)")  # fmt: skip
+        listed = members if isinstance(members, list) else []
+        names = [m["file"] for m in listed if isinstance(m, Mapping) and isinstance(m.get("file"), str)]
+        if len(set(names)) != len(names):
+            problems.append(f"{where}.members lists a file twice ({names}); each member is its own file")
     if isinstance(raw, Mapping) and "architecture" not in raw and isinstance(models, Mapping):
         for model_id, entry in models.items():
             if isinstance(entry, Mapping) and "architecture" not in entry:

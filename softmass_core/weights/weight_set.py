@@ -5,7 +5,8 @@
 * ``manifest.json``: what the set is and how to use it
   (:mod:`softmass_core.weights.manifest`: schema, validation, reading and writing);
 * one ``<model>.safetensors`` per model (``dlm1`` and optionally ``sm1`` ..
-  ``sm5``), built and read by :mod:`softmass_core.weights.models`;
+  ``sm5``), or for an ensemble one file per member (``<model>-<k>.safetensors``),
+  built and read by :mod:`softmass_core.weights.models`;
 * ``README.md``: the model card for people (:mod:`softmass_core.weights.modelcard`).
 
 :class:`WeightSet` sits on top of both: it reads the manifest, checks the
@@ -22,7 +23,7 @@ listing, reading and verifying sets (the app's first page run) stay light.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def verify_files(manifest: Manifest) -> dict[str, bool]:
-    """Check every weight file exists and matches its sha256.
+    """Check every weight file (each member of an ensemble) exists and matches its sha256.
 
     Returns ``{model_id: True}``; raises :class:`WeightsError` on the first
     missing or mismatching file.
@@ -51,15 +52,17 @@ def verify_files(manifest: Manifest) -> dict[str, bool]:
     folder = manifest.path.parent
     status: dict[str, bool] = {}
     for model_id, entry in manifest.models.items():
-        path = folder / entry.file
-        if not path.is_file():
-            raise WeightsError(f"{path} is missing (models.{model_id}.file in {manifest.path}).")
-        actual = sha256_file(path)
-        if actual != entry.sha256:
-            raise WeightsError(
-                f"{path} does not match its sha256 in {manifest.path} (expected {entry.sha256[:12]}..., "
-                f"got {actual[:12]}...). The file is corrupt or was replaced: restore it or re-export the set."
-            )
+        for k, (file, sha) in enumerate(entry.members):
+            path = folder / file
+            key = f"models.{model_id}.members[{k}].file" if entry.is_ensemble else f"models.{model_id}.file"
+            if not path.is_file():
+                raise WeightsError(f"{path} is missing ({key} in {manifest.path}).")
+            actual = sha256_file(path)
+            if actual != sha:
+                raise WeightsError(
+                    f"{path} does not match its sha256 in {manifest.path} (expected {sha[:12]}..., "
+                    f"got {actual[:12]}...). The file is corrupt or was replaced: restore it or re-export the set."
+                )
         status[model_id] = True
     if manifest.input_check is not None:
         from softmass_core.weights.input_check_file import load_stats
@@ -117,8 +120,11 @@ class WeightSet:
                 f"Weight set '{self.id}' has no model '{model_id}' (it has {list(self.manifest.models)})."
             ) from None
 
-    def model(self, model_id: str):
-        """The ``torch.nn.Module`` for ``model_id``, in eval mode, fp32."""
+    def members(self, model_id: str) -> tuple[nn.Module, ...]:
+        """The networks of ``model_id`` (eval mode, fp32): one, or an ensemble's k members in manifest order.
+
+        Built on first use and cached; every caller shares them (inference only).
+        """
         with self._lock:
             if model_id not in self._models:
                 from softmass_core.weights.models import (
@@ -126,9 +132,25 @@ class WeightSet:
                 )
 
                 entry = self.entry(model_id)
-                spec = self.input_spec
-                self._models[model_id] = load_model(entry, self.folder / entry.file, (spec.height, spec.width))
+                size = (self.input_spec.height, self.input_spec.width)
+                self._models[model_id] = tuple(load_model(entry, self.folder / file, size) for file, _ in entry.members)
             return self._models[model_id]
+
+    def model(self, model_id: str):
+        """The ``torch.nn.Module`` of a single-network ``model_id``, in eval mode, fp32.
+
+        An ensemble has no one network: its probability is the mean of its
+        members' (:meth:`members`, :meth:`Cascade.probabilities
+        <softmass_core.inference.cascade.Cascade.probabilities>`), so asking
+        for one is a :class:`WeightsError`.
+        """
+        entry = self.entry(model_id)
+        if entry.is_ensemble:
+            raise WeightsError(
+                f"models.{model_id} of '{self.id}' is an ensemble of {len(entry.members)} networks: use "
+                f"WeightSet.members('{model_id}') for the networks, or a Cascade for the averaged probability."
+            )
+        return self.members(model_id)[0]
 
     def gradcam_unavailable(self, model_id: str) -> str | None:
         """Why Grad-CAM cannot explain ``model_id`` (an ONNX graph), or None when it can."""
@@ -151,14 +173,14 @@ class WeightSet:
             return self._input_stats
 
     def load_all(self) -> None:
-        """Build every model now (e.g. behind a spinner) instead of on first use."""
+        """Build every model (every member of an ensemble) now, e.g. behind a spinner, instead of on first use."""
         for model_id in self.manifest.models:
-            self.model(model_id)
+            self.members(model_id)
 
 
 def write_weight_set(
     folder: str | Path,
-    models: Mapping[str, nn.Module],
+    models: Mapping[str, nn.Module | Sequence[nn.Module]],
     *,
     set_id: str,
     version: str,
@@ -176,14 +198,23 @@ def write_weight_set(
 ) -> Path:
     """Write safetensors files, a manifest with their sha256 and a model card to ``folder``.
 
+    ``models[model_id]`` is a network, or a list of k >= 2 networks of the
+    same architecture: an ensemble, written as ``<model_id>-1.safetensors`` ..
+    ``<model_id>-k.safetensors`` and the entry's ``members``.
     ``labels[model_id]`` is ``[negative, positive]``; ``thresholds[model_id]``
     is ``(threshold, how_chosen)`` (default 0.5, "default 0.5").
     """
     from softmass_core.weights.models import framework_versions, save_safetensors  # torch, only to write a set
 
     folder = make_dir(folder, "Weight-set folder")
-    files = {}
+    files: dict[str, Any] = {}
     for model_id, model in models.items():
+        if isinstance(model, Sequence):  # an ensemble: one file per member
+            if len(model) < 2:
+                raise WeightsError(f"An ensemble needs at least two members; {model_id} has {len(model)}.")
+            names = [f"{model_id}-{k}.safetensors" for k in range(1, len(model) + 1)]
+            files[model_id] = [(f, save_safetensors(m, folder / f, dtype=storage_dtype)) for f, m in zip(names, model)]
+            continue
         file = f"{model_id}.safetensors"
         files[model_id] = (file, save_safetensors(model, folder / file, dtype=storage_dtype))
     write_manifest(
