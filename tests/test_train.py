@@ -106,7 +106,7 @@ def test_bad_requests_are_clear(tmp_path):
 @pytest.mark.parametrize(
     ("init", "message"),
     [
-        ("random", "use scratch, imagenet or checkpoint:FILE"),
+        ("random", "use scratch, imagenet, checkpoint:FILE or pretrained:FILE"),
         ("checkpoint:/nonexistent.safetensors", "does not exist"),
         ("imagenet", "needs the model hub, and HF_HUB_OFFLINE is set"),  # the tests run offline (conftest)
     ],
