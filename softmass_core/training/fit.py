@@ -274,9 +274,13 @@ def fit_model(
     model, train: ImageTable, val: ImageTable, *, tasks: list[str], multitask: bool, epochs: int, lr: float,
     cfg: TrainConfig, device, log: Log, name: str, keep_initial: bool, patience: int | None = None,
     time_limit: float = 0.0, checkpoint: Path | None = None, resume: bool = False,
-    progress: StageProgress | None = None, ranks: Ranks = SINGLE,
+    progress: StageProgress | None = None, ranks: Ranks = SINGLE, keep_last: bool = False,
 ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
     """Train ``model``; return the best state (by validation AUC) and its history.
+
+    ``keep_last``: return the state after the last epoch instead (a fixed
+    schedule; validation AUC is then only logged, and with ``patience`` at
+    least ``epochs`` nothing stops early).
 
     ``time_limit`` (seconds, 0 = none): after the second epoch the schedule is
     fitted to the time left (:func:`epochs_within`), and training ends after
@@ -358,6 +362,8 @@ def fit_model(
         if checkpoint is not None and run.epoch < run.epochs and ranks.main:
             seconds = time.perf_counter() - fit_started
             _write_checkpoint(checkpoint, _checkpoint_payload(key, run, model, opt, sched, gen, rng, seconds))
+    if keep_last:
+        run.best_state, run.best_epoch = copy.deepcopy(model.state_dict()), run.epoch
     return _best_model(model, run), _fit_info(run, keep_initial, epochs, time.perf_counter() - fit_started)
 
 
