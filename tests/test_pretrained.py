@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -121,3 +123,37 @@ def test_the_optional_augmentations_change_images_only_when_on():
         on = augment(x, replace(cfg, **option), torch.Generator().manual_seed(5))
         assert not torch.allclose(on, off, atol=1e-3), option
         assert on.shape == x.shape and torch.isfinite(on).all()
+
+
+@pytest.mark.slow
+def test_train_from_a_pretrained_file_writes_a_set_that_names_it(tmp_path):
+    """End to end: an EfficientNet started from a file with other names, strong augmentation on, DLM-1 only."""
+    from softmass_core.inference.cascade import Cascade, CaseImages
+    from softmass_core.training.train import train_weight_set
+    from softmass_core.weights.manifest import read_manifest
+    from softmass_core.weights.weight_set import WeightSet
+    from tests.test_train import _tiny_cohort
+
+    arch = "test_efficientnet"
+    torch.manual_seed(0)
+    source = timm.create_model(arch, num_classes=1000)
+    torch.save(_foreign_names(source), tmp_path / "in1k.pth")
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(
+        arch=arch, width=64, height=48, models=("dlm1",), init=f"pretrained:{tmp_path / 'in1k.pth'}", epochs=1,
+        batch_size=16, seed=1, rotation=10.0, gamma=0.3, speckle=0.1, overlay_p=0.5,
+    )  # fmt: skip
+    lines: list[str] = []
+    out = train_weight_set(
+        csv, tmp_path / "ws", set_id="pre", cfg=cfg, data_kind="test", work_dir=tmp_path / "work", log=lines.append
+    )
+    assert read_manifest(out).models["dlm1"].architecture.timm_name == arch
+    raw = json.loads((out / "manifest.json").read_text())
+    assert raw["training"]["init"] == {
+        "kind": "pretrained", "file": "in1k.pth", "sha256": sha256_file(tmp_path / "in1k.pth")
+    }  # fmt: skip
+    assert raw["training"]["config"]["overlay_p"] == 0.5
+    assert tuple(raw["input"]["mean"]) == tuple(timm.get_pretrained_cfg(arch).mean)
+    assert any("by position" in line for line in lines)
+    result = Cascade(WeightSet.load(out)).run(CaseImages(gray=np.zeros((48, 64, 3), np.uint8) + 40))
+    assert 0.0 <= result.p_malignant <= 1.0
