@@ -36,6 +36,8 @@ def selection_markdown(sel: Mapping[str, Any] | None) -> list[str]:
             continue
         folds = ", ".join(f"{a:.3f}" for a in c.get("fold_aucs", []))
         mark = " (chosen)" if c["recipe"] == sel.get("winner") else ""
+        if c.get("partial"):
+            mark += f" ({c['partial']}, {c.get('n_cases')} cases)"
         lines.append(
             f"| `{c['recipe']}`{mark} | {c.get('network', '')} | {c['oof_auc']:.3f} {_ci(c['oof_auc_ci'])} | "
             f"{folds} | {c.get('seconds', 0) / 60:.0f} min |"
@@ -44,6 +46,16 @@ def selection_markdown(sel: Mapping[str, Any] | None) -> list[str]:
     for key, label in (("rule", "Rule"), ("outcome", "Outcome"), ("members", "Shipped"), ("device", "Where")):
         if sel.get(key):
             lines.append(f"- {label}: {sel[key]}")
+    for pair in sel.get("paired_on_shared_cases", []):
+        lines.append(
+            f"- On the {pair['n']} cases ({pair['n_positive']} malignant) both scored out of fold: `{pair['a']}` "
+            f"{pair['auc_a']:.3f} vs `{pair['b']}` {pair['auc_b']:.3f}, difference {pair['auc_difference']:+.3f} "
+            f"[{pair['ci_low']:+.3f}, {pair['ci_high']:+.3f}], paired DeLong p = {pair['p_value']:.4f}."
+        )
+    if sel.get("earlier_round"):
+        er = sel["earlier_round"]
+        figures = ", ".join(f"`{r}` {v['auc']:.3f} {_ci(v['ci'])}" for r, v in er.get("oof_auc", {}).items())
+        lines.append(f"- Earlier round ({er.get('why', '')}): {figures}.")
     if sel.get("reproduce"):
         lines += ["- Reproduce:", "", "```bash", str(sel["reproduce"]), "```"]
     return [*lines, ""]
