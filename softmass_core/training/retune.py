@@ -161,7 +161,7 @@ def retune(
     fitted = _fit_input_check(folder, cohort, cohort_csv, val_cohort, input_check, input_check_train, before)
     return {
         "input_check": fitted,
-        "image_digests": record_image_digests(folder, cohort, before.raw, val_cohort),
+        "image_digests": record_image_digests(folder, cohort, before.raw, val_cohort, input_check_train),
         "test_time_augmentation": list(manifest.tta),
         "thresholds": {m: {"before": old[m], "after": t, "how": how} for m, (t, how) in thresholds.items()},
         "cohorts": list(ev.metrics),
@@ -186,13 +186,16 @@ def _fit_input_check(folder, cohort, cohort_csv, val_cohort, wanted: bool, train
     return fit_input_check(folder, cohort_csv, train_cohorts=train_cohorts, val_cohort=val_cohort)
 
 
-def record_image_digests(folder, cohort, raw: dict[str, Any], val_cohort: str) -> dict[str, Any]:
+def record_image_digests(
+    folder, cohort, raw: dict[str, Any], val_cohort: str, train_cohorts: list[str] | None = None
+) -> dict[str, Any]:
     """Record the sha256 of the set's training and validation images (``training.image_digests``), if the CSV
-    holds the training cohorts the manifest names; else say why not (evaluation then cannot check overlap)."""
+    holds the training cohorts the manifest names (or, for a packed set that names none, ``train_cohorts``:
+    retune's ``--input-check-train``); else say why not (evaluation then cannot check overlap)."""
     from softmass_core.cohorts.overlap import write_digests
     from softmass_core.weights.modelcard import update_manifest
 
-    train_cohorts = list((raw.get("training") or {}).get("train_cohorts") or [])
+    train_cohorts = list((raw.get("training") or {}).get("train_cohorts") or train_cohorts or [])
     missing = [c for c in train_cohorts if c not in cohort.names]
     if not train_cohorts or missing:
         why = f"the CSV lacks {missing}" if missing else "the manifest names no training.train_cohorts"
