@@ -47,8 +47,16 @@ RECIPES: dict[str, dict] = {
     "lite0": dict(arch="tf_efficientnet_lite0", lr=5e-4, epochs=10, patience=4),
     # Same, plus rotation, gamma, speckle, synthetic caliper/text marks and a wider zoom (margin jitter).
     "lite0_strong": dict(
-        arch="tf_efficientnet_lite0", lr=5e-4, epochs=10, patience=4, rotation=15.0, gamma=0.3, speckle=0.1,
-        overlay_p=0.3, scale_range=(0.75, 1.3), shift=0.12,
+        arch="tf_efficientnet_lite0",
+        lr=5e-4,
+        epochs=10,
+        patience=4,
+        rotation=15.0,
+        gamma=0.3,
+        speckle=0.1,
+        overlay_p=0.3,
+        scale_range=(0.75, 1.3),
+        shift=0.12,
     ),
     # Reference: busi 1.x's recipe (ConvNeXt-atto from scratch).
     "atto_scratch": dict(arch="convnext_atto", lr=2e-3, epochs=30, patience=8),

@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from research.busi_cv import RECIPES  # noqa: E402
-
 from softmass_core.weights.modelcard import update_manifest, write_model_card  # noqa: E402
 
 NETWORK = {
@@ -129,7 +128,11 @@ def main() -> None:
             **({"partial": s["partial"]} if s.get("partial") else {}),
         })  # fmt: skip
     for c in candidates:
-        auc = "not run" if c["oof_auc"] is None else f"{c['oof_auc']:.3f} [{c['oof_auc_ci'][0]:.3f}, {c['oof_auc_ci'][1]:.3f}]"
+        auc = (
+            "not run"
+            if c["oof_auc"] is None
+            else f"{c['oof_auc']:.3f} [{c['oof_auc_ci'][0]:.3f}, {c['oof_auc_ci'][1]:.3f}]"
+        )
         print(f"{c['recipe']:14s} {auc}")
     print(f"winner: {winner} ({why})")
     paired = []

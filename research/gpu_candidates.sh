@@ -38,12 +38,18 @@ python3 -m softmass_core phantom --out "$DATA" --cohorts training,validation --s
 (cd "$DATA" && sha256sum cohort.csv && find images -type f | sort | xargs sha256sum) >"$WORK/phantom_sha256.txt"
 stamp "cohort ready: $(($(wc -l <"$DATA/cohort.csv") - 1)) cases"
 
+# The starting point: busi 1.x's DLM-1 (convnext_atto), no longer shipped since busi 2.0.0 (an EfficientNet
+# ensemble); it is read from the git history unless INIT_FILE names a copy.
+INIT_FILE="${INIT_FILE:-$WORK/busi-1.1.0-dlm1.safetensors}"
+mkdir -p "$(dirname "$INIT_FILE")"
+[ -f "$INIT_FILE" ] || git show 0f983a0:weights/busi/dlm1.safetensors >"$INIT_FILE"
+
 pids=()
 for spec in "$@"; do
   IFS=: read -r name size seed <<<"$spec"
   python3 -m softmass_core train --cohort "$DATA/cohort.csv" --out "$WORK/$name/set" --id phantom \
     --version "gpu-$name" --data-kind simulated --models dlm1,sm1,sm2,sm3,sm4,sm5 --arch convnext_atto \
-    --size "$size" --resize-mode stretch --init checkpoint:weights/busi/dlm1.safetensors \
+    --size "$size" --resize-mode stretch --init "checkpoint:$INIT_FILE" \
     --pretrain-epochs 160 --pretrain-patience 40 --pretrain-time-limit "$BUDGET" --epochs 3 --patience 2 \
     --lr 2e-3 --finetune-lr 3e-4 --batch-size 32 --seed "$seed" --device "$DEVICE" --no-evaluate \
     --work-dir "$WORK/$name" \

@@ -66,7 +66,9 @@ def main() -> None:
     images = {r.case_id: load_image(r.paths["gray"]).rgb for r in rows}
     y = np.array([r.label == MALIGNANT for r in rows], dtype=int)
     results = []
-    print(f"| margin | AUC [95% CI] ({args.which}, n={len(rows)}, {cascade.weight_set.id} {cascade.weight_set.manifest.version}) |")
+    print(
+        f"| margin | AUC [95% CI] ({args.which}, n={len(rows)}, {cascade.weight_set.id} {cascade.weight_set.manifest.version}) |"
+    )
     print("|---|---|")
     for margin in MARGINS:
         scores = []

@@ -19,9 +19,16 @@ pytestmark = pytest.mark.slow  # trains two tiny candidates end to end through t
 def test_gpu_candidates_dry_run_packs_the_validation_winner(tmp_path):
     out, work, data = tmp_path / "out", tmp_path / "work", tmp_path / "data"
     out.mkdir()
+    import timm
+    from safetensors.torch import save_file
+
+    init = tmp_path / "init.safetensors"  # the script's starting point (busi 1.x's DLM-1) without the git history
+    save_file(
+        {k: v.contiguous() for k, v in timm.create_model("convnext_atto", num_classes=2).state_dict().items()}, init
+    )
     env = dict(
         os.environ, OUT=str(out), WORK=str(work), DATA=str(data), DEVICE="cpu", SCALE="0.03", BUDGET="1",
-        HARD="300", COMPARE="", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        HARD="300", COMPARE="", INIT_FILE=str(init), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         PYTHONPATH=str(ROOT),
     )  # fmt: skip
     proc = subprocess.run(

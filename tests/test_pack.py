@@ -241,8 +241,8 @@ def test_train_init_from_a_training_checkpoint_reports_the_count(tmp_path):
     _check_init(init, "convnext_tiny")  # the 1000-class head may be new
     lines: list[str] = []
     _new_model(TrainConfig(arch="convnext_tiny", init=init), 2, lines.append)
-    assert lines == [f"--init {init}: 180 of 182 tensors loaded (classifier head.fc left new: the checkpoint's "
-                     "has another number of classes); took the state dict under 'model'"]  # fmt: skip
+    assert lines == [f"--init {init}: 180 of 182 tensors loaded (classifier tensors head.fc.* left new: the "
+                     "checkpoint's has another number of classes); took the state dict under 'model'"]  # fmt: skip
     assert _init_record(init)["sha256"] == sha256_file(tmp_path / "tiny.pth")
 
 

@@ -26,7 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "command, else required)",
     )  # fmt: skip
     p.add_argument("--models", default=",".join((DLM1, *SUBMODEL_IDS)), help="comma list: dlm1 and optionally sm1..sm5")
-    p.add_argument("--arch", default="convnext_atto", help="timm model name: ConvNeXt (convnext_tiny is the paper's size) or EfficientNet (tf_efficientnet_lite0)")
+    p.add_argument(
+        "--arch",
+        default="convnext_atto",
+        help="timm model name: ConvNeXt (convnext_tiny is the paper's size) or EfficientNet (tf_efficientnet_lite0)",
+    )
     p.add_argument("--size", default="470x280", help="model input WxH (the paper: 470x280)")
     p.add_argument("--resize-mode", default="stretch", choices=RESIZE_MODES)
     p.add_argument(

@@ -61,7 +61,14 @@ def mark_mask(height: int, width: int, gen: torch.Generator, n_marks: int) -> to
         elif kind == "dashes":
             _dashes(mask, r(0, height), r(0, width), r(0, height), r(0, width), step=r(2, 5))
         else:
-            _text(mask, r(0, height), r(0, width), height=r(max(3, side // 30), max(4, side // 14)), chars=r(2, 7), gen=gen)
+            _text(
+                mask,
+                r(0, height),
+                r(0, width),
+                height=r(max(3, side // 30), max(4, side // 14)),
+                chars=r(2, 7),
+                gen=gen,
+            )
     return mask
 
 

@@ -18,7 +18,6 @@ from typing import Any
 from softmass_core.labels import SUBTYPES, cohort_label, display_name
 from softmass_core.stats.formatting import format_p
 from softmass_core.weights.card_calibration import calibration_markdown, cam_localisation_markdown
-from softmass_core.weights.card_selection import roi_margin_markdown, selection_markdown
 from softmass_core.weights.card_data import (
     METRIC_ROWS,
     cohort_order,
@@ -31,6 +30,7 @@ from softmass_core.weights.card_data import (
     task_auc,
 )
 from softmass_core.weights.card_operating import operating_markdown
+from softmass_core.weights.card_selection import roi_margin_markdown, selection_markdown
 from softmass_core.weights.input_check_card import input_check_markdown
 from softmass_core.weights.manifest import MANIFEST_NAME, rewrite_manifest
 
