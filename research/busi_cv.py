@@ -33,6 +33,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from softmass_core.cohorts.cohort import read_cohort  # noqa: E402
+from softmass_core.inference import tta  # noqa: E402
 from softmass_core.labels import DLM1, MALIGNANT  # noqa: E402
 from softmass_core.stats.roc import auc_delong, rank_auc  # noqa: E402
 from softmass_core.training.data import load_images  # noqa: E402
@@ -40,6 +41,9 @@ from softmass_core.training.fit import case_scores, fit_model  # noqa: E402
 from softmass_core.training.train import TrainConfig, _new_model, with_normalisation  # noqa: E402
 from softmass_core.weights.manifest import InputSpec  # noqa: E402
 from softmass_core.weights.models import save_safetensors  # noqa: E402
+
+#: Test-time views of the out-of-fold scores: the mirrored view, as the shipped set uses.
+VIEWS = ("hflip",)
 
 #: The candidate recipes, fixed before any result was seen.
 RECIPES: dict[str, dict] = {
@@ -80,8 +84,8 @@ def predict_hflip(model, table) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(table.x), 64):
             x = table.x[i : i + 64].float()
-            p = (torch.softmax(model(x), 1) + torch.softmax(model(torch.flip(x, dims=[3])), 1)) / 2
-            probs.append(p[:, 1].numpy())
+            p = torch.softmax(model(tta.expand(x, VIEWS)), 1)[:, 1].numpy()
+            probs.append(tta.average(p, VIEWS))
     return case_scores(np.concatenate(probs), table)
 
 

@@ -96,6 +96,14 @@ def _running_app(root):
         log.close()
 
 
+def _new_page(browser, url: str):
+    """A 1400 x 1000 page with the step timeout, opened at ``url``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    page.goto(url)
+    return page
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, chromium):
     """`streamlit run app.py` on a free port; yields (base URL, folder of a small cohort CSV, log path)."""
@@ -118,10 +126,8 @@ def test_a_page_address_opened_first_after_a_start_gets_the_frame(tmp_path, chro
     with _running_app(tmp_path) as (url, _), sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(STEP_TIMEOUT_MS)
             expect.set_options(timeout=STEP_TIMEOUT_MS)
-            page.goto(f"{url}/cohort")  # the first request this server gets
+            page = _new_page(browser, f"{url}/cohort")  # the first request this server gets
             expect(page.get_by_role("heading", name="Cohort metrics")).to_be_visible()
             _wait_idle(page)
             sidebar = page.locator('[data-testid="stSidebar"]')
@@ -152,9 +158,7 @@ def test_case_then_cohort_in_a_real_browser(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.goto(url)
+            page = _new_page(browser, url)
 
             # Case page (the default): a demo case is loaded; run the cascade.
             run = page.get_by_role("button", name="Run the DLM cascade")
@@ -218,9 +222,7 @@ def test_run_pressed_the_moment_it_shows_is_never_lost(server):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for _ in range(3):  # each a fresh session, whose canvases mount (and rerun) again
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(STEP_TIMEOUT_MS)
-                page.goto(url)
+                page = _new_page(browser, url)
                 run = page.get_by_role("button", name="Run the DLM cascade")
                 expect(run).to_be_visible()
                 run.click()  # no waiting for the script to go idle: a user does not wait either
@@ -284,9 +286,7 @@ def test_every_drawn_roi_sticks_and_a_drag_past_the_edge_reaches_it(server, tmp_
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.goto(url)
+            page = _new_page(browser, url)
             page.get_by_text("Upload images").click()
             _wait_idle(page)
             page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(png))
@@ -363,9 +363,7 @@ def test_the_chosen_operating_point_stays_over_new_uploads(tmp_path, chromium):
         rewrite_manifest(tmp_path / "weights" / "tiny", add_points)  # before the first session reads it
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(STEP_TIMEOUT_MS)
-            page.goto(url)
+            page = _new_page(browser, url)
             run = page.get_by_role("button", name="Run the DLM cascade")
             expect(run).to_be_visible()
             _wait_idle(page)

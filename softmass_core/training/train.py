@@ -138,8 +138,8 @@ def _new_model(cfg: TrainConfig, num_classes: int, log: Log | None = None):
                 "This machine may be offline: use --init scratch, --pretrain-epochs N, or --init checkpoint:FILE."
             ) from None
     model = build_model(Architecture(cfg.arch, {"drop_path_rate": cfg.drop_path_rate}), num_classes)
-    if _init_file(cfg.init) is not None:
-        report = _load_partial(model, Path(cfg.init.split(":", 1)[1]), arch=cfg.arch, allow_new_head=True)
+    if (path := _init_file(cfg.init)) is not None:
+        report = _load_partial(model, path, arch=cfg.arch, allow_new_head=True)
         if log is not None:
             log(f"--init {cfg.init}: {report.line()}" + "".join(f"; {s}" for s in report.steps))
     return model
@@ -151,8 +151,7 @@ def _check_init(init: str, arch: str | None = None) -> None:
     A checkpoint is read and fitted into ``arch`` here, so one of another
     architecture is refused at once (nothing is ever loaded in part).
     """
-    if _init_file(init) is not None:
-        path = _init_file(init)
+    if (path := _init_file(init)) is not None:
         if not path.is_file():
             raise SoftmassError(f"--init {init!r}: checkpoint {path} does not exist.")
         if arch is not None:
@@ -197,8 +196,6 @@ def with_normalisation(cfg: TrainConfig) -> TrainConfig:
     """
     if cfg.mean is not None and cfg.std is not None:
         return replace(cfg, mean=tuple(cfg.mean), std=tuple(cfg.std))
-    import timm
-
     pc = timm.get_pretrained_cfg(cfg.arch)
     mean = tuple(pc.mean) if pc is not None else (0.485, 0.456, 0.406)
     std = tuple(pc.std) if pc is not None else (0.229, 0.224, 0.225)

@@ -27,6 +27,7 @@ EfficientNet).
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -87,8 +88,21 @@ class Backbone:
     stage_attr: str = "stages"
 
 
+_CUT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def backbone(model: nn.Module) -> Backbone:
-    """``model`` cut into stem, stages and head; a :class:`WeightsError` for a family it cannot cut."""
+    """``model`` cut into stem, stages and head; a :class:`WeightsError` for a family it cannot cut.
+
+    Computed once per model and kept while the model lives: the split forward asks for it on every batch.
+    """
+    cut = _CUT.get(model)
+    if cut is None:
+        cut = _CUT[model] = _cut(model)
+    return cut
+
+
+def _cut(model: nn.Module) -> Backbone:
     from timm.models.convnext import ConvNeXt
     from timm.models.efficientnet import EfficientNet
 
