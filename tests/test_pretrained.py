@@ -157,3 +157,17 @@ def test_train_from_a_pretrained_file_writes_a_set_that_names_it(tmp_path):
     assert any("by position" in line for line in lines)
     result = Cascade(WeightSet.load(out)).run(CaseImages(gray=np.zeros((48, 64, 3), np.uint8) + 40))
     assert 0.0 <= result.p_malignant <= 1.0
+
+
+@pytest.mark.slow
+def test_multi_task_pretraining_works_on_an_efficientnet(tmp_path):
+    """The per-task models take their classifier from the shared network by its own name (``classifier``)."""
+    from softmass_core.training.train import train_weight_set
+    from softmass_core.weights.weight_set import WeightSet
+    from tests.test_train import _tiny_cohort
+
+    csv = _tiny_cohort(tmp_path)
+    cfg = TrainConfig(arch="test_efficientnet", width=64, height=48, pretrain_epochs=1, epochs=1, batch_size=16, seed=1)
+    out = train_weight_set(csv, tmp_path / "ws", set_id="e", cfg=cfg, data_kind="test", work_dir=tmp_path / "w")
+    ws = WeightSet.load(out)
+    assert ws.has_dlm2 and ws.members("dlm1")[0].get_classifier().out_features == 2

@@ -75,7 +75,7 @@ from softmass_core.training.fit import Log, StageProgress, fit_model
 from softmass_core.training.input_stats import fit_input_check
 from softmass_core.training.interval import measure_dlm1
 from softmass_core.training.retune import operating_thresholds, record_image_digests
-from softmass_core.weights.checkpoint import FitReport, fit_state_dict, read_state_dict
+from softmass_core.weights.checkpoint import FitReport, fit_state_dict, head_prefix, read_state_dict
 from softmass_core.weights.manifest import Architecture, InputSpec, sha256_file
 from softmass_core.weights.modelcard import update_manifest, write_model_card
 from softmass_core.weights.models import build_model, framework_versions, resolve_device, save_safetensors
@@ -217,13 +217,19 @@ def _init_record(init: str) -> dict[str, Any]:
 
 
 def _two_class_from_task(model_multi, task_index: int, cfg: TrainConfig):
-    """A 2-class model with the multi-task backbone; softmax = sigmoid of the task's logit."""
+    """A 2-class model with the multi-task backbone; softmax = sigmoid of the task's logit.
+
+    The classifier is found by name (timm's ``pretrained_cfg``: ``head.fc`` on a ConvNeXt, ``classifier`` on an
+    EfficientNet), so any architecture train builds works.
+    """
     model = _new_model(replace(cfg, init="scratch"), 2)
-    state = {k: v.clone() for k, v in model_multi.state_dict().items() if not k.startswith("head.fc.")}
-    w = model_multi.head.fc.weight.detach()[task_index]
-    b = model_multi.head.fc.bias.detach()[task_index]
-    state["head.fc.weight"] = torch.stack([-w / 2, w / 2])
-    state["head.fc.bias"] = torch.stack([-b / 2, b / 2])
+    head = head_prefix(model_multi)
+    fc = model_multi.get_classifier()
+    state = {k: v.clone() for k, v in model_multi.state_dict().items() if not k.startswith(head)}
+    w = fc.weight.detach()[task_index]
+    b = fc.bias.detach()[task_index]
+    state[f"{head}weight"] = torch.stack([-w / 2, w / 2])
+    state[f"{head}bias"] = torch.stack([-b / 2, b / 2])
     model.load_state_dict(state)
     return model
 
