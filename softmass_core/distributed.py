@@ -23,9 +23,6 @@ from typing import Any
 
 from softmass_core.errors import SoftmassError
 
-#: Backends a run may use: gloo (CPU tensors), nccl (CUDA tensors).
-BACKENDS = ("gloo", "nccl")
-
 
 @dataclass(frozen=True)
 class Ranks:
@@ -102,18 +99,6 @@ def init_from_env(device: str = "cpu") -> Ranks:
     else:  # ranks wait while rank 0 validates or writes: allow that an hour, not the default half hour
         dist.init_process_group(backend=backend, timeout=timedelta(hours=1))
     return Ranks(ranks.world_size, ranks.rank, ranks.local_rank, ranks.local_world_size, backend)
-
-
-def current() -> Ranks:
-    """This process's ranks once :func:`init_from_env` has joined a group; :data:`SINGLE` otherwise."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-        return SINGLE
-    local = launched_ranks()
-    return Ranks(
-        dist.get_world_size(), dist.get_rank(), local.local_rank, local.local_world_size, str(dist.get_backend())
-    )
 
 
 def barrier(ranks: Ranks) -> None:

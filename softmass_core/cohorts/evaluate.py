@@ -234,11 +234,10 @@ def predict_cohort(
     spec = ws.input_spec
     model_ids = list(ws.manifest.models)
     rows = list(cohort.rows)
-    total = len(rows)
-    batches = [rows[i : i + batch_size] for i in range(0, total, batch_size)][ranks.rank :: ranks.world_size]
+    batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)][ranks.rank :: ranks.world_size]
     records: list[dict[str, Any]] = []
     done = 0
-    total = sum(len(b) for b in batches)
+    total = sum(len(b) for b in batches)  # this rank's cases
     if progress:
         progress(0, total)
 

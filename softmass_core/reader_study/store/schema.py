@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 _NAME_MAX = 200
 _HASH_MAX = 200
@@ -145,15 +144,3 @@ FOCUS_COLUMNS: tuple[str, ...] = (
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-# --- schema versions -----------------------------------------------------------------
-
-
-def _schema_version(conn: Connection) -> int:
-    """0 for an empty database, 1 for one made before versions were recorded, else the recorded version."""
-    tables = set(sa.inspect(conn).get_table_names())
-    if schema_table.name in tables:
-        version = conn.execute(sa.select(schema_table.c.version).where(schema_table.c.id == 1)).scalar()
-        return int(version) if version is not None else 1
-    return 1 if readers_table.name in tables else 0
