@@ -16,6 +16,8 @@ split of one shared permutation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,6 +147,23 @@ def agreed(ranks: Ranks, error: str | None) -> None:
     message = broadcast(ranks, error)
     if message is not None:
         raise SoftmassError(message)
+
+
+def main_first(ranks: Ranks, action: Callable[[], object]) -> None:
+    """Run ``action`` on rank 0 only; a :class:`SoftmassError` it raises is raised on every rank.
+
+    For the checks that must refuse a run before any work (a held lock, an ``--out`` that cannot be made): in one
+    process the error propagates as it is; under torchrun every rank stops with the same one-line message.
+    """
+    error = None
+    if ranks.main:
+        try:
+            action()
+        except SoftmassError as exc:
+            if not ranks.distributed:
+                raise
+            error = str(exc)
+    agreed(ranks, error)
 
 
 def shard_order(order, ranks: Ranks):

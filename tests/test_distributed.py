@@ -105,3 +105,12 @@ def test_torchrun_evaluation_matches_one_process(tmp_path, tiny_weights):
     pd.testing.assert_frame_equal(p1, p2, check_exact=True)
     for name in ("metrics.json", "metrics.csv"):
         assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text()
+
+
+@pytest.mark.slow
+def test_torchrun_evaluation_refuses_a_bad_out_on_every_rank(tmp_path, tiny_weights):
+    csv = _tiny_cohort(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    out = _torchrun(2, "evaluate", "--weights", str(tiny_weights), "--cohort", str(csv), "--out", "taken", cwd=tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.count("error: --out taken is a file") == 2, out.stderr[-3000:]  # one line from each rank

@@ -82,8 +82,10 @@ def _evaluate(args: argparse.Namespace, ranks) -> int:
         raise SoftmassError(
             f"{flag} stores the set's balanced point: drop --operating-point or evaluate without {flag}."
         )
-    if args.out and ranks.main:
-        make_dir(args.out, "--out")  # before the cohort is scored, not after
+    if args.out:  # before the cohort is scored, not after; rank 0's refusal reaches every rank
+        from softmass_core import distributed
+
+        distributed.main_first(ranks, lambda: make_dir(args.out, "--out"))
     ws = WeightSet.load(args.weights)
     if args.record_replicate:
         check_replicate(args.weights, args.record_replicate, args.cohort)  # before the cohort is scored

@@ -384,16 +384,12 @@ def train_weight_set(
 def _run_lock(work: Path, out_dir, ranks: Ranks) -> Iterator[None]:
     """The work-dir lock and the ``--out`` folder, taken by rank 0; its refusal is raised on every rank."""
     with ExitStack() as stack:
-        error = None
-        if ranks.main:
-            try:
-                stack.enter_context(work_dir_lock(work))
-                make_dir(out_dir, "--out")  # refused now rather than after hours of training
-            except SoftmassError as exc:
-                if not ranks.distributed:
-                    raise
-                error = str(exc)
-        distributed.agreed(ranks, error)
+
+        def take() -> None:
+            stack.enter_context(work_dir_lock(work))
+            make_dir(out_dir, "--out")  # refused now rather than after hours of training
+
+        distributed.main_first(ranks, take)
         yield
 
 
