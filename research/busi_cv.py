@@ -62,6 +62,9 @@ RECIPES: dict[str, dict] = {
         scale_range=(0.75, 1.3),
         shift=0.12,
     ),
+    # Round 3 (issue #17, Grad-CAM on ROI edges): lite0 with the ROI grown to a square with the image around it
+    # instead of a black letterbox (no artificial content/padding edge).
+    "lite0_context": dict(arch="tf_efficientnet_lite0", lr=5e-4, epochs=10, patience=4, resize_mode="context"),
     # Reference: busi 1.x's recipe (ConvNeXt-atto from scratch).
     "atto_scratch": dict(arch="convnext_atto", lr=2e-3, epochs=30, patience=8),
 }
@@ -106,11 +109,12 @@ def main() -> int:
     args = ap.parse_args()
     recipe = dict(RECIPES[args.recipe])
     epochs, patience = recipe.pop("epochs"), recipe.pop("patience")
+    resize_mode = recipe.pop("resize_mode", "pad")
     cfg = with_normalisation(
-        replace(TrainConfig(), width=args.size, height=args.size, resize_mode="pad", models=(DLM1,), init=args.init,
-                batch_size=32, seed=args.seed, device="cpu", **recipe)
+        replace(TrainConfig(), width=args.size, height=args.size, resize_mode=resize_mode, models=(DLM1,),
+                init=args.init, batch_size=32, seed=args.seed, device="cpu", **recipe)
     )  # fmt: skip
-    spec = InputSpec(width=args.size, height=args.size, resize_mode="pad", mean=cfg.mean, std=cfg.std)
+    spec = InputSpec(width=args.size, height=args.size, resize_mode=resize_mode, mean=cfg.mean, std=cfg.std)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = list(read_cohort(args.cohort).subset(["training"]).rows)
     groups = groups_of(args.cohort)

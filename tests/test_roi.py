@@ -229,6 +229,41 @@ def test_prepare_pad_mode_preserves_aspect() -> None:
     assert wide.content_box == (0, 93, 470, 187)
 
 
+def test_prepare_context_mode_fills_with_the_image_around_the_roi() -> None:
+    # a ramp image: every column has its own grey, so the crop's columns say where they came from
+    ramp = np.tile(np.arange(200, dtype=np.uint8)[None, :, None], (100, 1, 3))
+    spec = InputSpec(width=40, height=40, mean=(0, 0, 0), std=(1, 1, 1), resize_mode="context", interpolation="nearest")
+    out = prepare(ramp, Roi(90, 40, 110, 60), spec)  # a 20 x 20 ROI: square already, nothing grown
+    assert out.content_box == (0, 0, 40, 40)
+    tall = prepare(ramp, Roi(95, 20, 105, 60), spec)  # 10 x 40 -> grown to 40 x 40 around its centre (x 80..120)
+    assert tall.content_box == (15, 0, 25, 40)
+    cols = tall.array[0, 0] * 255
+    assert cols[0] == 80 and cols[-1] == 119  # real image columns, no padding
+    assert np.all(np.diff(cols) >= 0)
+
+
+def test_prepare_context_mode_moves_inward_at_an_image_edge_and_repeats_edges_only_past_the_image() -> None:
+    ramp = np.tile(np.arange(200, dtype=np.uint8)[None, :, None], (100, 1, 3))
+    spec = InputSpec(width=40, height=40, mean=(0, 0, 0), std=(1, 1, 1), resize_mode="context", interpolation="nearest")
+    left = prepare(ramp, Roi(0, 20, 10, 60), spec)  # grown to 40 wide: would start at x -15, moved to 0
+    assert left.content_box == (0, 0, 10, 40)
+    assert left.array[0, 0, 0] * 255 == 0 and left.array[0, 0, -1] * 255 == 39
+    wide = prepare(ramp, Roi(0, 0, 200, 100), spec)  # 200 x 100 -> 200 x 200, taller than the image: rows repeated
+    assert wide.content_box == (0, 10, 40, 30)
+    np.testing.assert_array_equal(wide.array[:, 0], wide.array[:, 10])  # the top rows repeat the image's first row
+    np.testing.assert_array_equal(wide.array[:, -1], wide.array[:, 29])
+
+
+def test_context_mode_cam_maps_back_onto_the_roi() -> None:
+    rgb = np.zeros((100, 200, 3), dtype=np.uint8)
+    spec = InputSpec(width=40, height=40, resize_mode="context")
+    prepared = prepare(rgb, Roi(95, 20, 105, 60), spec)
+    cam = np.zeros((40, 40), dtype=np.float32)
+    cam[:, 15:25] = 1.0  # hot exactly where the ROI lies in the input
+    back = cam_to_roi(cam, prepared)
+    assert back.shape == (40, 10) and back.min() > 0.99
+
+
 def test_prepare_pad_value_normalised() -> None:
     rgb = np.zeros((50, 50, 3), dtype=np.uint8)
     out = prepare(rgb, None, InputSpec(width=20, height=10, resize_mode="pad", pad_value=128))

@@ -77,7 +77,7 @@ def test_missing_file_is_named(tiny_weights, tmp_path):
         (lambda d: d["architecture"]["timm_args"].update(pretrained=True), "'pretrained' is not allowed"),
         (
             lambda d: d["input"].update(resize_mode="squash"),
-            r"\$\.input\.resize_mode must be one of \['stretch', 'pad'\]",
+            r"\$\.input\.resize_mode must be one of \['stretch', 'pad', 'context'\]",
         ),
         (lambda d: d.update(data_kind="clinical"), "data_kind"),
         (lambda d: d["models"].pop("dlm1"), "dlm1 is required"),

@@ -6,7 +6,7 @@ import argparse
 
 from softmass_core.cli._helpers import ProgressBar, invoked_command, parse_size
 from softmass_core.errors import SoftmassError
-from softmass_core.weights.manifest import DATA_KINDS, STORAGE_DTYPES
+from softmass_core.weights.manifest import DATA_KINDS, RESIZE_MODES, STORAGE_DTYPES
 
 HELP = "make a weight set from your own checkpoints (timm, torchvision, DDP or training checkpoints)"
 
@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", required=True, metavar="WxH", help="input size the models were trained at, e.g. 470x280")
     p.add_argument("--mean", help="normalisation mean, three numbers (default ImageNet's)")
     p.add_argument("--std", help="normalisation std, three numbers (default ImageNet's)")
-    p.add_argument("--resize-mode", choices=("stretch", "pad"), default="stretch", help="how an ROI is resized")
+    p.add_argument("--resize-mode", choices=RESIZE_MODES, default="stretch", help="how an ROI is resized")
     p.add_argument(
         "--model", action="append", required=True, metavar="ID=FILE",
         help="a model's checkpoint: dlm1=FILE, and for DLM-2 all of sm1..sm5 (repeat the option); several files "

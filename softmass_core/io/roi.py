@@ -240,7 +240,8 @@ class Prepared:
 
     ``roi`` is the resolved box in original-image pixels; ``content_box`` is
     ``(x0, y0, x1, y1)`` in model-input pixels where the ROI content lies
-    (the whole input for ``stretch``; the letterboxed area for ``pad``).
+    (the whole input for ``stretch``; the letterboxed area for ``pad``; the
+    ROI inside its surrounding image for ``context``).
     """
 
     array: np.ndarray
@@ -256,11 +257,45 @@ def _lookup_tables(spec: InputSpec) -> np.ndarray:
     return ((v[None, :] - mean) / std).astype(np.float32)
 
 
+def _context_region(arr: np.ndarray, box: Roi, aspect: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The ROI grown along one side to ``aspect`` (width / height) with the image around it.
+
+    The grown box keeps the ROI's centre where the image allows and is moved
+    inward at an image edge, so the extra pixels are real image; only a box
+    larger than the image is filled, by repeating the edge pixels.  Returns
+    the region (uint8 ``(h, w, 3)``) and its top-left corner in image pixels
+    (negative where the region starts outside the image).
+    """
+    height, width = arr.shape[:2]
+    w, h = box.width, box.height
+    if w / h < aspect:
+        w = max(w, int(math.floor(h * aspect + 0.5)))
+    else:
+        h = max(h, int(math.floor(w / aspect + 0.5)))
+
+    def place(lo: int, size: int, extent: int, limit: int) -> int:
+        start = lo - (size - extent) // 2
+        if size <= limit:
+            return min(max(start, 0), limit - size)
+        return start  # larger than the image: centred on the ROI, edges repeated
+
+    x0, y0 = place(box.x0, w, box.width, width), place(box.y0, h, box.height, height)
+    ix0, iy0 = max(x0, 0), max(y0, 0)
+    ix1, iy1 = min(x0 + w, width), min(y0 + h, height)
+    region = arr[iy0:iy1, ix0:ix1]
+    pads = ((iy0 - y0, y0 + h - iy1), (ix0 - x0, x0 + w - ix1), (0, 0))
+    if any(a or b for a, b in pads[:2]):
+        region = np.pad(region, pads, mode="edge")
+    return np.ascontiguousarray(region), (x0, y0)
+
+
 def prepare(rgb: np.ndarray, roi: Roi | None, spec: InputSpec) -> Prepared:
     """Crop ``roi`` from ``rgb`` (``(H, W, 3)`` uint8) and make a model input.
 
     Steps: resolve the ROI, crop, resize to ``spec.width`` x ``spec.height``
-    with Pillow (``spec.interpolation``; letterbox for ``pad``), scale to
+    with Pillow (``spec.interpolation``; letterbox for ``pad``; for
+    ``context`` the ROI is first grown to the input's aspect ratio with the
+    image around it, :func:`_context_region`), scale to
     [0, 1], subtract ``mean``, divide by ``std``, transpose to CHW float32.
     """
     arr = np.asarray(rgb)
@@ -274,6 +309,15 @@ def prepare(rgb: np.ndarray, roi: Roi | None, spec: InputSpec) -> Prepared:
     if spec.resize_mode == "stretch":
         resized = crop.resize((out_w, out_h), resample)
         content = (0, 0, out_w, out_h)
+    elif spec.resize_mode == "context":
+        region, (rx0, ry0) = _context_region(arr, box, out_w / out_h)
+        resized = Image.fromarray(region).resize((out_w, out_h), resample)
+        sx, sy = out_w / region.shape[1], out_h / region.shape[0]
+        cx0 = min(out_w - 1, int(math.floor((box.x0 - rx0) * sx + 0.5)))
+        cy0 = min(out_h - 1, int(math.floor((box.y0 - ry0) * sy + 0.5)))
+        cx1 = max(cx0 + 1, min(out_w, int(math.floor((box.x1 - rx0) * sx + 0.5))))
+        cy1 = max(cy0 + 1, min(out_h, int(math.floor((box.y1 - ry0) * sy + 0.5))))
+        content = (cx0, cy0, cx1, cy1)
     else:
         scale = min(out_w / box.width, out_h / box.height)
         new_w = min(out_w, max(1, int(math.floor(box.width * scale + 0.5))))

@@ -44,8 +44,9 @@ DATA_KINDS = ("simulated", "breast_ultrasound", "soft_tissue_ultrasound", "test"
 STORAGE_DTYPES = ("float32", "float16", "bfloat16")
 #: ``InputSpec.interpolation`` values (Pillow filters of the same names, see :func:`softmass_core.io.roi.prepare`).
 INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear", "bicubic", "lanczos")
-#: ``stretch``: the paper's plain resize; ``pad``: aspect-preserving letterbox.
-RESIZE_MODES: tuple[str, ...] = ("stretch", "pad")
+#: ``stretch``: the paper's plain resize; ``pad``: aspect-preserving letterbox;
+#: ``context``: aspect-preserving, the ROI grown to the input's shape with the image around it.
+RESIZE_MODES: tuple[str, ...] = ("stretch", "pad", "context")
 
 
 def _triple(value: Any, name: str) -> tuple[float, float, float]:
@@ -65,7 +66,10 @@ class InputSpec:
     Defaults are the paper's 470 x 280 input with ImageNet mean/std.
     ``resize_mode="stretch"`` resizes the ROI to ``width`` x ``height``
     ignoring its aspect ratio (as the paper does); ``"pad"`` keeps the aspect
-    ratio, centres the ROI and fills the rest with grey ``pad_value`` (0..255).
+    ratio, centres the ROI and fills the rest with grey ``pad_value`` (0..255);
+    ``"context"`` keeps the aspect ratio too but fills the rest with the image
+    around the ROI (the ROI's short side grown to the input's shape; no
+    artificial edge for the network to respond to).
     Invalid values raise ``ValueError``.
     """
 
