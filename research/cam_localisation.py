@@ -93,9 +93,14 @@ def _row(name: str, maps: list[np.ndarray], masks: list[np.ndarray], tolerance: 
     }
 
 
-def measure(weights: str, cohort_csv: str, masks_dir: str, *, cohort: str, layers: list[str], tolerance: float) -> dict:
-    ws = WeightSet.load(weights)
+def measure(weights, cohort_csv: str, masks_dir: str, *, cohort: str, layers: list[str], tolerance: float,
+            case_ids=None) -> dict:
+    """The localisation rows for ``weights`` (a folder or a loaded WeightSet) on ``cohort`` (or its ``case_ids``)."""
+    ws = weights if isinstance(weights, WeightSet) else WeightSet.load(weights)
     rows = read_cohort(cohort_csv).subset([cohort]).rows
+    if case_ids is not None:
+        wanted = set(case_ids)
+        rows = [r for r in rows if r.case_id in wanted]
     spec = ws.input_spec
     prepared, masks, cases = [], [], []
     for r in rows:

@@ -516,3 +516,27 @@ def test_case_page_operating_point_chooser_and_indeterminate_wording(env, tmp_pa
     radio.set_value("rule_out").run()
     verdict = next(t for t in texts(at) if t.startswith("**Verdict:"))
     assert verdict.startswith("**Verdict: Malignant**")
+
+
+def test_an_unreadable_upload_says_why_keeps_the_other_uploader_and_runs_nothing(env):
+    """Found in Chromium: a text file as the B-mode image stopped the page, so the CDFI uploader vanished."""
+    import io
+
+    from conftest import synthetic_rgb
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(synthetic_rgb(5)).save(png, format="PNG")
+    at = _case_page(env).run()
+    at.radio(key="case.source").set_value("Upload images").run()
+    at.file_uploader(key="case.upload.gray").set_value(("scan.png", b"hello, not a PNG", "image/png")).run()
+    at.file_uploader(key="case.upload.cdfi").set_value(("doppler.png", png.getvalue(), "image/png")).run()
+    assert not at.exception, at.exception
+    errors = [str(e.value) for e in at.error]
+    assert any("not an image" in e and "PNG" in e for e in errors), errors
+    assert any("Replace or remove the Grayscale B-mode file" in str(i.value) for i in at.info)
+    assert not [b for b in at.button if b.key == "case.run"]  # half a case never runs
+
+    at.file_uploader(key="case.upload.gray").set_value(None).run()  # removed: the CDFI image alone is a case
+    assert not at.exception, at.exception
+    assert [b for b in at.button if b.key == "case.run"]

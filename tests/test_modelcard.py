@@ -275,6 +275,19 @@ def test_training_fields_are_readable_pairs():
     assert training_fields({"training_data": "Some words."}) == [("training data", "Some words.")]
 
 
+def test_round3_rule_needs_the_auc_kept_and_both_localisation_figures_higher():
+    from research.busi_round3 import decide
+
+    paired = {"auc_a": 0.88, "auc_b": 0.89, "auc_difference": -0.01, "ci_low": -0.04, "ci_high": 0.02, "p_value": 0.5}
+    base = {"pooled": {"hits": 100, "n": 439, "energy_inside": 0.30}}
+    better = {"pooled": {"hits": 140, "n": 439, "energy_inside": 0.35}}
+    assert decide(paired, base, better)[0] is True
+    assert decide({**paired, "auc_difference": -0.021}, base, better)[0] is False  # AUC dropped by more than 0.02
+    assert decide(paired, base, {"pooled": {**better["pooled"], "energy_inside": 0.30}})[0] is False  # a tie loses
+    adopted, reasons = decide(paired, base, {"pooled": {**better["pooled"], "hits": 99}})
+    assert adopted is False and reasons[1] == "(b) pointing game 99/439 vs 100/439: not higher"
+
+
 def test_selection_and_roi_margin_sections_show_every_candidate_and_the_rule():
     from research.busi_select import choose
     from softmass_core.weights.card_selection import roi_margin_markdown, selection_markdown

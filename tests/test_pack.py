@@ -333,12 +333,15 @@ def test_add_a_weight_set_in_the_app(tiny_weights, tmp_path, monkeypatch):
     at.selectbox(key="addset.kind").set_value("breast_ultrasound")
     at.number_input(key="addset.w").set_value(96)
     at.number_input(key="addset.h").set_value(64)
+    assert at.selectbox(key="addset.resize").options == ["stretch", "pad", "context"]
+    at.selectbox(key="addset.resize").set_value("context")
     next(u for u in at.get("file_uploader") if u.key == "addset.dlm1").upload(ckpt.name, ckpt.read_bytes())
     at.button(key="FormSubmitter:addset.form-Pack the weight set").click().run()
     assert not at.exception, at.exception
     ok = [str(s.value) for s in at.success if "written to" in str(s.value)]
     assert ok and "tensors loaded" in ok[0]
     assert read_manifest(root / "mine").data_kind == "breast_ultrasound"
+    assert read_manifest(root / "mine").input_spec.resize_mode == "context"
     assert any("Thresholds not validated" in str(m.value) for m in at.markdown)
     at.run()
     assert any("mine" in str(h.value) for h in at.header)  # listed on the page at once

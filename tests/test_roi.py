@@ -362,3 +362,21 @@ def test_from_scaled_takes_off_a_margin_and_clamps_to_the_image() -> None:
     roi = Roi.from_scaled((5.0, 12.25, 40.5, 90.0), 2.0, 2.0, offset=10, bounds=(100, 80))
     assert roi == Roi(0, 5, 61, 80)  # left in the margin -> 0; 30.5 * 2 = 61; bottom beyond the image -> 80
     assert Roi.from_scaled((0.0, 0.0, 8.0, 8.0), 0.5, 0.5, offset=20) == Roi(-10, -10, -6, -6)  # no bounds: no clamp
+
+
+def test_the_dashboard_describes_every_resize_mode_in_words(tiny_weights) -> None:
+    from dataclasses import replace
+
+    from softmass_core.weights.manifest import RESIZE_MODES
+    from softmass_core.weights.weight_set import WeightSet
+    from ui.common import input_spec_frame
+
+    manifest = WeightSet.load(tiny_weights).manifest
+    words = set()
+    for mode in RESIZE_MODES:
+        m = replace(manifest, input_spec=replace(manifest.input_spec, resize_mode=mode))
+        frame = input_spec_frame(m)
+        text = frame.loc[frame["field"] == "ROI resize", "value"].item()
+        assert text != mode and "aspect" in text or "stretch" in text
+        words.add(text)
+    assert len(words) == len(RESIZE_MODES)

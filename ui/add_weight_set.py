@@ -16,7 +16,7 @@ import streamlit as st
 
 from softmass_core.errors import SoftmassError
 from softmass_core.labels import DATA_KIND_NAMES, MODEL_NAMES, SUBMODEL_IDS, display_name
-from softmass_core.weights.manifest import DATA_KINDS, InputSpec
+from softmass_core.weights.manifest import DATA_KINDS, RESIZE_MODES, InputSpec
 from ui import common
 
 PREFIX = "addset"
@@ -48,7 +48,7 @@ def add_weight_set_form(root: Path) -> None:
             c4, c5, c6 = st.columns(3)
             width = c4.number_input("Input width", 32, 2048, 470, key=f"{PREFIX}.w")
             height = c5.number_input("Input height", 32, 2048, 280, key=f"{PREFIX}.h")
-            resize = c6.selectbox("ROI resize", ["stretch", "pad"], key=f"{PREFIX}.resize")
+            resize = c6.selectbox("ROI resize", list(RESIZE_MODES), key=f"{PREFIX}.resize")
             order = st.radio(
                 "Class order of DLM-1's head", ["benign, malignant", "malignant, benign"], horizontal=True,
                 key=f"{PREFIX}.order",

@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from softmass_core.data.demo import DEMO_CASE_IDS, demo_case, demo_label
+from softmass_core.errors import SoftmassError
 from softmass_core.inference.cascade import CascadeResult, CaseImages
 from softmass_core.inference.gradcam import CamResult, cams_for_result
 from softmass_core.io.images import load_image
@@ -158,6 +159,7 @@ def _upload_input(prefix: str) -> CaseInput | None:
     cols = st.columns(2)
     images: dict[str, CaseImage] = {}
     file_digests: list[str] = []
+    unreadable = []
     for col, modality in zip(cols, MODALITIES, strict=True):
         with col:
             uploaded = st.file_uploader(
@@ -168,17 +170,24 @@ def _upload_input(prefix: str) -> CaseInput | None:
             )
             if uploaded is None:
                 continue
-            with guarded():
+            try:
                 rgb, info, digest = _decode_upload(uploaded)
                 n_frames = int(info.get("n_frames", 1) or 1)
                 frame = _frame_picker(prefix, modality, digest, n_frames) if n_frames > 1 else 0
                 if frame:
                     rgb, info, digest = _decode_upload(uploaded, frame)
+            except SoftmassError as exc:  # this column says why; the other uploader stays usable
+                st.error(str(exc))
+                unreadable.append(MODALITY_NAMES[modality])
+                continue
             h, w = rgb.shape[:2]
             file_digests.append(digest)
             # The frame is part of the image's identity (runs are cached by it), not of the case's (ROIs are kept).
             image_digest = f"{digest}:frame{frame}" if n_frames > 1 else digest
             images[modality] = CaseImage(modality, rgb, image_digest, info, Roi(0, 0, w, h))
+    if unreadable:  # never run a case on half of what the user gave
+        st.info(f"Replace or remove the {' and the '.join(unreadable)} file above to go on.")
+        return None
     if not images:
         st.info("Upload a grayscale B-mode image, a CDFI image or both (one is enough).")
         return None

@@ -258,6 +258,14 @@ def read_model_card(folder: str | Path) -> str | None:
         return None
 
 
+#: How each ``resize_mode`` prepares the ROI, in words.
+RESIZE_WORDS = {
+    "stretch": "stretch to size (as in the paper)",
+    "pad": "keep aspect, pad",
+    "context": "keep aspect, grow the ROI with the image around it",
+}
+
+
 def input_spec_frame(manifest: Manifest) -> pd.DataFrame:
     """Two columns ``field, value`` describing the model input."""
     import pandas as pd
@@ -265,7 +273,7 @@ def input_spec_frame(manifest: Manifest) -> pd.DataFrame:
     spec = manifest.input_spec
     rows = [
         ("size (width x height)", f"{spec.width} x {spec.height} px"),
-        ("ROI resize", "stretch to size (as in the paper)" if spec.resize_mode == "stretch" else "keep aspect, pad"),
+        ("ROI resize", RESIZE_WORDS.get(spec.resize_mode, spec.resize_mode)),
         ("interpolation", spec.interpolation),
         ("mean (RGB)", ", ".join(f"{v:.3f}" for v in spec.mean)),
         ("std (RGB)", ", ".join(f"{v:.3f}" for v in spec.std)),
