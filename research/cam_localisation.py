@@ -93,8 +93,9 @@ def _row(name: str, maps: list[np.ndarray], masks: list[np.ndarray], tolerance: 
     }
 
 
-def measure(weights, cohort_csv: str, masks_dir: str, *, cohort: str, layers: list[str], tolerance: float,
-            case_ids=None) -> dict:
+def measure(
+    weights, cohort_csv: str, masks_dir: str, *, cohort: str, layers: list[str], tolerance: float, case_ids=None
+) -> dict:
     """The localisation rows for ``weights`` (a folder or a loaded WeightSet) on ``cohort`` (or its ``case_ids``)."""
     ws = weights if isinstance(weights, WeightSet) else WeightSet.load(weights)
     rows = read_cohort(cohort_csv).subset([cohort]).rows
