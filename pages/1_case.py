@@ -11,10 +11,13 @@ from ui import case_charts
 from ui.cam_view import cam_figure, result_caption
 from ui.case_view import (
     FUSION_HELP,
+    OCCLUSION_HELP,
     TTA_HELP,
     case_cams,
     case_input,
+    case_occlusion,
     guarded_call,
+    occlusion_passes,
     report_downloads,
     report_files,
     roi_editor,
@@ -149,6 +152,22 @@ for modality, image in case.images.items():
         with guarded():
             over = cam_figure(image.rgb, cam, alpha=alpha)
         col.image(over, caption=f"Grad-CAM {model_name(m)}. {result_caption(result, modality, cam)}", width="stretch")
+
+if not ws.gradcam_unavailable(DLM1) and st.toggle(
+    f"Add DLM-1's occlusion map (finer than Grad-CAM; {occlusion_passes(ws, result)} forward passes, seconds)",
+    key="case.occlusion",
+    help=OCCLUSION_HELP,
+):
+    occ = guarded_call(case_occlusion, ws, key, result)
+    row = st.columns(len(occ))
+    for col, (modality, cam) in zip(row, occ.items(), strict=True):
+        with guarded():
+            over = cam_figure(case.images[modality].rgb, cam, alpha=alpha)
+        col.image(
+            over,
+            caption=f"Occlusion DLM-1, {MODALITY_NAMES[modality]}. {result_caption(result, modality, cam)}",
+            width="stretch",
+        )
 
 # ------------------------------------------------------------------ report
 st.divider()

@@ -45,6 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from softmass_core.cohorts.cohort import read_cohort  # noqa: E402
 from softmass_core.inference.gradcam import compute_cams  # noqa: E402
+from softmass_core.inference.occlusion import STRIDE as OCC_STRIDE  # noqa: E402
+from softmass_core.inference.occlusion import WINDOW as OCC_WINDOW  # noqa: E402
+from softmass_core.inference.occlusion import occlusion_maps  # noqa: E402
 from softmass_core.io.images import load_image  # noqa: E402
 from softmass_core.io.roi import prepare  # noqa: E402
 from softmass_core.stats.localisation import border_share, energy_inside, gaussian_blob, pointing_hit  # noqa: E402
@@ -94,7 +97,15 @@ def _row(name: str, maps: list[np.ndarray], masks: list[np.ndarray], tolerance: 
 
 
 def measure(
-    weights, cohort_csv: str, masks_dir: str, *, cohort: str, layers: list[str], tolerance: float, case_ids=None
+    weights,
+    cohort_csv: str,
+    masks_dir: str,
+    *,
+    cohort: str,
+    layers: list[str],
+    tolerance: float,
+    case_ids=None,
+    occlusion: bool = False,
 ) -> dict:
     """The localisation rows for ``weights`` (a folder or a loaded WeightSet) on ``cohort`` (or its ``case_ids``)."""
     ws = weights if isinstance(weights, WeightSet) else WeightSet.load(weights)
@@ -139,6 +150,9 @@ def measure(
                 x0, y0, x1, y1 = p.content_box
                 total = float(c.cam_input.sum())
                 pad_energy.append((total - float(c.cam_input[y0:y1, x0:x1].sum())) / total if total > 0 else 0.0)
+    if occlusion:
+        maps = [occlusion_maps(ws, "dlm1", {"gray": p})["gray"].cam_roi for p in prepared]
+        out_rows.append(_row(f"Occlusion ({OCC_WINDOW} px window, stride {OCC_STRIDE})", maps, masks, tolerance))
     blobs = [gaussian_blob(*m.shape) for m in masks]
     out_rows.append(_row("centred Gaussian blob (baseline)", blobs, masks, tolerance))
     area = float(np.mean([m.mean() for m in masks]))
@@ -168,6 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--masks", default="/work/shared/datasets/busi/masks")
     ap.add_argument("--which", default="validation", help="cohort of the CSV to measure")
     ap.add_argument("--layers", default="stages.-1,stages.-2", help="Grad-CAM target stages, comma-separated")
+    ap.add_argument("--occlusion", action="store_true", help="add a row for the occlusion map (minutes)")
     ap.add_argument("--tolerance", type=float, default=15.0, help="pointing-game tolerance in image pixels")
     ap.add_argument("--out", help="write the JSON here too")
     ap.add_argument("--note", action="append", default=[], help="a note for the model card (repeatable)")
@@ -175,7 +190,7 @@ def main(argv=None) -> int:
     ap.add_argument("--adopt", metavar="LAYER", help="with --record: also make LAYER dlm1's gradcam_target_layer")
     args = ap.parse_args(argv)
     res = measure(args.weights, args.cohort, args.masks, cohort=args.which,
-                  layers=args.layers.split(","), tolerance=args.tolerance)  # fmt: skip
+                  layers=args.layers.split(","), tolerance=args.tolerance, occlusion=args.occlusion)  # fmt: skip
     res["notes"] = list(args.note)
     res["command"] = "python research/cam_localisation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = json.dumps({k: v for k, v in res.items() if k != "cases"}, indent=2)

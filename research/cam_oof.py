@@ -33,9 +33,9 @@ POOLED_MEANS = ("energy_inside", "border_energy", "hit_rate")
 POOLED_SUMS = ("n", "hits", "hits_exact", "max_in_border_band")
 
 
-def pool(per_fold: list[dict]) -> dict:
-    """Case-weighted means and sums of :func:`measure`'s first row (the shipped layer) over the folds."""
-    rows = [f["rows"][0] for f in per_fold]
+def pool(per_fold: list[dict], index: int = 0) -> dict:
+    """Case-weighted means and sums over the folds of :func:`measure`'s row ``index`` (0: the shipped layer)."""
+    rows = [f["rows"][index] for f in per_fold]
     n = sum(r["n"] for r in rows)
     out = {k: sum(r[k] for r in rows) for k in POOLED_SUMS}
     out.update({k: sum(r[k] * r["n"] for r in rows) / n for k in POOLED_MEANS})
@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cohort", default="data/busi/cohort.csv")
     ap.add_argument("--masks", default="/work/shared/datasets/busi/masks")
     ap.add_argument("--layer", default="stages.-1")
+    ap.add_argument("--occlusion", action="store_true", help="also measure the occlusion map (round 3b)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     summary = json.loads((args.run / "summary.json").read_text())
@@ -69,12 +70,14 @@ def main(argv=None) -> int:
             ws = WeightSet(replace(ws.manifest, tta=("hflip",)))
             cases = json.loads((args.run / f"fold{k}.json").read_text())["case_ids"]
             res = measure(ws, args.cohort, args.masks, cohort="training", layers=[args.layer], tolerance=15.0,
-                          case_ids=cases)  # fmt: skip
+                          case_ids=cases, occlusion=args.occlusion)  # fmt: skip
             per_fold.append(res)
             print(f"fold {k}: {json.dumps(res['rows'][0])}", file=sys.stderr, flush=True)
     out = {
         "run": str(args.run), "resize_mode": args.resize_mode, "layer": args.layer,
         "pooled": pool(per_fold), "folds": [f["rows"][0] for f in per_fold],
+        **({"pooled_occlusion": pool(per_fold, -2), "folds_occlusion": [f["rows"][-2] for f in per_fold]}
+           if args.occlusion else {}),
         "energy_in_padding": [f["shipped_cam_energy_in_padding"] for f in per_fold],
         "command": "python research/cam_oof.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }  # fmt: skip

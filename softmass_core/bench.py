@@ -19,6 +19,9 @@ tensors:
   cases one by one with :meth:`Cascade.run`.  Target <= 0.8: batching must
   beat one-by-one.  ``concurrent_p95_s`` is the 95th percentile of the
   callers' latencies (submit to result).
+* ``occlusion_ratio`` (``--occlusion``, off by default: seconds, not milliseconds): DLM-1's occlusion map of
+  one image (:mod:`softmass_core.inference.occlusion`) / bare forwards of as many occluded copies of that image
+  (windows x views x members) in batches of 32.  Target <= 1.3.
 * ``metrics_seconds``: ``binary_metrics`` for 1000 cases with 2000 bootstrap
   resamples.  Target < 1 s.
 * ``phantom_ms_per_image``: the simulated-case generator.  Target <= 50 ms.
@@ -49,6 +52,7 @@ TARGETS = {
     "gradcam_ratio": 1.3,
     "eval_ratio": 1.15,
     "concurrent_ratio": 0.8,
+    "occlusion_ratio": 1.3,
     "metrics_seconds": 1.0,
     "phantom_ms_per_image": 50.0,
     "cold_start_s": 10.0,
@@ -108,6 +112,7 @@ def run_bench(
     phantom_cases: int = 12,
     concurrent: int = 20,
     cold_start: bool = True,
+    occlusion: bool = False,
 ) -> dict[str, Any]:
     """Run every benchmark once and return raw times, ratios and targets.
 
@@ -220,6 +225,8 @@ def run_bench(
 
         if concurrent > 0:
             out.update(concurrent_bench(ws, concurrent, repeats=max(1, repeats // 3)))
+        if occlusion:
+            out.update(occlusion_bench(ws, prepared["gray"]))
 
     labels = rng.integers(0, 2, 1000)
     scores = rng.random(1000) + 0.3 * labels
@@ -238,6 +245,31 @@ def run_bench(
     out["meets_targets"] = {k: (out[k] <= v if k in out and out[k] is not None else None) for k, v in TARGETS.items()}
     out["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return out
+
+
+def occlusion_bench(ws, prepared, *, batch: int = 32) -> dict[str, Any]:
+    """``occlusion_s`` for DLM-1's occlusion map of one prepared image against bare forwards of as many inputs."""
+    import torch
+
+    from softmass_core.inference import tta
+    from softmass_core.inference.occlusion import n_windows, occlusion_maps
+    from softmass_core.labels import DLM1
+
+    _, height, width = prepared.array.shape
+    n = n_windows(height, width) * tta.n_passes(ws.manifest.tta)
+    members = ws.members(DLM1)
+    x = torch.from_numpy(np.repeat(prepared.array[None], batch, axis=0))
+
+    def floor() -> None:
+        with torch.no_grad():
+            for model in members:
+                for start in range(0, n, batch):
+                    model(x[: min(batch, n - start)])
+
+    floor_s = _median_time(floor, 1, warmup=1)
+    occ_s = _median_time(lambda: occlusion_maps(ws, DLM1, {"gray": prepared}, batch=batch), 1, warmup=1)
+    return {"occlusion_forwards": n * len(members), "occlusion_floor_s": floor_s, "occlusion_s": occ_s,
+            "occlusion_ratio": occ_s / floor_s}  # fmt: skip
 
 
 def concurrent_bench(ws, n_cases: int, *, repeats: int = 2) -> dict[str, Any]:
@@ -328,6 +360,14 @@ def format_table(res: dict[str, Any]) -> str:
         ("evaluation", f"{res['eval_images_per_s']:.1f} images/s", f"({res['eval_images']} images)"),
         ("bare batched forwards", f"{res['floor_images_per_s']:.1f} images/s", ""),
         ("  eval_ratio", f"{res['eval_ratio']:.3f}", f"<= {TARGETS['eval_ratio']}"),
+        *(
+            [
+                (f"occlusion map, DLM-1 ({res['occlusion_forwards']} forwards)", f"{res['occlusion_s']:.2f} s", ""),
+                ("  occlusion_ratio", f"{res['occlusion_ratio']:.3f}", f"<= {TARGETS['occlusion_ratio']}"),
+            ]
+            if res.get("occlusion_ratio") is not None
+            else []
+        ),
         ("metrics, 1000 cases, 2000 boots", f"{res['metrics_seconds']:.3f} s", f"< {TARGETS['metrics_seconds']}"),
     ]
     if res.get("concurrent_ratio") is not None:

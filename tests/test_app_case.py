@@ -540,3 +540,25 @@ def test_an_unreadable_upload_says_why_keeps_the_other_uploader_and_runs_nothing
     at.file_uploader(key="case.upload.gray").set_value(None).run()  # removed: the CDFI image alone is a case
     assert not at.exception, at.exception
     assert [b for b in at.button if b.key == "case.run"]
+
+
+def test_occlusion_map_is_on_demand_cached_and_drawn_per_image(env):
+    at = _case_page(env).run()
+    at.button(key="case.run").click().run()
+    assert not at.exception, at.exception
+    n_images = len(at.get("image"))
+    toggle = at.toggle(key="case.occlusion")
+    # tiny set: 96 x 64 input, 15 windows of 32 px at stride 16, one view, one member, two images
+    assert toggle.value is False and "30 forward passes" in toggle.label
+    assert not any(k[1].startswith("occlusion") for k in at.session_state["softmass.case.cams"])
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
+    images = at.get("image")
+    assert len(images) == n_images + 2
+    captions = [str(i.proto.imgs[0].caption) for i in images[-2:]]
+    assert all(c.startswith("Occlusion DLM-1, ") and "Explains the malignant score" in c for c in captions), captions
+    cached = [v for k, v in at.session_state["softmass.case.cams"].items() if k[1] == "occlusion:dlm1"]
+    assert len(cached) == 1 and set(cached[0]) == {"gray", "cdfi"}
+    at.slider(key="case.alpha").set_value(0.8).run()  # a rerun reuses the map
+    again = [v for k, v in at.session_state["softmass.case.cams"].items() if k[1] == "occlusion:dlm1"]
+    assert again[0] is cached[0]

@@ -425,9 +425,16 @@ def test_bench_reports_concurrency_and_load_on_a_tiny_set(tiny_weights, capsys):
     from softmass_core.bench import TARGETS, format_table, run_bench
 
     res = run_bench(
-        weights=str(tiny_weights), repeats=1, eval_images=4, phantom_cases=0, concurrent=3, cold_start=False
+        weights=str(tiny_weights),
+        repeats=1,
+        eval_images=4,
+        phantom_cases=0,
+        concurrent=3,
+        cold_start=False,
+        occlusion=True,
     )
-    for key in ("cascade_ratio", "gradcam_ratio", "eval_ratio", "concurrent_ratio", "concurrent_p95_s"):
+    keys = ("cascade_ratio", "gradcam_ratio", "eval_ratio", "concurrent_ratio", "concurrent_p95_s", "occlusion_ratio")
+    for key in keys:
         assert res[key] > 0, key
     assert res["concurrent_cases"] == 3 and res["concurrent_batches"] >= 1
     assert res["concurrent_p50_s"] <= res["concurrent_p95_s"]
@@ -436,6 +443,7 @@ def test_bench_reports_concurrency_and_load_on_a_tiny_set(tiny_weights, capsys):
     assert set(res["meets_targets"]) == set(TARGETS)
     table = format_table(res)
     assert "concurrent_ratio" in table and "latency p50 / p95" in table and "load average before" in table
+    assert "occlusion_ratio" in table and res["occlusion_forwards"] > 0
 
 
 def test_bench_cold_start_is_skipped_with_a_note_without_chromium(monkeypatch):

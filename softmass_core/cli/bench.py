@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="skip cold_start_s (streamlit run app.py to the first diagnosis, in headless Chromium)",
     )
+    p.add_argument("--occlusion", action="store_true", help="also time DLM-1's occlusion map (seconds per image)")
     p.add_argument("--json", action="store_true")
 
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         phantom_cases=args.phantom_cases,
         concurrent=args.concurrent,
         cold_start=args.cold_start,
+        occlusion=args.occlusion,
     )
     if args.json:
         print_json(res)
