@@ -129,15 +129,20 @@ def compute_cams(
     maps = member_maps[0] if len(member_maps) == 1 else np.mean(np.stack(member_maps), axis=0, dtype=np.float32)
     maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
     maps_t = F.interpolate(maps_t, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+    return cam_results(model_id, label, maps_t.numpy(), prepared)
+
+
+def cam_results(model_id: str, label: str, maps: np.ndarray, prepared: dict[str, Prepared]) -> dict[str, CamResult]:
+    """``{modality: CamResult}`` from (N, H, W) model-input maps in ``prepared``'s order, each mapped onto its ROI."""
     out: dict[str, CamResult] = {}
-    for i, m in enumerate(modalities):
-        cam_input = np.clip(maps_t[i].numpy(), 0.0, 1.0)
+    for i, (m, p) in enumerate(prepared.items()):
+        cam_input = np.clip(maps[i], 0.0, 1.0).astype(np.float32)
         out[m] = CamResult(
             model_id=model_id,
             target_label=label,
             cam_input=cam_input,
-            cam_roi=np.clip(cam_to_roi(cam_input, prepared[m]), 0.0, 1.0).astype(np.float32),
-            roi=prepared[m].roi,
+            cam_roi=np.clip(cam_to_roi(cam_input, p), 0.0, 1.0).astype(np.float32),
+            roi=p.roi,
         )
     return out
 

@@ -23,8 +23,8 @@ import torch
 
 from softmass_core.errors import SoftmassError
 from softmass_core.inference import tta
-from softmass_core.inference.gradcam import CamResult
-from softmass_core.io.roi import Prepared, cam_to_roi
+from softmass_core.inference.gradcam import CamResult, cam_results
+from softmass_core.io.roi import Prepared
 
 #: Name of the method in captions and reports.
 METHOD = "Occlusion"
@@ -88,18 +88,7 @@ def occlusion_maps(
         maps = np.clip(drop.sum(dim=1).numpy(), 0.0, None).astype(np.float32)
         member_maps.append(tta.average_maps(_scale(maps), views))
     maps = member_maps[0] if len(member_maps) == 1 else np.mean(np.stack(member_maps), axis=0, dtype=np.float32)
-    out: dict[str, CamResult] = {}
-    for i, m in enumerate(modalities):
-        cam_input = np.clip(maps[i], 0.0, 1.0).astype(np.float32)
-        out[m] = CamResult(
-            model_id=model_id,
-            target_label=label,
-            cam_input=cam_input,
-            cam_roi=np.clip(cam_to_roi(cam_input, prepared[m]), 0.0, 1.0).astype(np.float32),
-            roi=prepared[m].roi,
-        )
-    return out
-
+    return cam_results(model_id, label, maps, prepared)
 
 def _scale(maps: np.ndarray) -> np.ndarray:
     """(N, h, w) -> each map min-max scaled to [0, 1]; a flat map (nothing lowers the score) stays 0."""
