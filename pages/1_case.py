@@ -159,8 +159,8 @@ if not ws.gradcam_unavailable(DLM1) and st.toggle(
     help=OCCLUSION_HELP,
 ):
     occ = guarded_call(case_occlusion, ws, key, result)
-    row = st.columns(len(occ))
-    for col, (modality, cam) in zip(row, occ.items(), strict=True):
+    row = st.columns(max(2, len(occ)))  # never wider than a Grad-CAM panel pair
+    for col, (modality, cam) in zip(row, occ.items()):
         with guarded():
             over = cam_figure(case.images[modality].rgb, cam, alpha=alpha)
         col.image(
