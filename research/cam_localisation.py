@@ -160,7 +160,8 @@ def measure(
                             / (spec.width * spec.height) for p in prepared]))  # fmt: skip
     return {
         "description": (
-            f"DLM-1's malignant-class Grad-CAM on the {len(masks)} BUSI '{cohort}' images (of {len(rows)}) whose "
+            f"DLM-1's malignant-class maps (Grad-CAM{', occlusion' if occlusion else ''}) on the {len(masks)} BUSI "
+            f"'{cohort}' images (of {len(rows)}) whose "
             "lesion mask lies in the ROI, mapped onto the ROI crop the model saw. Energy inside: share of the map's "
             "energy inside the lesion mask (mean over images). Pointing game: the map's maximum inside the lesion "
             f"or within {tolerance:g} px of it. Border: energy in the outer 10% band of the ROI (a uniform map: 0.36)."
@@ -192,7 +193,11 @@ def main(argv=None) -> int:
     res = measure(args.weights, args.cohort, args.masks, cohort=args.which,
                   layers=args.layers.split(","), tolerance=args.tolerance, occlusion=args.occlusion)  # fmt: skip
     res["notes"] = list(args.note)
-    res["command"] = "python research/cam_localisation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    words = list(argv if argv is not None else sys.argv[1:])
+    while "--note" in words:  # the notes are in the card already; the command reproduces the numbers
+        i = words.index("--note")
+        del words[i : i + 2]
+    res["command"] = "python research/cam_localisation.py " + shlex.join(words)
     text = json.dumps({k: v for k, v in res.items() if k != "cases"}, indent=2)
     print(text)
     if args.out:
