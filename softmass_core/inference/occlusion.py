@@ -90,6 +90,7 @@ def occlusion_maps(
     maps = member_maps[0] if len(member_maps) == 1 else np.mean(np.stack(member_maps), axis=0, dtype=np.float32)
     return cam_results(model_id, label, maps, prepared)
 
+
 def _scale(maps: np.ndarray) -> np.ndarray:
     """(N, h, w) -> each map min-max scaled to [0, 1]; a flat map (nothing lowers the score) stays 0."""
     lo = maps.min(axis=(-2, -1), keepdims=True)
