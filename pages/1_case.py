@@ -153,6 +153,7 @@ for modality, image in case.images.items():
             over = cam_figure(image.rgb, cam, alpha=alpha)
         col.image(over, caption=f"Grad-CAM {model_name(m)}. {result_caption(result, modality, cam)}", width="stretch")
 
+occ = {}
 if not ws.gradcam_unavailable(DLM1) and st.toggle(
     f"Add DLM-1's occlusion map (finer than Grad-CAM; {occlusion_passes(ws, result)} forward passes, seconds)",
     key="case.occlusion",
@@ -174,7 +175,7 @@ st.divider()
 st.header("Case report")
 files = report_files(
     key,
-    models,
+    models + (["occlusion"] if occ else []),
     lambda: build_report(
         result,
         [
@@ -184,6 +185,7 @@ files = report_files(
                 result.rois[modality],
                 image.info,
                 {m: cams[m][modality].cam_roi for m in models if modality in cams[m]},
+                {DLM1: occ[modality].cam_roi} if modality in occ else {},
             )
             for modality, image in case.images.items()
         ],
@@ -191,7 +193,8 @@ files = report_files(
     ),
 )
 st.caption(
-    "The report holds the images, ROIs, Grad-CAM overlays, probabilities, diagnosis, cascade path and weight set. "
+    "The report holds the images, ROIs, Grad-CAM overlays (and the occlusion map when shown), probabilities, "
+    "diagnosis, cascade path and weight set. "
     f"Its Grad-CAM panels are drawn at a fixed {GRADCAM_OPACITY:.0%} opacity, whatever the slider above shows, "
     "so that every report shows its heatmaps the same way."
 )

@@ -52,6 +52,11 @@ GRADCAM_NOTE = (
     "whatever the dashboard's opacity slider showed; blue = weak, red = strongest evidence. "
     "DLM-1 explains 'malignant'; a sub-model explains its own subtype."
 )
+#: Added to the note when the report holds occlusion maps.
+OCCLUSION_NOTE = (
+    "Occlusion panels: how much hiding a 32 px patch of the model input (mid-grey, stride 16) lowered the score, "
+    "averaged over the patches covering each pixel; drawn the same way."
+)
 
 _PANEL_HEIGHT = 240  # pixels of each image panel on the PNG sheet
 
@@ -64,7 +69,8 @@ class ReportImage:
     pixels, as the cascade resolved it), ``info`` what is known about the file
     (e.g. ``ImageInfo.to_dict()``; must not hold identifiers), ``cams`` the
     Grad-CAM heatmaps to show ``{model_id: (roi.height, roi.width) float in
-    [0, 1]}`` (``CamResult.cam_roi``).  The report blends them itself at
+    [0, 1]}`` (``CamResult.cam_roi``), and ``occlusion`` the occlusion maps
+    the user asked for, in the same form.  The report blends them itself at
     :data:`GRADCAM_OPACITY`.
     """
 
@@ -73,22 +79,25 @@ class ReportImage:
     roi: Roi
     info: Mapping[str, Any] = field(default_factory=dict)
     cams: Mapping[str, np.ndarray] = field(default_factory=dict)
+    occlusion: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         want = (self.roi.height, self.roi.width)
-        for model_id, cam in self.cams.items():
-            shape = np.shape(cam)
-            if shape != want:
-                raise SoftmassError(
-                    f"The {model_id} Grad-CAM heatmap has shape {shape}, but the ROI is {want[1]} x {want[0]} "
-                    "pixels: pass the heatmap mapped onto the ROI (CamResult.cam_roi), not an overlay image."
-                )
+        for kind, maps in (("Grad-CAM", self.cams), ("occlusion", self.occlusion)):
+            for model_id, cam in maps.items():
+                shape = np.shape(cam)
+                if shape != want:
+                    raise SoftmassError(
+                        f"The {model_id} {kind} heatmap has shape {shape}, but the ROI is {want[1]} x {want[0]} "
+                        "pixels: pass the heatmap mapped onto the ROI (CamResult.cam_roi), not an overlay image."
+                    )
 
-    def overlay(self, model_id: str) -> np.ndarray:
-        """``rgb`` with ``model_id``'s heatmap blended inside the ROI at :data:`GRADCAM_OPACITY`."""
+    def overlay(self, model_id: str, *, occlusion: bool = False) -> np.ndarray:
+        """``rgb`` with ``model_id``'s heatmap (its occlusion map if asked) blended inside the ROI."""
         from softmass_core.inference.gradcam import overlay_cam
 
-        cam = np.clip(np.asarray(self.cams[model_id], dtype=np.float32), 0.0, 1.0)
+        maps = self.occlusion if occlusion else self.cams
+        cam = np.clip(np.asarray(maps[model_id], dtype=np.float32), 0.0, 1.0)
         return overlay_cam(self.rgb, cam, self.roi, alpha=GRADCAM_OPACITY)
 
 
@@ -168,6 +177,7 @@ class CaseReport:
                 "roi": im.roi.as_string(),
                 "file": {k: v for k, v in dict(im.info).items() if _is_plain(v)},
                 "gradcam_models": list(im.cams),
+                "occlusion_models": list(im.occlusion),
             }
         return {
             "report": "softmass case report",
@@ -181,10 +191,14 @@ class CaseReport:
                 "opacity": GRADCAM_OPACITY,
                 "colormap": "jet",
                 "drawn": "inside the ROI only",
-                "note": GRADCAM_NOTE,
+                "note": self.cam_note(),
             },
             "images": images,
         }
+
+    def cam_note(self) -> str:
+        """How the heatmap panels are drawn: :data:`GRADCAM_NOTE`, plus :data:`OCCLUSION_NOTE` when any are shown."""
+        return GRADCAM_NOTE + (" " + OCCLUSION_NOTE if any(im.occlusion for im in self.images) else "")
 
     def to_json(self) -> str:
         """:meth:`to_dict` as indented JSON text."""
@@ -204,6 +218,9 @@ class CaseReport:
             for model_id in im.cams:
                 panel = with_colorbar(draw_roi(im.overlay(model_id), im.roi))  # jet scale under the overlay
                 row.append((f"Grad-CAM {model_name(model_id)}", panel))
+            for model_id in im.occlusion:
+                panel = with_colorbar(draw_roi(im.overlay(model_id, occlusion=True), im.roi))
+                row.append((f"Occlusion {model_name(model_id)}", panel))
             out.append((MODALITY_NAMES.get(im.modality, im.modality), row))
         return out
 
@@ -230,7 +247,7 @@ class CaseReport:
         measure = lambda t: probe.textlength(t, font=font)  # noqa: E731
         head = _wrap(self.disclaimer, measure, text_w)
         lines = [wrapped for line in self.summary_lines() for wrapped in _wrap(line, measure, text_w)]
-        note = _wrap(GRADCAM_NOTE, measure, text_w)
+        note = _wrap(self.cam_note(), measure, text_w)
         text_h = pad + 30 + 20 * len(head) + 6 + 22 * len(lines) + 8 + 20 * len(note) + 12
         row_hs = [panel_height + 34 + 18 * max(len(c) for c, _ in scaled) for _, scaled in rows]
         sheet = Image.new("RGB", (width, text_h + sum(row_hs) + pad), "white")
@@ -335,11 +352,11 @@ class CaseReport:
         pdf.set_font("Helvetica", "", 10)
         for line in self.summary_lines():
             pdf.multi_cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-        if any(im.cams for im in self.images):
+        if any(im.cams or im.occlusion for im in self.images):
             pdf.ln(2)
             pdf.set_font("Helvetica", "", 8.5)
             pdf.set_text_color(60, 60, 60)
-            pdf.multi_cell(0, 4, _latin1(GRADCAM_NOTE), new_x="LMARGIN", new_y="NEXT")
+            pdf.multi_cell(0, 4, _latin1(self.cam_note()), new_x="LMARGIN", new_y="NEXT")
             pdf.set_text_color(0, 0, 0)
             _colour_bar(pdf)
         for row in self.pdf_panel_layout(pdf):

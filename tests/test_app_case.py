@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -562,3 +563,8 @@ def test_occlusion_map_is_on_demand_cached_and_drawn_per_image(env):
     at.slider(key="case.alpha").set_value(0.8).run()  # a rerun reuses the map
     again = [v for k, v in at.session_state["softmass.case.cams"].items() if k[1] == "occlusion:dlm1"]
     assert again[0] is cached[0]
+    # The report written while the map is shown holds it.
+    (files,) = [v for k, v in at.session_state["softmass.case.reports"].items() if "occlusion" in k[1]]
+    report = json.loads(files.json)
+    assert report["images"]["gray"]["occlusion_models"] == ["dlm1"]
+    assert report["images"]["cdfi"]["occlusion_models"] == ["dlm1"]

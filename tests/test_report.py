@@ -260,3 +260,28 @@ def test_footer_disclaimer_reads_right_on_every_page(report_parts):
         assert re.search(rb"\(page %d of \)\s*Tj\s*\(%d\)" % (k, n_pages), pdf), k
     # The footer (on every page) plus the heading's copy.
     assert pdf.count(b"must not guide the care of any") == n_pages + 1
+
+
+def test_an_occlusion_map_the_user_asked_for_is_a_panel_with_its_note_in_every_format(report_parts):
+    from softmass_core.report import OCCLUSION_NOTE
+
+    result, images = report_parts
+    im = images[0]
+    occ = np.zeros((im.roi.height, im.roi.width), np.float32)
+    occ[: im.roi.height // 2] = 1.0  # evidence in the top half only
+    with_occ = [ReportImage(im.modality, im.rgb, im.roi, im.info, im.cams, {DLM1: occ}), images[1]]
+    report = build_report(result, with_occ)
+    (_, row), (_, other) = report.panels()
+    assert [c for c, _ in row] == ["Image and ROI", "Grad-CAM DLM-1", "Occlusion DLM-1"]
+    assert [c for c, _ in other] == ["Image and ROI", "Grad-CAM DLM-1"]  # asked for on the gray image only
+    panel = row[2][1]
+    expected = overlay_cam(im.rgb, occ, im.roi, alpha=GRADCAM_OPACITY)
+    inside = (slice(im.roi.y0 + 4, im.roi.y1 - 4), slice(im.roi.x0 + 4, im.roi.x1 - 4))
+    assert np.array_equal(panel[inside], expected[inside])
+    data = json.loads(report.to_json())
+    assert data["images"]["gray"]["occlusion_models"] == [DLM1] and data["images"]["cdfi"]["occlusion_models"] == []
+    assert data["gradcam"]["note"] == GRADCAM_NOTE + " " + OCCLUSION_NOTE
+    assert b"Occlusion panels: how much hiding" in report.to_pdf(compress=False)
+    assert json.loads(build_report(result, images).to_json())["gradcam"]["note"] == GRADCAM_NOTE
+    with pytest.raises(SoftmassError, match="occlusion heatmap has shape"):
+        ReportImage(im.modality, im.rgb, im.roi, im.info, {}, {DLM1: im.rgb})
