@@ -8,16 +8,13 @@ from softmass_core.io.roi import draw_roi
 from softmass_core.labels import DLM1, MODALITY_NAMES, MODEL_NAMES, SUBMODEL_IDS, display_name, model_name
 from softmass_core.report import GRADCAM_OPACITY, ReportImage, build_report
 from ui import case_charts
-from ui.cam_view import cam_figure, result_caption
+from ui.cam_view import cam_figure, occlusion_panel, result_caption
 from ui.case_view import (
     FUSION_HELP,
-    OCCLUSION_HELP,
     TTA_HELP,
     case_cams,
     case_input,
-    case_occlusion,
     guarded_call,
-    occlusion_passes,
     report_downloads,
     report_files,
     roi_editor,
@@ -153,22 +150,7 @@ for modality, image in case.images.items():
             over = cam_figure(image.rgb, cam, alpha=alpha)
         col.image(over, caption=f"Grad-CAM {model_name(m)}. {result_caption(result, modality, cam)}", width="stretch")
 
-occ = {}
-if not ws.gradcam_unavailable(DLM1) and st.toggle(
-    f"Add DLM-1's occlusion map (finer than Grad-CAM; {occlusion_passes(ws, result)} forward passes, seconds)",
-    key="case.occlusion",
-    help=OCCLUSION_HELP,
-):
-    occ = guarded_call(case_occlusion, ws, key, result)
-    row = st.columns(max(2, len(occ)))  # never wider than a Grad-CAM panel pair
-    for col, (modality, cam) in zip(row, occ.items()):
-        with guarded():
-            over = cam_figure(case.images[modality].rgb, cam, alpha=alpha)
-        col.image(
-            over,
-            caption=f"Occlusion DLM-1, {MODALITY_NAMES[modality]}. {result_caption(result, modality, cam)}",
-            width="stretch",
-        )
+occ = occlusion_panel(ws, key, result, case, alpha=alpha)  # {} unless the user asks for it
 
 # ------------------------------------------------------------------ report
 st.divider()

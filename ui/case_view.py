@@ -454,38 +454,6 @@ def case_cams(ws: WeightSet, key: str, result: CascadeResult, model_id: str) -> 
     return cache[ck]
 
 
-OCCLUSION_HELP = (
-    "Grad-CAM reads the network's last stage, a coarse grid (5 x 5 cells for the busi set), so its hot spot often "
-    "lands on a cell at the ROI's edge. The occlusion map asks the network directly: a 32 px patch of mid-grey "
-    "slides over the model's input, and each pixel shows how much hiding it lowered log P(malignant), averaged "
-    "over the patches that cover it. On BUSI lesion masks it sits on the lesion more often than Grad-CAM (the busi "
-    "model card has the figures). It explains the same score; it is not a second opinion."
-)
-
-
-def case_occlusion(ws: WeightSet, key: str, result: CascadeResult) -> dict[str, CamResult]:
-    """DLM-1's occlusion map for every image of a run, computed once per session (seconds: on demand only)."""
-    from softmass_core.inference.occlusion import occlusion_maps
-
-    cache: dict[tuple[str, str], dict[str, CamResult]] = st.session_state.setdefault(KEY_CAMS, {})
-    ck = (key, "occlusion:dlm1")
-    if ck not in cache:
-        with st.spinner(f"Computing DLM-1's occlusion map ({occlusion_passes(ws, result)} forward passes) ..."):
-            cache[ck] = occlusion_maps(ws, "dlm1", result.prepared)
-        _trim(cache, _MAX_CAMS)
-    return cache[ck]
-
-
-def occlusion_passes(ws: WeightSet, result: CascadeResult) -> int:
-    """Forward passes DLM-1's occlusion map costs for this run (windows x views x members x images)."""
-    from softmass_core.inference import tta
-    from softmass_core.inference.occlusion import n_windows
-
-    spec = ws.input_spec
-    per_image = n_windows(spec.height, spec.width) * tta.n_passes(ws.manifest.tta) * len(ws.entry("dlm1").members)
-    return per_image * len(result.prepared)
-
-
 def guarded_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` with core errors shown as ``st.error`` (the page stops)."""
     with guarded():
