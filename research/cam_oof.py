@@ -42,6 +42,11 @@ def pool(per_fold: list[dict], index: int = 0) -> dict:
     return out
 
 
+def occlusion_row(result: dict) -> int | None:
+    """Index of the occlusion row in :func:`measure`'s rows, None when it was not measured."""
+    return next((i for i, r in enumerate(result["rows"]) if r["name"].startswith("Occlusion")), None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="a research/busi_cv.py output folder")
@@ -76,8 +81,8 @@ def main(argv=None) -> int:
     out = {
         "run": str(args.run), "resize_mode": args.resize_mode, "layer": args.layer,
         "pooled": pool(per_fold), "folds": [f["rows"][0] for f in per_fold],
-        **({"pooled_occlusion": pool(per_fold, -2), "folds_occlusion": [f["rows"][-2] for f in per_fold]}
-           if args.occlusion else {}),
+        **({"pooled_occlusion": pool(per_fold, occ), "folds_occlusion": [f["rows"][occ] for f in per_fold]}
+           if (occ := occlusion_row(per_fold[0])) is not None else {}),
         "energy_in_padding": [f["shipped_cam_energy_in_padding"] for f in per_fold],
         "command": "python research/cam_oof.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }  # fmt: skip

@@ -14,7 +14,7 @@ from softmass_core.inference.occlusion import WINDOW, n_windows, occlusion_maps
 from softmass_core.io.roi import draw_roi
 from softmass_core.labels import DLM1, MODALITY_NAMES, model_name
 from softmass_core.weights.weight_set import WeightSet
-from ui.case_view import _MAX_CAMS, KEY_CAMS, CaseInput, _trim, guarded_call
+from ui.case_view import CaseInput, guarded_call, session_maps
 from ui.common import guarded
 
 
@@ -40,13 +40,8 @@ OCCLUSION_HELP = (
 
 def case_occlusion(ws: WeightSet, key: str, result: CascadeResult) -> dict[str, CamResult]:
     """DLM-1's occlusion map for every image of a run, computed once per session (seconds: on demand only)."""
-    cache: dict[tuple[str, str], dict[str, CamResult]] = st.session_state.setdefault(KEY_CAMS, {})
-    ck = (key, "occlusion:dlm1")
-    if ck not in cache:
-        with st.spinner(f"Computing DLM-1's occlusion map ({occlusion_passes(ws, result)} forward passes) ..."):
-            cache[ck] = occlusion_maps(ws, "dlm1", result.prepared)
-        _trim(cache, _MAX_CAMS)
-    return cache[ck]
+    doing = f"Computing DLM-1's occlusion map ({occlusion_passes(ws, result)} forward passes) ..."
+    return session_maps(key, "occlusion:dlm1", doing, lambda: occlusion_maps(ws, DLM1, result.prepared))
 
 
 def occlusion_panel(ws: WeightSet, key: str, result: CascadeResult, case: CaseInput, *, alpha: float) -> dict:

@@ -170,16 +170,17 @@ def _upload_input(prefix: str) -> CaseInput | None:
             )
             if uploaded is None:
                 continue
-            try:
-                rgb, info, digest = _decode_upload(uploaded)
-                n_frames = int(info.get("n_frames", 1) or 1)
-                frame = _frame_picker(prefix, modality, digest, n_frames) if n_frames > 1 else 0
-                if frame:
-                    rgb, info, digest = _decode_upload(uploaded, frame)
-            except SoftmassError as exc:  # this column says why; the other uploader stays usable
-                st.error(str(exc))
-                unreadable.append(MODALITY_NAMES[modality])
-                continue
+            with guarded():  # anything unforeseen: one message, no traceback
+                try:
+                    rgb, info, digest = _decode_upload(uploaded)
+                    n_frames = int(info.get("n_frames", 1) or 1)
+                    frame = _frame_picker(prefix, modality, digest, n_frames) if n_frames > 1 else 0
+                    if frame:
+                        rgb, info, digest = _decode_upload(uploaded, frame)
+                except SoftmassError as exc:  # this column says why; the other uploader stays usable
+                    st.error(str(exc))
+                    unreadable.append(MODALITY_NAMES[modality])
+                    continue
             h, w = rgb.shape[:2]
             file_digests.append(digest)
             # The frame is part of the image's identity (runs are cached by it), not of the case's (ROIs are kept).
@@ -445,11 +446,19 @@ def run_case(ws: WeightSet, case: CaseInput, rois: dict[str, Roi], run_all: bool
 
 def case_cams(ws: WeightSet, key: str, result: CascadeResult, model_id: str) -> dict[str, CamResult]:
     """Grad-CAM of ``model_id`` for every image of a run, computed once per session."""
+    return session_maps(
+        key, model_id, f"Computing Grad-CAM for {model_id.upper()} ...", lambda: cams_for_result(ws, result, model_id)
+    )
+
+
+def session_maps(key: str, tag: str, doing: str, compute: Callable[[], dict[str, CamResult]]) -> dict[str, CamResult]:
+    """The maps ``tag`` (a model id, or e.g. ``occlusion:dlm1``) of run ``key``: ``compute()`` once per session,
+    under a spinner saying ``doing``; the session keeps the latest few."""
     cache: dict[tuple[str, str], dict[str, CamResult]] = st.session_state.setdefault(KEY_CAMS, {})
-    ck = (key, model_id)
+    ck = (key, tag)
     if ck not in cache:
-        with st.spinner(f"Computing Grad-CAM for {model_id.upper()} ..."):
-            cache[ck] = cams_for_result(ws, result, model_id)
+        with st.spinner(doing):
+            cache[ck] = compute()
         _trim(cache, _MAX_CAMS)
     return cache[ck]
 

@@ -103,10 +103,7 @@ def compute_cams(
     reason = weight_set.gradcam_unavailable(model_id)
     if reason:
         raise SoftmassError(f"{model_id.upper()}: {reason}")
-    label = target_label or entry.positive_label
-    if label not in entry.labels:
-        raise SoftmassError(f"Model {model_id} has labels {list(entry.labels)}; {label!r} is not one of them.")
-    target_index = entry.labels.index(label)
+    label, target_index = explained_label(entry, model_id, target_label)
     members = weight_set.members(model_id)
     index = stage_index(members[0], entry.gradcam_target_layer)
     modalities = list(prepared)
@@ -130,6 +127,14 @@ def compute_cams(
     maps_t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[:, None]
     maps_t = F.interpolate(maps_t, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
     return cam_results(model_id, label, maps_t.numpy(), prepared)
+
+
+def explained_label(entry, model_id: str, target_label: str | None) -> tuple[str, int]:
+    """``(label, index)`` of the class a map explains: ``target_label``, or the model's positive label."""
+    label = target_label or entry.positive_label
+    if label not in entry.labels:
+        raise SoftmassError(f"Model {model_id} has labels {list(entry.labels)}; {label!r} is not one of them.")
+    return label, entry.labels.index(label)
 
 
 def cam_results(model_id: str, label: str, maps: np.ndarray, prepared: dict[str, Prepared]) -> dict[str, CamResult]:

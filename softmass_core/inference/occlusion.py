@@ -23,11 +23,9 @@ import torch
 
 from softmass_core.errors import SoftmassError
 from softmass_core.inference import tta
-from softmass_core.inference.gradcam import CamResult, cam_results
+from softmass_core.inference.gradcam import CamResult, cam_results, explained_label
 from softmass_core.io.roi import Prepared
 
-#: Name of the method in captions and reports.
-METHOD = "Occlusion"
 #: Patch side and step in model-input pixels (the busi protocol's round 3b settings).
 WINDOW = 32
 STRIDE = 16
@@ -54,10 +52,7 @@ def occlusion_maps(
     from captum.attr import Occlusion
 
     entry = weight_set.entry(model_id)
-    label = target_label or entry.positive_label
-    if label not in entry.labels:
-        raise SoftmassError(f"Model {model_id} has labels {list(entry.labels)}; {label!r} is not one of them.")
-    target_index = entry.labels.index(label)
+    label, target_index = explained_label(entry, model_id, target_label)
     modalities = list(prepared)
     if not modalities:
         raise SoftmassError("No image to explain.")
@@ -86,14 +81,6 @@ def occlusion_maps(
                 show_progress=False,
             )
         maps = np.clip(drop.sum(dim=1).numpy(), 0.0, None).astype(np.float32)
-        member_maps.append(tta.average_maps(_scale(maps), views))
+        member_maps.append(tta.average_maps(tta.scale_unit(maps), views))
     maps = member_maps[0] if len(member_maps) == 1 else np.mean(np.stack(member_maps), axis=0, dtype=np.float32)
     return cam_results(model_id, label, maps, prepared)
-
-
-def _scale(maps: np.ndarray) -> np.ndarray:
-    """(N, h, w) -> each map min-max scaled to [0, 1]; a flat map (nothing lowers the score) stays 0."""
-    lo = maps.min(axis=(-2, -1), keepdims=True)
-    hi = maps.max(axis=(-2, -1), keepdims=True)
-    span = hi - lo
-    return np.where(span > 1e-12, (maps - lo) / np.where(span > 1e-12, span, 1.0), 0.0).astype(np.float32)

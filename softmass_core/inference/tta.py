@@ -79,8 +79,12 @@ def average_maps(maps: np.ndarray, views: Sequence[str]) -> np.ndarray:
         if name == "hflip":
             part = part[..., ::-1]
         parts.append(part)
-    mean = np.mean(parts, axis=0)
-    lo = mean.min(axis=(-2, -1), keepdims=True)
-    hi = mean.max(axis=(-2, -1), keepdims=True)
+    return scale_unit(np.mean(parts, axis=0))
+
+
+def scale_unit(maps: np.ndarray) -> np.ndarray:
+    """(N, h, w) -> float32, each map min-max scaled to [0, 1]; a flat map becomes 0 everywhere."""
+    lo = maps.min(axis=(-2, -1), keepdims=True)
+    hi = maps.max(axis=(-2, -1), keepdims=True)
     span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
-    return ((mean - lo) / span).astype(np.float32)
+    return ((maps - lo) / span).astype(np.float32)
